@@ -1,0 +1,102 @@
+"""The exception tree of reconciler, documented in one place.
+
+    ReconcilerError                 base of everything raised on purpose
+    ├── ConfigError                 the config repository is invalid; holds
+    │                               a list of Problem(file, line, key_path, message)
+    ├── FeedError                   one feed could not be read; holds the feed
+    │   │                           name and a retry delay (seconds), so a pass
+    │   │                           can record it and move on to other feeds
+    │   ├── FeedAuthError           credentials rejected or missing (401/403)
+    │   ├── FeedRateLimited         429; retry_after taken from Retry-After
+    │   └── FeedNotFound            repository or tag unknown (404)
+    ├── GitError                    a git operation failed (unreachable remote,
+    │   │                           auth rejected, hook refused); message is
+    │   │                           scrubbed of credentials
+    │   └── PushRejected            non-fast-forward: someone else pushed first;
+    │                               the pass re-plans on the new head
+    ├── PromotionRefused            a manual promote/rollback is not allowed now
+    │                               (phase closed, blocked, frozen); holds the reason
+    └── RenderError                 an overlay file cannot be edited (target not
+                                    found, result does not parse)
+
+CLI exit codes (documented in the README):
+    0 success, 1 config invalid / refused / usage problem, 2 CLI usage error
+    (click), 3 a feed failed (other work still done), 4 git failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ReconcilerError(Exception):
+    """Base class of all errors raised on purpose by reconciler."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One config problem, printed as ``file:line: key.path: message``."""
+
+    file: str
+    line: int
+    key_path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = f" {self.key_path}:" if self.key_path else ""
+        return f"{where}:{key} {self.message}"
+
+
+class ConfigError(ReconcilerError):
+    """The config repository is invalid. ``problems`` lists every finding."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class FeedError(ReconcilerError):
+    """A feed could not be read. ``retry_after`` is the suggested delay in seconds."""
+
+    def __init__(self, feed: str, message: str, *, retry_after: float = 60.0) -> None:
+        self.feed = feed
+        self.message = message
+        self.retry_after = retry_after
+        super().__init__(f"feed {feed}: {message}")
+
+
+class FeedAuthError(FeedError):
+    """The registry rejected our credentials, or demanded some we do not have."""
+
+
+class FeedRateLimited(FeedError):
+    """The registry answered 429; ``retry_after`` comes from its Retry-After header."""
+
+
+class FeedNotFound(FeedError):
+    """The repository, chart or tag does not exist in the feed."""
+
+
+class GitError(ReconcilerError):
+    """A git operation failed. The message never contains credentials."""
+
+
+class PushRejected(GitError):
+    """The remote moved on (non-fast-forward); fetch, re-plan and retry."""
+
+
+class PromotionRefused(ReconcilerError):
+    """A manual promotion, rollback or pin is not allowed; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class RenderError(ReconcilerError):
+    """An overlay or target file could not be edited safely."""
+
+    def __init__(self, file: str, message: str) -> None:
+        self.file = file
+        super().__init__(f"{file}: {message}")

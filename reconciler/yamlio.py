@@ -1,0 +1,64 @@
+"""The only module that configures ruamel.yaml.
+
+Two loaders: ``load_config`` (round-trip nodes with line numbers, duplicate keys
+rejected, size and alias limits enforced) and ``dump_new`` (for files the
+reconciler creates from scratch, like release records). Editing existing files
+is done by splicing text in rendering.py, never by re-dumping them.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+MAX_FILE_BYTES = 1_000_000
+"""Config files larger than this are refused (hostile or accidental huge input)."""
+
+MAX_ALIASES = 100
+"""More alias uses than this in one file is treated as an alias bomb."""
+
+
+def _round_trip() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def load_all(text: str) -> list[Any]:
+    """Parse every YAML document in ``text`` with positions kept (CommentedMap.lc)."""
+    return [doc for doc in _round_trip().load_all(text) if doc is not None]
+
+
+def load_one(text: str) -> Any:
+    return _round_trip().load(text)
+
+
+def dump_new(data: Any, header: str = "") -> str:
+    """Serialise a new file (block style, stable key order, no aliases)."""
+    yaml = _round_trip()
+    yaml.representer.ignore_aliases = lambda *_: True  # type: ignore[method-assign]
+    out = io.StringIO()
+    if header:
+        out.write(header if header.endswith("\n") else header + "\n")
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def position(node: Any, key: str | int | None = None) -> int:
+    """1-based line of ``node`` (or of ``node[key]``'s key), 0 when unknown."""
+    try:
+        if key is None:
+            return int(node.lc.line) + 1
+        if isinstance(node, CommentedMap):
+            return int(node.lc.key(key)[0]) + 1
+        if isinstance(node, CommentedSeq) and isinstance(key, int):
+            return int(node.lc.item(key)[0]) + 1
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return 0
+    return 0
