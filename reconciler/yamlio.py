@@ -62,3 +62,8 @@ def position(node: Any, key: str | int | None = None) -> int:
     except (AttributeError, KeyError, IndexError, TypeError):
         return 0
     return 0
+
+
+def events(text: str) -> Any:
+    """Low-level parse events (used to count aliases before composing)."""
+    return _round_trip().parse(text)

@@ -1,0 +1,51 @@
+"""Feed clients: OCI registries, OCI image-layout directories, Helm repositories.
+
+Every client implements ``FeedClient``; ``open_feed`` picks one for a ``Feed``.
+Clients raise only ``FeedError`` subclasses (errors.py), never raw httpx errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from reconciler.model import Feed
+
+
+class FeedClient(Protocol):
+    def list_tags(self, repository: str) -> list[str]: ...
+
+    def digest(self, repository: str, tag: str) -> str | None: ...
+
+    def created(
+        self, repository: str, tag: str, platform: str | None = None
+    ) -> datetime | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_feed(
+    feed: Feed,
+    *,
+    base_dir: Path,
+    state_dir: Path | None = None,
+    transport: httpx.BaseTransport | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FeedClient:
+    """A client for ``feed``. ``base_dir`` resolves relative oci-layout paths."""
+    # Imported lazily: `reconciler validate` and `--help` should not pay for httpx/h2.
+    if feed.type == "oci-layout":
+        from reconciler.feeds.ocilayout import OciLayoutClient
+
+        return OciLayoutClient(feed, base_dir=base_dir)
+    if feed.type == "helm":
+        from reconciler.feeds.helm import open_helm_feed
+
+        return open_helm_feed(feed, transport=transport, env=env, state_dir=state_dir)
+    from reconciler.feeds.registry import RegistryClient
+
+    return RegistryClient(feed, transport=transport, env=env)

@@ -1,0 +1,71 @@
+"""Command-line entry point: parses arguments and dispatches to reconciler.commands.*.
+
+Each command lives in its own module and returns an exit code (documented in
+errors.py and the README). Commands are imported lazily so that ``--help`` and
+``validate`` start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# command name -> (module under reconciler.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "Check a config repository: schema and cross-references."),
+    "schema": ("schema", "Print the JSON Schema of the config files."),
+    "plan": ("plan", "Dry run: poll feeds and print what a pass would do."),
+    "once": ("once", "Run one pass: release, render, commit and push."),
+    "run": ("run", "Run passes forever (sidecar mode), with webhooks and metrics."),
+    "demo": ("demo", "Run the bundled sample end to end, offline."),
+    "status": ("status", "Show environments x releases and what is waiting."),
+    "history": ("history", "Show the audit trail read from git log."),
+    "promote": ("promote", "Promote a release to an environment (manual approval)."),
+    "rollback": ("rollback", "Redeploy an earlier release to an environment."),
+    "block": ("block", "Block a release from further promotion."),
+    "unblock": ("unblock", "Unblock a release."),
+    "explain": ("explain", "Explain why versions were accepted or rejected."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        try:
+            module = importlib.import_module(f"reconciler.commands.{entry[0]}")
+        except ModuleNotFoundError:
+            return None
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help text from the table: listing commands must not import them all.
+        rows = [(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reconciler")
+def main() -> None:
+    """reconciler: GitOps external feed triggers, channels and lifecycles, all in Git.
+
+    Exit codes: 0 ok; 1 config invalid or action refused; 2 usage error;
+    3 a feed failed (other work was still done); 4 git failure.
+    """
+
+
+def run(argv: list[str] | None = None) -> Any:
+    return main.main(args=argv, prog_name="reconciler", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,606 @@
+"""Load and validate the config repository.
+
+Every YAML document is checked against the JSON Schema of its ``kind`` and then
+cross-checked (unknown feed, lifecycle, package, channel, missing overlay,
+duplicate names). Every problem is collected, with file, line and key path, so
+one ``reconciler validate`` run in a pull request shows all of them at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+
+from reconciler import API_VERSION, schema, yamlio
+from reconciler.errors import ConfigError, Problem
+from reconciler.model import (
+    Channel,
+    Config,
+    Credentials,
+    Environment,
+    Feed,
+    FreezeWindow,
+    Lifecycle,
+    Limits,
+    Location,
+    Package,
+    Phase,
+    PhaseEnvironment,
+    Project,
+    ReleaseVersioning,
+    RenderTarget,
+    Settings,
+    Trigger,
+    VersionRule,
+)
+
+CONFIG_DIRS = ("feeds", "lifecycles", "projects", "triggers")
+SETTINGS_FILE = "reconciler.yaml"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_VALIDATORS = {kind: Draft202012Validator(s) for kind, s in schema.KINDS.items()}
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number or text like ``90s``, ``2m``, ``1h30m``."""
+    if isinstance(value, int | float):
+        return float(value)
+    total, pos = 0.0, 0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(value) or not value:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 2m, 1h30m)")
+    return total
+
+
+@dataclass
+class _Doc:
+    """One YAML document with where it came from."""
+
+    file: str
+    data: CommentedMap
+
+
+def _key_path(path: Iterator[Any] | list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: Any, path: list[Any]) -> int:
+    """1-based line of the value at ``path`` inside ``node`` (best effort)."""
+    line = yamlio.position(node)
+    for part in path:
+        if isinstance(node, CommentedMap) and part in node:
+            line = yamlio.position(node, part) or line
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = yamlio.position(node, part) or line
+            node = node[part]
+        else:
+            break
+    return line
+
+
+class _Collector:
+    """Accumulates problems while the config is read."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, file: str, line: int, key: str, message: str) -> None:
+        self.problems.append(Problem(file, line, key, message))
+
+    def at(self, doc: _Doc, path: list[Any], message: str) -> None:
+        self.add(doc.file, _line_of(doc.data, path), _key_path(path), message)
+
+
+def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
+    """Turn a jsonschema error into (key path, readable message)."""
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = list(err.schema.get("properties", {}))
+        extras = [k for k in err.instance if k not in allowed]
+        if extras:
+            key = extras[0]
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+            return [*path, key], f"unknown field '{key}'{suffix}"
+    if err.validator == "required":
+        return path, str(err.message).replace("is a required property", "is required")
+    if err.validator == "pattern" and err.schema.get("pattern") == schema.NAME_PATTERN:
+        return path, (
+            f"{err.instance!r} is not a valid name (lower-case letters, digits, '.', '_', '-';"
+            " used in file paths)"
+        )
+    if err.validator == "pattern" and err.schema.get("pattern") == schema.DURATION_PATTERN:
+        return path, f"{err.instance!r} is not a duration (use e.g. 90s, 2m, 1h30m)"
+    if err.validator == "oneOf" and err.context:
+        # Prefer the branch whose error is deepest: it is the one the user meant.
+        best = max(err.context, key=lambda e: len(list(e.absolute_path)))
+        if list(best.absolute_path) != path or best.validator != "required":
+            return _schema_message(best)
+        if path and path[-2:-1] == ["packages"]:
+            return path, "needs exactly one of 'image' or 'chart'"
+    if err.validator == "type":
+        return path, f"{err.instance!r} is not of type {err.validator_value!r}"
+    return path, str(err.message)
+
+
+def _read_docs(root: Path, out: _Collector) -> list[_Doc]:
+    files: list[Path] = []
+    if (root / SETTINGS_FILE).is_file():
+        files.append(root / SETTINGS_FILE)
+    for folder in CONFIG_DIRS:
+        base = root / folder
+        if base.is_dir():
+            files.extend(sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml")))
+    docs: list[_Doc] = []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        try:
+            if path.stat().st_size > yamlio.MAX_FILE_BYTES:
+                out.add(rel, 0, "", f"file larger than {yamlio.MAX_FILE_BYTES} bytes")
+                continue
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            out.add(rel, 0, "", f"cannot read: {exc}")
+            continue
+        docs.extend(_parse_file(rel, text, out))
+    return docs
+
+
+def _parse_file(rel: str, text: str, out: _Collector) -> list[_Doc]:
+    if "\x00" in text:
+        out.add(rel, 0, "", "file contains a NUL byte")
+        return []
+    try:
+        aliases = sum(isinstance(e, AliasEvent) for e in yamlio.events(text))
+        if aliases > yamlio.MAX_ALIASES:
+            out.add(
+                rel, 0, "", f"too many YAML aliases ({aliases}): refusing a possible alias bomb"
+            )
+            return []
+        loaded = yamlio.load_all(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        out.add(rel, line, "", f"invalid YAML: {problem}")
+        return []
+    except YAMLError as exc:
+        out.add(rel, 0, "", f"invalid YAML: {' '.join(str(exc).split())}")
+        return []
+    docs = []
+    for data in loaded:
+        if not isinstance(data, CommentedMap):
+            out.add(rel, 1, "", "expected a mapping with apiVersion and kind")
+            continue
+        docs.append(_Doc(rel, data))
+    return docs
+
+
+def _check_schema(doc: _Doc, out: _Collector) -> bool:
+    kind = doc.data.get("kind")
+    if kind not in schema.KINDS:
+        hint = difflib.get_close_matches(str(kind), list(schema.KINDS), n=1)
+        suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+        out.at(
+            doc,
+            ["kind"],
+            f"unknown kind {kind!r}{suffix}; expected one of " + ", ".join(sorted(schema.KINDS)),
+        )
+        return False
+    if doc.data.get("apiVersion") != API_VERSION:
+        out.at(doc, ["apiVersion"], f"must be {API_VERSION!r}")
+        return False
+    ok = True
+    for err in _VALIDATORS[kind].iter_errors(doc.data):
+        path, message = _schema_message(err)
+        out.at(doc, path, message)
+        ok = False
+    return ok
+
+
+def _credentials(data: Any) -> Credentials | None:
+    if data is None:
+        return None
+    return Credentials(
+        username=data.get("username"),
+        username_env=data.get("usernameEnv"),
+        password_env=data.get("passwordEnv"),
+        password_file=data.get("passwordFile"),
+        docker_config=data.get("dockerConfig"),
+    )
+
+
+def _feed(doc: _Doc) -> Feed:
+    d = doc.data
+    limits = d.get("limits") or {}
+    return Feed(
+        name=d["name"],
+        type=d["type"],
+        url=str(d["url"]).rstrip("/"),
+        insecure=bool(d.get("insecure", False)),
+        credentials=_credentials(d.get("credentials")),
+        limits=Limits(
+            concurrency=int(limits.get("concurrency", 8)),
+            requests_per_second=float(limits.get("requestsPerSecond", 0)),
+        ),
+        timeout=parse_duration(d.get("timeout", 10)),
+        location=Location(doc.file, yamlio.position(d)),
+    )
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} needs a time zone offset (e.g. Z or +01:00)")
+    return parsed
+
+
+def _lifecycle(doc: _Doc, out: _Collector) -> Lifecycle:
+    d = doc.data
+    phases = []
+    for phase in d["phases"]:
+        default_auto = bool(phase.get("automatic", True))
+        envs = tuple(
+            PhaseEnvironment(e, default_auto)
+            if isinstance(e, str)
+            else PhaseEnvironment(e["name"], bool(e.get("automatic", default_auto)))
+            for e in phase["environments"]
+        )
+        phases.append(
+            Phase(
+                name=phase["name"],
+                environments=envs,
+                minimum_environments=phase.get("minimumEnvironments"),
+                optional=bool(phase.get("optional", False)),
+                soak=parse_duration(phase.get("soak", 0)),
+            )
+        )
+    freezes = []
+    for i, f in enumerate(d.get("freezes") or []):
+        try:
+            freezes.append(
+                FreezeWindow(
+                    name=f["name"],
+                    environments=tuple(f.get("environments") or ()),
+                    timezone=f.get("timezone", "UTC"),
+                    days=tuple(f.get("days") or ()),
+                    start=f.get("start"),
+                    end=f.get("end"),
+                    from_time=_aware(f.get("from")),
+                    to_time=_aware(f.get("to")),
+                )
+            )
+        except ValueError as exc:
+            out.at(doc, ["freezes", i], str(exc))
+    return Lifecycle(
+        d["name"], tuple(phases), tuple(freezes), Location(doc.file, yamlio.position(d))
+    )
+
+
+def _rule(d: Any) -> VersionRule:
+    return VersionRule(
+        packages=tuple(d.get("packages") or ()),
+        strategy=d.get("strategy", "semver"),
+        range=d.get("range"),
+        prerelease=d.get("prerelease"),
+        strict=bool(d.get("strict", False)),
+        allow=d.get("allow"),
+        ignore=tuple(d.get("ignore") or ()),
+        extract=d.get("extract"),
+        order=d.get("order", "numerical"),
+        pick=d.get("pick", "highest"),
+        same_precision=bool(d.get("samePrecision", False)),
+        suffix=d.get("suffix"),
+        tag=d.get("tag"),
+        platform=d.get("platform"),
+        scan_limit=int(d.get("scanLimit", 20)),
+    )
+
+
+def _project(doc: _Doc, feeds: dict[str, Feed]) -> Project:
+    d = doc.data
+    packages = []
+    for p in d["packages"]:
+        feed = feeds.get(p["feed"])
+        manifest_name = p.get("manifestName")
+        if manifest_name is None and p.get("image") and feed is not None and feed.type == "oci":
+            host = feed.url.split("://", 1)[-1]
+            manifest_name = f"{host}/{p['image']}"
+        packages.append(
+            Package(
+                name=p["name"],
+                feed=p["feed"],
+                image=p.get("image"),
+                chart=p.get("chart"),
+                manifest_name=manifest_name or p.get("image") or p.get("chart"),
+                new_name=p.get("newName"),
+            )
+        )
+    channels = tuple(
+        Channel(
+            name=c["name"],
+            default=bool(c.get("default", False)),
+            lifecycle=c.get("lifecycle"),
+            rules=tuple(_rule(r) for r in c.get("rules") or ()),
+            location=Location(doc.file, yamlio.position(c)),
+        )
+        for c in d.get("channels") or ()
+    ) or (Channel(name="default", default=True),)
+    rv = d.get("releaseVersion") or {}
+    envs = {
+        name: Environment(
+            name=name,
+            overlay=str(e["overlay"]).rstrip("/"),
+            promotion=e.get("promotion", "direct"),
+            on_drift=e.get("onDrift", "pin"),
+            targets=tuple(RenderTarget(t["kind"], t["file"]) for t in e.get("targets") or ()),
+        )
+        for name, e in d["environments"].items()
+    }
+    return Project(
+        name=d["name"],
+        lifecycle=d["lifecycle"],
+        packages=tuple(packages),
+        channels=channels,
+        environments=envs,
+        release_versioning=ReleaseVersioning(
+            template=rv.get("template", "{major}.{minor}.{patch+1}"),
+            from_package=rv.get("fromPackage"),
+            initial=rv.get("initial", "0.0.1"),
+        ),
+        render_digest=bool(d.get("renderDigest", False)),
+        location=Location(doc.file, yamlio.position(d)),
+    )
+
+
+def _trigger(doc: _Doc) -> Trigger:
+    d = doc.data
+    return Trigger(
+        name=d["name"],
+        project=d["project"],
+        channel=d.get("channel", ""),
+        sources=tuple(d["sources"]),
+        enabled=bool(d.get("enabled", True)),
+        settle=parse_duration(d.get("settle", 0)),
+        max_wait=parse_duration(d.get("maxWait", 0)),
+        location=Location(doc.file, yamlio.position(d)),
+    )
+
+
+def _settings(doc: _Doc | None) -> Settings:
+    if doc is None:
+        return Settings()
+    d = doc.data
+    author = d.get("author") or {}
+    return Settings(
+        branch=d.get("branch", "main"),
+        interval=parse_duration(d.get("interval", 180)),
+        author_name=author.get("name", "reconciler"),
+        author_email=author.get("email", "reconciler@localhost"),
+        commit_template=d.get("commitTemplate"),
+    )
+
+
+def _unique(docs: list[_Doc], kind: str, out: _Collector) -> list[_Doc]:
+    seen: dict[str, _Doc] = {}
+    for doc in docs:
+        name = doc.data["name"]
+        if name in seen:
+            first = seen[name]
+            out.at(
+                doc,
+                ["name"],
+                f"duplicate {kind} name {name!r} (first defined at "
+                f"{first.file}:{yamlio.position(first.data, 'name')})",
+            )
+        else:
+            seen[name] = doc
+    return list(seen.values())
+
+
+def _check_project(
+    project: Project,
+    doc: _Doc,
+    config_root: Path,
+    feeds: dict[str, Feed],
+    lifecycles: dict[str, Lifecycle],
+    out: _Collector,
+) -> None:
+    from reconciler.selection import validate_rule  # selection imports model only
+
+    def hint(name: str, choices: list[str]) -> str:
+        close = difflib.get_close_matches(name, choices, n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+
+    if project.lifecycle not in lifecycles:
+        out.at(
+            doc,
+            ["lifecycle"],
+            f"unknown lifecycle {project.lifecycle!r}" + hint(project.lifecycle, list(lifecycles)),
+        )
+    package_names = [p.name for p in project.packages]
+    seen_packages: set[str] = set()
+    for i, pkg in enumerate(project.packages):
+        if pkg.name in seen_packages:
+            out.at(doc, ["packages", i, "name"], f"duplicate package name {pkg.name!r}")
+        seen_packages.add(pkg.name)
+        feed = feeds.get(pkg.feed)
+        if feed is None:
+            out.at(
+                doc,
+                ["packages", i, "feed"],
+                f"unknown feed {pkg.feed!r}" + hint(pkg.feed, list(feeds)),
+            )
+        elif pkg.kind == "chart" and feed.type != "helm":
+            out.at(
+                doc,
+                ["packages", i, "chart"],
+                f"feed {feed.name!r} is of type {feed.type!r}; charts need a helm feed",
+            )
+        elif pkg.kind == "image" and feed.type == "helm":
+            out.at(
+                doc,
+                ["packages", i, "image"],
+                f"feed {feed.name!r} is a helm feed; use 'chart' for charts",
+            )
+    defaults = [c for c in project.channels if c.default]
+    if len(defaults) > 1:
+        out.at(doc, ["channels"], "more than one channel has default: true")
+    channel_names: set[str] = set()
+    for ci, channel in enumerate(project.channels):
+        if channel.name in channel_names:
+            out.at(doc, ["channels", ci, "name"], f"duplicate channel name {channel.name!r}")
+        channel_names.add(channel.name)
+        if channel.lifecycle and channel.lifecycle not in lifecycles:
+            out.at(
+                doc,
+                ["channels", ci, "lifecycle"],
+                f"unknown lifecycle {channel.lifecycle!r}"
+                + hint(channel.lifecycle, list(lifecycles)),
+            )
+        for ri, rule in enumerate(channel.rules):
+            for pi, name in enumerate(rule.packages):
+                if name not in package_names:
+                    out.at(
+                        doc,
+                        ["channels", ci, "rules", ri, "packages", pi],
+                        f"unknown package {name!r}" + hint(name, package_names),
+                    )
+            for message in validate_rule(rule):
+                out.at(doc, ["channels", ci, "rules", ri], message)
+    donor = project.release_versioning.from_package
+    if donor and donor not in package_names:
+        out.at(
+            doc,
+            ["releaseVersion", "fromPackage"],
+            f"unknown package {donor!r}" + hint(donor, package_names),
+        )
+    for env in project.environments.values():
+        overlay = config_root / env.overlay
+        if not any(
+            (overlay / n).is_file()
+            for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+        ):
+            out.at(
+                doc,
+                ["environments", env.name, "overlay"],
+                f"overlay {env.overlay!r} has no kustomization.yaml",
+            )
+        for ti, target in enumerate(env.targets):
+            if not (config_root / target.file).is_file():
+                out.at(
+                    doc,
+                    ["environments", env.name, "targets", ti, "file"],
+                    f"file {target.file!r} does not exist",
+                )
+    for lc_name in {project.lifecycle, *(c.lifecycle for c in project.channels if c.lifecycle)}:
+        lifecycle = lifecycles.get(lc_name)
+        if lifecycle is None:
+            continue
+        for phase in lifecycle.phases:
+            for env in phase.environments:
+                if env.name not in project.environments:
+                    out.at(
+                        doc,
+                        ["environments"],
+                        f"lifecycle {lc_name!r} phase {phase.name!r} uses environment "
+                        f"{env.name!r}, which this project does not map to an overlay",
+                    )
+
+
+def load_config(root: Path) -> Config:
+    """Read and validate the config repository at ``root``; raise ConfigError."""
+    out = _Collector()
+    docs = _read_docs(root, out)
+    by_kind: dict[str, list[_Doc]] = {k: [] for k in schema.KINDS}
+    for doc in docs:
+        if _check_schema(doc, out):
+            by_kind[doc.data["kind"]].append(doc)
+    settings_docs = by_kind["Settings"]
+    if len(settings_docs) > 1:
+        out.at(settings_docs[1], ["kind"], "only one Settings document is allowed")
+    settings = _settings(settings_docs[0] if settings_docs else None)
+    feeds = {d.data["name"]: _feed(d) for d in _unique(by_kind["Feed"], "feed", out)}
+    lifecycles = {
+        d.data["name"]: _lifecycle(d, out) for d in _unique(by_kind["Lifecycle"], "lifecycle", out)
+    }
+    for lc_doc in by_kind["Lifecycle"]:
+        seen_envs: set[str] = set()
+        for pi, phase in enumerate(lc_doc.data["phases"]):
+            for ei, env in enumerate(phase["environments"]):
+                env_name = env if isinstance(env, str) else env["name"]
+                if env_name in seen_envs:
+                    out.at(
+                        lc_doc,
+                        ["phases", pi, "environments", ei],
+                        f"environment {env_name!r} appears in more than one phase",
+                    )
+                seen_envs.add(env_name)
+            minimum = phase.get("minimumEnvironments")
+            if minimum is not None and minimum > len(phase["environments"]):
+                out.at(
+                    lc_doc,
+                    ["phases", pi, "minimumEnvironments"],
+                    f"{minimum} is more than the phase's {len(phase['environments'])} environments",
+                )
+    projects: dict[str, Project] = {}
+    for doc in _unique(by_kind["Project"], "project", out):
+        project = _project(doc, feeds)
+        _check_project(project, doc, root, feeds, lifecycles, out)
+        projects[project.name] = project
+    triggers: dict[str, Trigger] = {}
+    for doc in _unique(by_kind["Trigger"], "trigger", out):
+        trigger = _trigger(doc)
+        found = projects.get(trigger.project)
+        if found is None:
+            close = difflib.get_close_matches(trigger.project, list(projects), n=1)
+            out.at(
+                doc,
+                ["project"],
+                f"unknown project {trigger.project!r}"
+                + (f" (did you mean '{close[0]}'?)" if close else ""),
+            )
+        else:
+            if not trigger.channel:
+                trigger = Trigger(**{**trigger.__dict__, "channel": found.default_channel.name})
+            elif trigger.channel not in [c.name for c in found.channels]:
+                out.at(
+                    doc,
+                    ["channel"],
+                    f"unknown channel {trigger.channel!r} in project {found.name!r}",
+                )
+            names = [p.name for p in found.packages]
+            for si, source in enumerate(trigger.sources):
+                if source not in names:
+                    close = difflib.get_close_matches(source, names, n=1)
+                    out.at(
+                        doc,
+                        ["sources", si],
+                        f"unknown package {source!r} in project "
+                        f"{found.name!r}" + (f" (did you mean '{close[0]}'?)" if close else ""),
+                    )
+        triggers[trigger.name] = trigger
+    if out.problems:
+        raise ConfigError(out.problems)
+    return Config(settings, feeds, lifecycles, projects, triggers)

@@ -1,0 +1,324 @@
+"""Feed credentials and the bearer-token cache.
+
+Credentials are *located* by ``model.Credentials`` (env vars, mounted files, a docker
+``config.json``) and resolved at call time, so a rotated Kubernetes secret or a
+re-run ``docker login`` is picked up without a restart. Files are re-read only when
+their modification time or size changes.
+
+Nothing in this module logs or formats a secret value: error messages name the
+variable or file that was missing, never its contents.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import FeedAuthError
+from reconciler.model import Credentials
+
+log = logging.getLogger(__name__)
+
+DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
+"""Docker keeps Docker Hub credentials under this historical key, not ``docker.io``."""
+
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+DEFAULT_DOCKER_CONFIG = "default"
+"""``docker_config: default`` means ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""
+
+MAX_SECRET_FILE_BYTES = 1_000_000
+"""A password file or docker config bigger than this is a mistake, not a secret."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Resolved credentials for one registry host.
+
+    Either ``username``/``password`` (sent as Basic, or to a token server), or
+    ``registry_token`` (docker config ``registrytoken``: sent to the registry as a
+    bearer token as-is). ``repr`` hides the secret parts so a stray log line or a
+    traceback cannot leak them.
+    """
+
+    username: str | None = None
+    password: str | None = None
+    registry_token: str | None = None
+
+    @property
+    def has_basic(self) -> bool:
+        return self.username is not None and self.password is not None
+
+    def __repr__(self) -> str:
+        shown = "***" if self.password is not None else None
+        token = "***" if self.registry_token is not None else None
+        return f"Secret(username={self.username!r}, password={shown}, registry_token={token})"
+
+
+class _FileCache:
+    """Re-reads a file only when its (mtime, size) changes; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[tuple[int, int], str]] = {}
+
+    def read(self, path: str) -> str:
+        """Return the file's text; raises OSError (callers turn it into FeedAuthError)."""
+        stat = os.stat(path)
+        signature = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._entries.get(path)
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+        if stat.st_size > MAX_SECRET_FILE_BYTES:
+            raise OSError(f"file is larger than {MAX_SECRET_FILE_BYTES} bytes")
+        text = Path(path).read_text(encoding="utf-8")
+        with self._lock:
+            self._entries[path] = (signature, text)
+        return text
+
+
+def normalise_registry_host(key: str) -> str:
+    """Reduce a docker config ``auths`` key or a registry URL to ``host[:port]``.
+
+    ``https://host/v1/``, ``http://host`` and ``host`` all become ``host``; the
+    Docker Hub aliases become ``index.docker.io`` so they match its historical key.
+    """
+    text = key.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    host = text.split("/", 1)[0].lower()
+    return "index.docker.io" if host in DOCKER_HUB_HOSTS else host
+
+
+class CredentialResolver:
+    """Resolves one feed's ``Credentials`` into a ``Secret`` each time it is asked.
+
+    ``host`` is the registry's ``host[:port]`` (used to pick the docker config
+    entry). ``env`` defaults to ``os.environ`` read at call time.
+    """
+
+    def __init__(
+        self,
+        feed_name: str,
+        credentials: Credentials | None,
+        host: str,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._feed = feed_name
+        self._credentials = credentials
+        self._host = host
+        self._env = env
+        self._files = _FileCache()
+
+    def resolve(self) -> Secret | None:
+        """The current secret, or None for anonymous access.
+
+        Raises FeedAuthError when a named source is missing (an unset env var, an
+        unreadable file, a malformed docker config): configured-but-absent
+        credentials should fail loudly instead of silently going anonymous.
+        """
+        creds = self._credentials
+        if creds is None:
+            return None
+        username = creds.username
+        if creds.username_env is not None:
+            username = self._env_value(creds.username_env)
+        password: str | None = None
+        if creds.password_env is not None:
+            password = self._env_value(creds.password_env)
+        elif creds.password_file is not None:
+            password = self._read_password_file(creds.password_file)
+        if password is not None:
+            return Secret(username=username or "", password=password)
+        if creds.docker_config is not None:
+            from_docker = self._from_docker_config(creds.docker_config)
+            if from_docker is not None:
+                return from_docker
+        if username is not None:
+            # A user name alone is not enough for Basic; anonymous is the honest answer.
+            log.debug("feed %s: user name configured without a password", self._feed)
+        return None
+
+    def _environ(self) -> Mapping[str, str]:
+        return self._env if self._env is not None else os.environ
+
+    def _env_value(self, name: str) -> str:
+        value = self._environ().get(name)
+        if value is None:
+            raise FeedAuthError(self._feed, f"environment variable {name} is not set")
+        return value
+
+    def _read_password_file(self, path: str) -> str:
+        try:
+            text = self._files.read(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FeedAuthError(self._feed, f"password file {path}: {_reason(exc)}") from None
+        # Mounted secrets and `echo secret > file` both end with a newline.
+        return text.rstrip("\r\n")
+
+    def _docker_config_path(self, configured: str) -> str:
+        if configured == DEFAULT_DOCKER_CONFIG:
+            env = self._environ()
+            directory = env.get("DOCKER_CONFIG") or os.path.join(
+                env.get("HOME") or os.path.expanduser("~"), ".docker"
+            )
+            return os.path.join(directory, "config.json")
+        path = os.path.expanduser(configured)
+        return os.path.join(path, "config.json") if os.path.isdir(path) else path
+
+    def _from_docker_config(self, configured: str) -> Secret | None:
+        path = self._docker_config_path(configured)
+        try:
+            document = json.loads(self._files.read(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FeedAuthError(self._feed, f"docker config {path}: {_reason(exc)}") from None
+        except json.JSONDecodeError as exc:
+            raise FeedAuthError(
+                self._feed, f"docker config {path}: not valid JSON (line {exc.lineno})"
+            ) from None
+        return parse_docker_config(document, self._host, feed=self._feed, source=path)
+
+
+def _reason(exc: Exception) -> str:
+    """A short cause for a failed read, without echoing file contents."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) if isinstance(exc, OSError) else type(exc).__name__
+
+
+def parse_docker_config(
+    document: Any, host: str, *, feed: str, source: str = "config.json"
+) -> Secret | None:
+    """Pick ``host``'s credentials out of a parsed docker ``config.json``.
+
+    Exact ``auths`` key first, then any key that reduces to the same ``host[:port]``
+    (legacy ``https://host/v1/`` keys, Docker Hub aliases). ``credHelpers`` and
+    ``credsStore`` are not run (no helper binaries in a reconciler pod); an entry
+    holding only ``identitytoken`` (an OAuth2 refresh token) is not supported and
+    resolves to anonymous, with a log line saying so.
+    """
+    if not isinstance(document, dict):
+        raise FeedAuthError(feed, f"docker config {source}: top level is not an object")
+    auths = document.get("auths") or {}
+    if not isinstance(auths, dict):
+        raise FeedAuthError(feed, f"docker config {source}: auths is not an object")
+    wanted = normalise_registry_host(host)
+    entry = auths.get(host)
+    if entry is None:
+        entry = next(
+            (value for key, value in auths.items() if normalise_registry_host(key) == wanted),
+            None,
+        )
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise FeedAuthError(feed, f"docker config {source}: entry for {host} is not an object")
+    if isinstance(entry.get("registrytoken"), str) and entry["registrytoken"]:
+        return Secret(registry_token=entry["registrytoken"])
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise FeedAuthError(
+                feed, f"docker config {source}: auth for {host} is not valid base64"
+            ) from None
+        username, sep, password = decoded.partition(":")
+        if not sep or not username:
+            raise FeedAuthError(
+                feed, f"docker config {source}: auth for {host} is not 'user:password'"
+            )
+        return Secret(username=username, password=password)
+    plain_user = entry.get("username")
+    plain_password = entry.get("password")
+    if isinstance(plain_user, str) and plain_user and isinstance(plain_password, str):
+        return Secret(username=plain_user, password=plain_password)
+    if entry.get("identitytoken"):
+        log.warning(
+            "feed %s: docker config %s holds an identitytoken for %s; identity tokens "
+            "are not supported, using anonymous access",
+            feed,
+            source,
+            host,
+        )
+    return None
+
+
+TokenKey = tuple[str, str, tuple[str, ...], str]
+"""(realm, service, scopes, identity): a token is valid only for what it was asked."""
+
+
+@dataclass
+class _Token:
+    value: str
+    refresh_at: float
+
+
+class TokenCache:
+    """Bearer tokens keyed by (realm, service, scopes, identity); thread-safe.
+
+    A token is handed out until ``expires_in`` minus a safety margin has passed, so
+    a request never leaves with a token that expires in flight. ``get_or_fetch``
+    holds a per-key lock while fetching: concurrent workers asking for the same
+    scope cause one token request, not one each. Share one cache between clients
+    of the same registry to share tokens.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[TokenKey, _Token] = {}
+        self._fetch_locks: dict[TokenKey, threading.Lock] = {}
+
+    @staticmethod
+    def safety_margin(expires_in: float) -> float:
+        """Refresh this many seconds before expiry: 10 % of the lifetime, 1-30 s."""
+        return min(30.0, max(1.0, expires_in * 0.1))
+
+    def get(self, key: TokenKey) -> str | None:
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None:
+                return None
+            if self._clock() >= token.refresh_at:
+                del self._tokens[key]
+                return None
+            return token.value
+
+    def put(self, key: TokenKey, value: str, expires_in: float) -> None:
+        refresh_at = self._clock() + max(0.0, expires_in - self.safety_margin(expires_in))
+        with self._lock:
+            self._tokens[key] = _Token(value, refresh_at)
+
+    def invalidate(self, key: TokenKey, value: str) -> None:
+        """Drop ``value`` (the registry rejected it) unless a newer token replaced it."""
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is not None and token.value == value:
+                del self._tokens[key]
+
+    def get_or_fetch(self, key: TokenKey, fetch: Callable[[], tuple[str, float]]) -> str:
+        """The cached token, or ``fetch()`` -> (token, expires_in) stored and returned."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
+        with fetch_lock:
+            cached = self.get(key)  # another thread may have fetched it meanwhile
+            if cached is not None:
+                return cached
+            value, expires_in = fetch()
+            self.put(key, value, expires_in)
+            return value

@@ -1,0 +1,617 @@
+"""The reconciler's working clone of the config repository; the only GitPython user.
+
+Everything goes through the git command line (via GitPython's ``Git.execute``),
+because the CLI is what every Git host is tested against, and because its exit
+codes and ``--porcelain`` output tell rejections apart reliably where GitPython's
+own ``Remote.push`` silently returns flags (see pitfalls.md).
+
+Rules this module keeps:
+
+* The work tree belongs to one reconciler process. ``sync`` therefore treats any
+  local state as disposable: lock files, a detached HEAD, uncommitted or half
+  written files and a broken clone are all thrown away, and the branch is reset to
+  the remote's. Callers must not run two ``WorkTree`` objects on one directory at
+  the same time (the loop runs one pass at a time).
+* The target branch is never force-pushed. ``push`` raises ``PushRejected`` when
+  the remote moved on, and the caller syncs, re-plans and commits again.
+* Credentials never reach ``.git/config``, argv, logs or exception messages: they
+  are handed to each git process through its environment only (see
+  ``_HttpCredentials``), and every message passes through ``scrub``.
+
+Credential settings, read from ``env`` (default ``os.environ``) at every
+operation so that rotated secrets are picked up without a restart:
+
+``RECONCILER_GIT_USERNAME``, ``RECONCILER_GIT_PASSWORD`` / ``RECONCILER_GIT_PASSWORD_FILE``
+    HTTPS basic auth (a token is a password). The user name defaults to the one in
+    the URL, else ``x-access-token`` (GitHub's convention; GitLab and Gitea accept
+    any non-empty name with a token).
+``RECONCILER_GIT_SSH_KEY_FILE``, ``RECONCILER_GIT_KNOWN_HOSTS``
+    SSH private key and known_hosts file; host keys are always checked strictly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import git
+
+from reconciler.errors import GitError, PushRejected
+
+__all__ = [
+    "OWNED_BRANCH_PREFIXES",
+    "CommitInfo",
+    "WorkTree",
+    "scrub",
+]
+
+log = logging.getLogger(__name__)
+
+#: Branches the reconciler creates and owns (pull-request mode). Only these may be
+#: overwritten by ``WorkTree.push_branch``; nothing else is ever force-pushed.
+OWNED_BRANCH_PREFIXES = ("promote/", "reconciler/")
+
+_ENV_USERNAME = "RECONCILER_GIT_USERNAME"
+_ENV_PASSWORD = "RECONCILER_GIT_PASSWORD"  # noqa: S105 - a variable name, not a secret
+_ENV_PASSWORD_FILE = "RECONCILER_GIT_PASSWORD_FILE"  # noqa: S105
+_ENV_SSH_KEY_FILE = "RECONCILER_GIT_SSH_KEY_FILE"
+_ENV_KNOWN_HOSTS = "RECONCILER_GIT_KNOWN_HOSTS"
+_DEFAULT_TOKEN_USERNAME = "x-access-token"  # noqa: S105
+
+# The askpass script's inputs: set in the environment of one git process only.
+_ASKPASS_USERNAME_VAR = "RECONCILER_ASKPASS_USERNAME"
+_ASKPASS_PASSWORD_VAR = "RECONCILER_ASKPASS_PASSWORD"  # noqa: S105
+_ASKPASS_SCRIPT = f"""#!/bin/sh
+# Answers git's credential prompts from variables that the reconciler sets in the
+# environment of the one git process that needs them. Holds no secret itself.
+case "$1" in
+  [Uu]sername*) printf '%s\\n' "${_ASKPASS_USERNAME_VAR}" ;;
+  *) printf '%s\\n' "${_ASKPASS_PASSWORD_VAR}" ;;
+esac
+"""
+
+# Settings for every git command, passed with ``-c`` so nothing is persisted:
+# no credential helper may store our password; files are written byte-exact; the
+# operator's global config cannot make commits need a GPG agent or a terminal.
+_COMMAND_CONFIG = (
+    "credential.helper=",
+    "core.autocrlf=false",
+    "commit.gpgSign=false",
+    "log.showSignature=false",
+    "advice.detachedHead=false",
+    "gc.autoDetach=false",
+)
+
+# git's stderr when the failure lies with the remote (network, auth, missing
+# repository, server refusal). Such failures leave the local clone alone;
+# anything else during sync is taken as local damage and repaired by re-cloning.
+_REMOTE_FAILURE_MARKERS = (
+    "unable to access",
+    "could not read from remote",
+    "authentication failed",
+    "does not appear to be a git repository",
+    "could not resolve",
+    "connection refused",
+    "connection timed out",
+    "terminal prompts disabled",
+    "permission denied",
+    "host key verification failed",
+    "repository not found",
+    "not found",
+    "the remote end hung up",
+    "rpc failed",
+    "timeout",
+    "http ",
+)
+
+# Porcelain push summaries meaning "someone else updated the ref first".
+_RACE_REJECTION_MARKERS = ("non-fast-forward", "fetch first", "stale info")
+# A push that lost the race inside the server, after the client's fast-forward
+# check passed: receive-pack reports "(failed to update ref)" and explains on stderr.
+_LOST_REF_UPDATE_RACE = re.compile(r"cannot lock ref '[^']+': is at [0-9a-f]+ but expected")
+
+_MISSING_REMOTE_BRANCH = "couldn't find remote ref"
+
+_FIELD = "\x1f"
+_TRAILER_SEP = "\x1e"
+_TRAILER_KV = "\x1d"
+_LOG_FORMAT = (
+    "%H%x1f%an%x1f%ae%x1f%cI%x1f"
+    "%(trailers:only,unfold,separator=%x1e,key_value_separator=%x1d)%x1f%B"
+)
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as ``WorkTree.log`` reports it.
+
+    ``when`` is the committer date (when the change was made on top of the branch,
+    which survives rebases better than the author date), as an aware UTC datetime.
+    ``subject`` is the first line of ``message``. ``trailers`` maps each trailer key,
+    spelled as in the message, to its values in order (continuation lines unfolded).
+    """
+
+    sha: str
+    author: str
+    email: str
+    when: datetime
+    subject: str
+    message: str
+    trailers: dict[str, list[str]]
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s@'\"]+)@")
+_AUTH_HEADER = re.compile(r"(?i)(authorization:\s*(?:basic|bearer|token)\s+)[^\s'\"]+")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` with credentials removed, for logs and exception messages.
+
+    Removes the user info of http(s) URLs (tokens are often passed as the user
+    name), the password part of any other URL's user info (``ssh://git@host`` keeps
+    its non-secret ``git``), values of Authorization headers, and every occurrence of
+    each non-empty string in ``secrets`` (also in URL-encoded form).
+    """
+
+    def _replace_userinfo(match: re.Match[str]) -> str:
+        scheme, userinfo = match.group("scheme"), match.group("userinfo")
+        if scheme.lower().startswith(("http", "ftp")):
+            return f"{scheme}***@"
+        if ":" in userinfo:
+            return f"{scheme}{userinfo.split(':', 1)[0]}:***@"
+        return match.group(0)
+
+    text = _URL_USERINFO.sub(_replace_userinfo, text)
+    text = _AUTH_HEADER.sub(r"\1***", text)
+    # Longest first, so a secret containing another secret is removed whole.
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+        encoded = quote(secret, safe="")
+        if encoded != secret:
+            text = text.replace(encoded, "***")
+    return text
+
+
+@dataclass(frozen=True)
+class _HttpCredentials:
+    username: str
+    password: str
+
+
+def _split_url_credentials(url: str) -> tuple[str, _HttpCredentials | None]:
+    """Remove user info from an http(s) URL; return the clean URL and what was in it.
+
+    git would store a URL with user info in ``.git/config`` and echo it in errors,
+    so the clean URL is the one given to git and the credentials travel separately.
+    Other schemes keep their URL (an ssh user name is not a secret).
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    username, has_password, password = userinfo.partition(":")
+    if not has_password:  # a token given as the user name
+        return clean, _HttpCredentials(_DEFAULT_TOKEN_USERNAME, unquote(username))
+    return clean, _HttpCredentials(unquote(username), unquote(password))
+
+
+@dataclass(frozen=True)
+class _GitResult:
+    status: int
+    stdout: str
+    stderr: str
+
+
+class _LocalDamage(Exception):
+    """Internal: the local clone is unusable and must be re-created."""
+
+
+class WorkTree:
+    """A working clone of ``url`` at ``path`` following ``branch``.
+
+    ``author`` is the (name, email) used as author and committer of every commit.
+    ``env`` is where the ``RECONCILER_GIT_*`` credential settings are read from
+    (default ``os.environ``). ``timeout`` bounds each git process, in seconds: a hung
+    server fails the operation instead of the reconciler.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        path: Path,
+        branch: str,
+        *,
+        author: tuple[str, str],
+        env: Mapping[str, str] | None = None,
+        timeout: float = 120,
+    ) -> None:
+        self.url, self._url_credentials = _split_url_credentials(url)
+        self.root = Path(path).absolute()
+        self.branch = branch
+        self._author = author
+        self._settings = env if env is not None else os.environ
+        self._timeout = timeout
+        self._git = git.Git(str(self.root))
+        self._askpass_dir: Path | None = None
+        # Every password used so far (they rotate): scrubbed from all messages.
+        self._seen_secrets: set[str] = set()
+        if self._url_credentials is not None:
+            self._seen_secrets.add(self._url_credentials.password)
+        self._cleanup = weakref.finalize(self, WorkTree._remove_dir, [None])
+        self._check_branch_name(branch)
+
+    # -- context manager -----------------------------------------------------------
+
+    def __enter__(self) -> WorkTree:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop GitPython's helper processes and delete the private askpass directory."""
+        self._git.clear_cache()
+        self._cleanup()
+
+    # -- public operations ---------------------------------------------------------
+
+    def sync(self) -> str:
+        """Make the work tree equal to the remote branch; return the HEAD sha.
+
+        Clones when there is no usable clone of ``url`` (missing, corrupt, or cloned
+        from another URL). Returns ``""`` when the remote has no such branch yet:
+        the work tree is then an empty, unborn branch and the first commit creates it.
+        Failures of the remote (unreachable, auth) raise ``GitError`` and keep the
+        existing clone; failures of the local clone are repaired by re-cloning once.
+        """
+        self._remove_stale_state()
+        if not self._is_clone_of_url():
+            self._recreate("no clone of the remote yet")
+        try:
+            self._update_from_remote()
+        except _LocalDamage as damage:
+            self._recreate(str(damage))
+            try:
+                self._update_from_remote()
+            except _LocalDamage as again:
+                raise GitError(str(again)) from None
+        return self.head()
+
+    def head(self) -> str:
+        """The sha of HEAD, or ``""`` on an unborn branch (empty remote)."""
+        result = self._run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], check=False)
+        return result.stdout.strip() if result.status == 0 else ""
+
+    def commit(self, message: str) -> str | None:
+        """Stage every change in the work tree and commit it; return the new sha.
+
+        Returns ``None`` without committing when the staged tree equals HEAD: an
+        empty commit would record a release or promotion that changed nothing.
+        ``message`` is used as given (trailers included); only surrounding
+        whitespace is cleaned, lines starting with ``#`` are kept.
+        """
+        if not message.strip():
+            raise ValueError("commit message must not be empty")
+        self._run(["add", "--all"])
+        # Without a revision, diff compares the index with HEAD, or with the empty
+        # tree on an unborn branch; exit status 1 means "there are differences".
+        if self._run(["diff", "--cached", "--quiet"], check=False).status == 0:
+            return None
+        self._run(["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-m", message])
+        return self.head()
+
+    def push(self) -> None:
+        """Push HEAD to ``origin/<branch>`` as a fast-forward; never forced.
+
+        Raises ``PushRejected`` when the remote branch moved on (another writer was
+        first: sync, re-plan, commit, push again) and ``GitError`` for everything
+        else (hook refusal, auth, unreachable), with the server's message.
+        """
+        if not self.head():
+            return  # unborn branch: nothing was committed, nothing to push
+        self._push(f"HEAD:refs/heads/{self.branch}", lease=None)
+
+    def push_branch(self, branch: str) -> None:
+        """Push HEAD to ``refs/heads/<branch>``, replacing what is there (pull-request mode).
+
+        Only for branches the reconciler owns (``OWNED_BRANCH_PREFIXES``): their
+        content is recomputed from the target branch on every pass, so replacing it
+        is intended. The replacement uses a lease on the value just read from the
+        remote, so two writers cannot interleave; losing that race raises
+        ``PushRejected``. The target branch itself can never be pushed this way.
+        """
+        self._check_branch_name(branch)
+        if branch == self.branch or not branch.startswith(OWNED_BRANCH_PREFIXES):
+            raise ValueError(
+                f"refusing to overwrite branch {branch!r}: only branches starting with "
+                f"{', '.join(OWNED_BRANCH_PREFIXES)} are owned by the reconciler"
+            )
+        if not self.head():
+            raise GitError(f"cannot push {branch}: nothing committed yet")
+        ref = f"refs/heads/{branch}"
+        listed = self._run(["ls-remote", "origin", ref], remote=True)
+        current = listed.stdout.split("\t", 1)[0].strip() if listed.stdout.strip() else ""
+        self._push(f"HEAD:{ref}", lease=(ref, current))
+
+    def log(
+        self,
+        paths: Sequence[str] = (),
+        max_count: int | None = None,
+        grep: str | None = None,
+    ) -> list[CommitInfo]:
+        """Commits reachable from HEAD, newest first.
+
+        ``paths`` limits to commits touching them; ``grep`` keeps commits whose
+        message contains that text (a fixed string, not a pattern).
+        """
+        if not self.head():
+            return []
+        args = ["log", "-z", "--no-color", f"--format={_LOG_FORMAT}"]
+        if max_count is not None:
+            args.append(f"--max-count={max_count}")
+        if grep is not None:
+            args += ["--fixed-strings", f"--grep={grep}"]
+        args += ["HEAD", "--", *paths]
+        output = self._run(args).stdout
+        return [_parse_commit(record) for record in output.split("\0") if record.strip()]
+
+    def last_commit_time(self, path: str) -> datetime | None:
+        """When ``path`` was last changed on this branch (committer date), or None."""
+        commits = self.log(paths=[path], max_count=1)
+        return commits[0].when if commits else None
+
+    # -- sync internals ------------------------------------------------------------
+
+    def _remove_stale_state(self) -> None:
+        """Delete what a killed git process leaves behind in ``.git``.
+
+        Lock files are removed unconditionally: the work tree belongs to this
+        process and passes never overlap, so no live git process can hold them.
+        """
+        git_dir = self.root / ".git"
+        if not git_dir.is_dir():
+            return
+        for lock in [*git_dir.glob("*.lock"), *git_dir.glob("refs/**/*.lock")]:
+            log.warning("removing stale git lock %s", lock)
+            lock.unlink(missing_ok=True)
+        for state in ("rebase-merge", "rebase-apply"):
+            shutil.rmtree(git_dir / state, ignore_errors=True)
+
+    def _is_clone_of_url(self) -> bool:
+        if not (self.root / ".git").is_dir():
+            return False
+        # The top-level check matters: with .git damaged, git would otherwise
+        # happily find an enclosing repository and we would reset that one.
+        toplevel = self._run(["rev-parse", "--show-toplevel"], check=False)
+        if toplevel.status != 0 or Path(toplevel.stdout.strip()).resolve() != self.root.resolve():
+            return False
+        origin = self._run(["config", "--get", "remote.origin.url"], check=False)
+        return origin.status == 0 and origin.stdout.strip() == self.url
+
+    def _recreate(self, reason: str) -> None:
+        """Empty ``root`` (kept itself: it may be a mount point) and init a fresh repo."""
+        log.info("creating a fresh clone of %s in %s: %s", scrub(self.url), self.root, reason)
+        self._git.clear_cache()
+        self.root.mkdir(parents=True, exist_ok=True)
+        for child in self.root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        self._run(["init", "--quiet", f"--initial-branch={self.branch}", str(self.root)])
+        self._run(["remote", "add", "-t", self.branch, "origin", self.url])
+
+    def _update_from_remote(self) -> None:
+        tracking = f"refs/remotes/origin/{self.branch}"
+        fetch = self._run(
+            ["fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{self.branch}:{tracking}"],
+            check=False,
+            remote=True,
+        )
+        if fetch.status != 0:
+            message = fetch.stderr.strip()
+            if _MISSING_REMOTE_BRANCH in message:
+                self._start_unborn_branch(tracking)
+                return
+            error = self._error("fetch", message)
+            if any(marker in message.lower() for marker in _REMOTE_FAILURE_MARKERS):
+                raise error
+            raise _LocalDamage(str(error))
+        steps = (
+            ["checkout", "--quiet", "--force", "--no-track", "-B", self.branch, tracking],
+            ["reset", "--quiet", "--hard", tracking],
+            ["clean", "-ffdxq"],
+        )
+        for step in steps:
+            result = self._run(step, check=False)
+            if result.status != 0:
+                raise _LocalDamage(str(self._error(step[0], result.stderr)))
+
+    def _start_unborn_branch(self, tracking: str) -> None:
+        """The remote has no such branch: make an empty branch whose first commit creates it."""
+        steps = (
+            ["update-ref", "-d", tracking],
+            ["symbolic-ref", "HEAD", f"refs/heads/{self.branch}"],
+            ["update-ref", "-d", f"refs/heads/{self.branch}"],
+            ["read-tree", "--empty"],
+            ["clean", "-ffdxq"],
+        )
+        for step in steps:
+            result = self._run(step, check=False)
+            if result.status != 0:
+                raise _LocalDamage(str(self._error(step[0], result.stderr)))
+
+    # -- push internals ------------------------------------------------------------
+
+    def _push(self, refspec: str, lease: tuple[str, str] | None) -> None:
+        args = ["push", "--porcelain", "--no-verify"]
+        if lease is not None:
+            ref, expected = lease
+            args.append(f"--force-with-lease={ref}:{expected}")
+        result = self._run([*args, "origin", refspec], check=False, remote=True)
+        rejected = [
+            line.split("\t")[-1] for line in result.stdout.splitlines() if line.startswith("!\t")
+        ]
+        if result.status == 0 and not rejected:
+            return
+        summary = "; ".join(rejected)
+        if any(
+            marker in summary.lower() for marker in _RACE_REJECTION_MARKERS
+        ) or _LOST_REF_UPDATE_RACE.search(result.stderr):
+            raise PushRejected(
+                self._scrub(f"push to {refspec.split(':', 1)[1]} rejected: {summary}")
+            )
+        details = "\n".join(part for part in (summary, result.stderr.strip()) if part)
+        raise self._error("push", details)
+
+    # -- running git ---------------------------------------------------------------
+
+    def _run(self, args: Sequence[str], *, check: bool = True, remote: bool = False) -> _GitResult:
+        """Run ``git <args>`` in ``root``; raise ``GitError`` on failure when ``check``.
+
+        ``remote`` marks commands that talk to the remote and so need credentials.
+        """
+        command = ["git"]
+        for setting in _COMMAND_CONFIG:
+            command += ["-c", setting]
+        command += args
+        env, secrets = self._environment(remote)
+        try:
+            status, stdout, stderr = self._git.execute(
+                command,
+                with_extended_output=True,
+                with_exceptions=False,
+                kill_after_timeout=self._timeout,
+                env=env,
+            )
+        except git.GitCommandNotFound as err:
+            raise GitError("the git executable was not found") from err
+        result = _GitResult(int(status), str(stdout), str(stderr))
+        if check and result.status != 0:
+            raise self._error(args[0], result.stderr, secrets)
+        return result
+
+    def _environment(self, remote: bool) -> tuple[dict[str, str], list[str]]:
+        """The extra environment of one git process, and the secrets it carries."""
+        name, email = self._author
+        env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            # Empty disables core.askPass and SSH_ASKPASS too, so a missing
+            # credential fails at once instead of opening a prompt somewhere.
+            "GIT_ASKPASS": "",
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email,
+        }
+        if not remote:
+            return env, []
+        secrets: list[str] = []
+        credentials = self._http_credentials()
+        if credentials is not None:
+            env["GIT_ASKPASS"] = str(self._askpass_script())
+            env[_ASKPASS_USERNAME_VAR] = credentials.username
+            env[_ASKPASS_PASSWORD_VAR] = credentials.password
+            secrets.append(credentials.password)
+            self._seen_secrets.add(credentials.password)
+        key_file = self._settings.get(_ENV_SSH_KEY_FILE)
+        if key_file:
+            ssh = ["ssh", "-i", key_file, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+            known_hosts = self._settings.get(_ENV_KNOWN_HOSTS)
+            if known_hosts:
+                ssh += ["-o", f"UserKnownHostsFile={known_hosts}"]
+            ssh += ["-o", "StrictHostKeyChecking=yes"]
+            env["GIT_SSH_COMMAND"] = shlex.join(ssh)
+        return env, secrets
+
+    def _http_credentials(self) -> _HttpCredentials | None:
+        """Credentials from the settings (read now, for rotation), else from the URL."""
+        password = self._settings.get(_ENV_PASSWORD)
+        password_file = self._settings.get(_ENV_PASSWORD_FILE)
+        if not password and password_file:
+            try:
+                password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as err:
+                raise GitError(
+                    f"cannot read {_ENV_PASSWORD_FILE} {password_file}: {err.strerror}"
+                ) from None
+        if password:
+            username = (
+                self._settings.get(_ENV_USERNAME)
+                or (self._url_credentials.username if self._url_credentials else None)
+                or _DEFAULT_TOKEN_USERNAME
+            )
+            return _HttpCredentials(username, password)
+        return self._url_credentials
+
+    def _askpass_script(self) -> Path:
+        """A private script answering git's prompts from its own environment.
+
+        Created once in a 0700 temp directory outside the work tree (``git clean``
+        must not delete it); re-created if something removed it meanwhile.
+        """
+        if self._askpass_dir is None or not self._askpass_dir.is_dir():
+            self._askpass_dir = Path(tempfile.mkdtemp(prefix="reconciler-askpass-"))
+            self._cleanup.detach()
+            self._cleanup = weakref.finalize(self, WorkTree._remove_dir, [self._askpass_dir])
+        script = self._askpass_dir / "askpass.sh"
+        if not script.exists():
+            script.write_text(_ASKPASS_SCRIPT, encoding="utf-8")
+            script.chmod(0o700)
+        return script
+
+    @staticmethod
+    def _remove_dir(holder: list[Path | None]) -> None:
+        for directory in holder:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    # -- messages ------------------------------------------------------------------
+
+    def _scrub(self, text: str, secrets: Iterable[str] = ()) -> str:
+        return scrub(text, [*secrets, *self._seen_secrets])
+
+    def _error(self, operation: str, stderr: str, secrets: Iterable[str] = ()) -> GitError:
+        message = stderr.strip() or "no output"
+        return GitError(self._scrub(f"git {operation} failed ({self.url}): {message}", secrets))
+
+    def _check_branch_name(self, branch: str) -> None:
+        result = self._run(["check-ref-format", "--branch", branch], check=False)
+        if result.status != 0 or branch.startswith("-"):
+            raise ValueError(f"not a valid branch name: {branch!r}")
+
+
+def _parse_commit(record: str) -> CommitInfo:
+    sha, author, email, committed, trailer_text, message = record.lstrip("\n").split(_FIELD, 5)
+    trailers: dict[str, list[str]] = {}
+    for trailer in trailer_text.split(_TRAILER_SEP):
+        if _TRAILER_KV in trailer:
+            key, value = trailer.split(_TRAILER_KV, 1)
+            trailers.setdefault(key.strip(), []).append(value.strip())
+    message = message.rstrip("\n")
+    return CommitInfo(
+        sha=sha,
+        author=author,
+        email=email,
+        when=datetime.fromisoformat(committed).astimezone(UTC),
+        subject=message.split("\n", 1)[0],
+        message=message,
+        trailers=trailers,
+    )

@@ -1,0 +1,648 @@
+"""One reconcile pass: sync -> load config -> poll feeds -> plan -> render -> commit -> push.
+
+The pass is all-or-nothing: files are written into a work tree that was hard-reset
+to the remote branch, committed as ONE commit and pushed without force. If the push
+is rejected because someone else pushed first, the tree is re-synced and the plan is
+recomputed on the new head (the polls are reused), a bounded number of times. A
+process killed anywhere leaves at most a local, unpushed state that the next pass's
+sync discards, so releases are never lost or duplicated.
+
+Local, non-Git bookkeeping (settle windows, trigger history for ``explain``) lives in
+``<work dir>/cache/``: polling must not produce commits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from reconciler import records, rendering
+from reconciler.config import load_config
+from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
+from reconciler.feeds import FeedClient, open_feed
+from reconciler.gitrepo import WorkTree
+from reconciler.lifecycle import Decision, ReleaseState, decide
+from reconciler.model import Config, Deployment, Project, Release
+from reconciler.planning import PackageChoice, SettleState, TriggerDecision, plan_release, rule_for
+from reconciler.selection import select
+
+log = logging.getLogger("reconciler.pass")
+
+HOOK_ENV = "RECONCILER_TEST_HOOK"
+"""Test-only: name of a pass step at which the process kills itself (crash tests)."""
+
+
+def _hook(step: str) -> None:
+    if os.environ.get(HOOK_ENV) == step:
+        os.kill(os.getpid(), 9)
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    def owns(self, project: str) -> bool:
+        # crc32 is stable across processes and Python versions (hash() is salted).
+        return zlib.crc32(project.encode()) % self.count == self.index
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, _, count = text.partition("/")
+        shard = cls(int(index), int(count))
+        if not 0 <= shard.index < shard.count:
+            raise ValueError(f"shard {text!r}: need INDEX/COUNT with 0 <= INDEX < COUNT")
+        return shard
+
+
+@dataclass
+class PassOptions:
+    repo_url: str
+    work_dir: Path
+    branch: str | None = None  # default: reconciler.yaml's, else main
+    author: tuple[str, str] | None = None
+    git_env: Mapping[str, str] | None = None
+    feed_env: Mapping[str, str] | None = None
+    transport: httpx.BaseTransport | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    shard: Shard | None = None
+    max_push_attempts: int = 5
+    promote: bool = True  # run lifecycle promotions after creating releases
+
+
+@dataclass
+class PassResult:
+    """What a pass did. ``ok`` is False when something failed (and was recorded)."""
+
+    ok: bool = True
+    commit: str | None = None
+    pushed: bool = False
+    releases: list[Release] = field(default_factory=list)
+    promotions: list[tuple[str, str, str]] = field(default_factory=list)  # project, env, version
+    decisions: list[TriggerDecision] = field(default_factory=list)
+    waiting: list[tuple[str, str, str]] = field(default_factory=list)  # project, env, reason
+    feed_errors: dict[str, str] = field(default_factory=dict)
+    config_error: ConfigError | None = None
+    git_error: str | None = None
+    push_attempts: int = 0
+    duration: float = 0.0
+    files_changed: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "commit": self.commit,
+            "pushed": self.pushed,
+            "releases": [_release_json(r) for r in self.releases],
+            "promotions": [
+                {"project": p, "environment": e, "release": v} for p, e, v in self.promotions
+            ],
+            "triggers": [
+                {
+                    "trigger": d.trigger,
+                    "project": d.project,
+                    "channel": d.channel,
+                    "release": d.release.version if d.release else None,
+                    "reason": d.reason,
+                    "changes": [{"package": p, "from": o, "to": n} for p, o, n in d.changes],
+                }
+                for d in self.decisions
+            ],
+            "waiting": [{"project": p, "environment": e, "reason": r} for p, e, r in self.waiting],
+            "feedErrors": self.feed_errors,
+            "configErrors": [str(p) for p in self.config_error.problems]
+            if self.config_error
+            else [],
+            "gitError": self.git_error,
+            "pushAttempts": self.push_attempts,
+            "filesChanged": self.files_changed,
+            "durationSeconds": round(self.duration, 3),
+        }
+
+
+def _release_json(release: Release) -> dict[str, Any]:
+    return {
+        "project": release.project,
+        "version": release.version,
+        "channel": release.channel,
+        "trigger": release.trigger,
+        "packages": {p.name: {"version": p.version, "digest": p.digest} for p in release.packages},
+    }
+
+
+class LocalState:
+    """The work dir's JSON bookkeeping: settle windows and trigger history."""
+
+    HISTORY = 20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"settle": {}, "history": {}}
+        try:
+            self.data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+
+    def settle(self, trigger: str) -> SettleState | None:
+        raw = self.data.get("settle", {}).get(trigger)
+        if not raw:
+            return None
+        return SettleState(
+            tuple(tuple(x) for x in raw["candidate"]),  # type: ignore[misc]
+            datetime.fromisoformat(raw["first_seen"]),
+            datetime.fromisoformat(raw["last_change"]),
+        )
+
+    def set_settle(self, trigger: str, state: SettleState | None) -> None:
+        settle = self.data.setdefault("settle", {})
+        if state is None:
+            settle.pop(trigger, None)
+        else:
+            settle[trigger] = {
+                "candidate": [list(x) for x in state.candidate],
+                "first_seen": state.first_seen.isoformat(),
+                "last_change": state.last_change.isoformat(),
+            }
+
+    def record(self, decision: TriggerDecision, when: datetime, found: dict[str, Any]) -> None:
+        entries = self.data.setdefault("history", {}).setdefault(decision.trigger, [])
+        entries.append(
+            {
+                "at": when.isoformat(),
+                "release": decision.release.version if decision.release else None,
+                "reason": decision.reason,
+                "found": found,
+            }
+        )
+        del entries[: -self.HISTORY]
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+class Reconciler:
+    """Runs passes against one config repository; keeps feed clients between passes."""
+
+    def __init__(self, options: PassOptions) -> None:
+        self.options = options
+        self.cache_dir = options.work_dir / "cache"
+        author = options.author or ("reconciler", "reconciler@localhost")
+        self.tree = WorkTree(
+            options.repo_url,
+            options.work_dir / "repo",
+            options.branch or "main",
+            author=author,
+            env=options.git_env,
+        )
+        self._clients: dict[str, tuple[Any, FeedClient]] = {}
+        self.local = LocalState(self.cache_dir / "state.json")
+
+    def close(self) -> None:
+        for _, client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        self.tree.close()
+
+    # -- feeds -----------------------------------------------------------------
+
+    def _client(self, config: Config, name: str) -> FeedClient:
+        feed = config.feeds[name]
+        cached = self._clients.get(name)
+        if cached and cached[0] == feed:
+            return cached[1]
+        if cached:
+            cached[1].close()
+        client = open_feed(
+            feed,
+            base_dir=self.tree.root,
+            state_dir=self.cache_dir / "feeds",
+            transport=self.options.transport,
+            env=self.options.feed_env,
+        )
+        self._clients[name] = (feed, client)
+        return client
+
+    def poll(
+        self,
+        config: Config,
+        projects: Iterable[Project],
+        channel_of: Mapping[str, set[str]],
+    ) -> dict[tuple[str, str], dict[str, PackageChoice]]:
+        """For each (project, channel), each package's chosen tag. Feeds in parallel."""
+        wanted: set[tuple[str, str]] = set()  # (feed, repository)
+        for project in projects:
+            for pkg in project.packages:
+                wanted.add((pkg.feed, pkg.repository))
+        tags: dict[tuple[str, str], list[str] | FeedError] = {}
+
+        def fetch(key: tuple[str, str]) -> None:
+            feed, repository = key
+            try:
+                tags[key] = self._client(config, feed).list_tags(repository)
+            except FeedError as exc:
+                tags[key] = exc
+            except (OSError, ValueError) as exc:  # defensive: never let one feed stop a pass
+                tags[key] = FeedError(feed, f"{type(exc).__name__}: {exc}")
+
+        for name in {f for f, _ in wanted}:
+            self._client(config, name)  # create clients serially (not thread-safe to create)
+        workers = max(1, min(32, len(wanted)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+            list(pool.map(fetch, sorted(wanted)))
+
+        result: dict[tuple[str, str], dict[str, PackageChoice]] = {}
+        jobs: list[tuple[tuple[str, str], str, Any]] = []
+        for project in projects:
+            state = records.read_state(self.tree.root, project.name)
+            for channel in sorted(channel_of[project.name]):
+                previous = _previous_release(self.tree.root, project, channel, state)
+                choices: dict[str, PackageChoice] = {}
+                for pkg in project.packages:
+                    found = tags[(pkg.feed, pkg.repository)]
+                    if isinstance(found, FeedError):
+                        choices[pkg.name] = PackageChoice(
+                            pkg.name, error=found.message, retry_after=found.retry_after
+                        )
+                        continue
+                    rule = rule_for(project, channel, pkg.name)
+                    prev = previous.package(pkg.name) if previous else None
+                    selection = select(rule, found, current=prev.version if prev else None)
+                    if rule.strategy == "newest-build" and selection.needs_metadata:
+                        client = self._client(config, pkg.feed)
+                        created = {}
+                        for tag in selection.needs_metadata:
+                            try:
+                                when = client.created(pkg.repository, tag, rule.platform)
+                            except FeedError as exc:
+                                choices[pkg.name] = PackageChoice(pkg.name, error=exc.message)
+                                break
+                            if when is not None:
+                                created[tag] = when
+                        if pkg.name in choices:
+                            continue
+                        selection = select(
+                            rule, found, current=prev.version if prev else None, created=created
+                        )
+                    choices[pkg.name] = PackageChoice(pkg.name, selection.chosen, None, selection)
+                    if selection.chosen is not None:
+                        jobs.append(((project.name, channel), pkg.name, (pkg, selection.chosen)))
+                result[(project.name, channel)] = choices
+
+        def resolve(job: tuple[tuple[str, str], str, Any]) -> None:
+            key, name, (pkg, tag) = job
+            old = result[key][name]
+            try:
+                digest = self._client(config, pkg.feed).digest(pkg.repository, tag)
+            except FeedError as exc:
+                result[key][name] = PackageChoice(
+                    name, error=exc.message, retry_after=exc.retry_after
+                )
+                return
+            result[key][name] = PackageChoice(name, tag, digest, old.selection)
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="digest") as pool:
+            list(pool.map(resolve, jobs))
+        return result
+
+    # -- the pass ----------------------------------------------------------------
+
+    def run_pass(
+        self, *, dry_run: bool = False, only_projects: set[str] | None = None
+    ) -> PassResult:
+        started = time.monotonic()
+        result = PassResult()
+        try:
+            self._run(result, dry_run=dry_run, only_projects=only_projects)
+        except GitError as exc:
+            result.ok = False
+            result.git_error = str(exc)
+            log.error("git: %s", exc)
+        finally:
+            result.duration = time.monotonic() - started
+        return result
+
+    def _run(self, result: PassResult, *, dry_run: bool, only_projects: set[str] | None) -> None:
+        self.tree.sync()
+        _hook("after-sync")
+        try:
+            config = load_config(self.tree.root)
+        except ConfigError as exc:
+            result.ok = False
+            result.config_error = exc
+            log.error("config invalid:\n%s", exc)
+            return
+        self._configure_tree(config)
+        projects = self._projects(config, only_projects)
+        channel_of: dict[str, set[str]] = {p.name: set() for p in projects}
+        for trigger in config.triggers.values():
+            if trigger.enabled and trigger.project in channel_of:
+                channel_of[trigger.project].add(trigger.channel)
+        choices = self.poll(config, projects, channel_of)
+        _hook("after-poll")
+        for key, per_package in choices.items():
+            for choice in per_package.values():
+                if choice.error:
+                    result.feed_errors[f"{key[0]}/{choice.package}"] = choice.error
+        if result.feed_errors:
+            result.ok = False
+
+        for attempt in range(1, self.options.max_push_attempts + 1):
+            result.push_attempts = attempt
+            if attempt > 1:
+                self.tree.sync()
+                try:
+                    config = load_config(self.tree.root)
+                except ConfigError as exc:
+                    result.ok = False
+                    result.config_error = exc
+                    return
+                projects = self._projects(config, only_projects)
+            now = self.options.clock()
+            changed = self._apply(config, projects, choices, now, result, write=not dry_run)
+            if dry_run or not changed:
+                self._save_local(result, choices, now)
+                return
+            _hook("after-write")
+            sha = self.tree.commit(_commit_message(config, result))
+            if sha is None:
+                self._save_local(result, choices, now)
+                return
+            result.commit = sha
+            _hook("after-commit")
+            try:
+                self.tree.push()
+            except PushRejected:
+                log.warning("push rejected (remote moved); re-planning (attempt %d)", attempt)
+                result.releases.clear()
+                result.promotions.clear()
+                result.decisions.clear()
+                result.waiting.clear()
+                result.files_changed.clear()
+                result.commit = None
+                continue
+            _hook("after-push")
+            result.pushed = True
+            self._save_local(result, choices, now)
+            return
+        result.ok = False
+        result.git_error = f"push still rejected after {self.options.max_push_attempts} attempts"
+
+    def _configure_tree(self, config: Config) -> None:
+        if self.options.author is None:
+            self.tree.author = (config.settings.author_name, config.settings.author_email)
+
+    def _projects(self, config: Config, only: set[str] | None) -> list[Project]:
+        shard = self.options.shard
+        return [
+            p
+            for name, p in sorted(config.projects.items())
+            if (only is None or name in only) and (shard is None or shard.owns(name))
+        ]
+
+    def _save_local(
+        self, result: PassResult, choices: Mapping[tuple[str, str], Any], now: datetime
+    ) -> None:
+        for decision in result.decisions:
+            found = {
+                name: c.tag
+                for name, c in choices.get((decision.project, decision.channel), {}).items()
+            }
+            self.local.record(decision, now, found)
+            self.local.set_settle(decision.trigger, decision.settle)
+        self.local.save()
+
+    def _apply(
+        self,
+        config: Config,
+        projects: list[Project],
+        choices: Mapping[tuple[str, str], dict[str, PackageChoice]],
+        now: datetime,
+        result: PassResult,
+        *,
+        write: bool,
+    ) -> bool:
+        """Plan releases and promotions on the current tree; write files. True if changed."""
+        root = self.tree.root
+        changed = False
+        for project in projects:
+            state = records.read_state(root, project.name)
+            existing = set(records.release_versions(root, project.name))
+            new_releases: dict[str, Release] = {}
+            for trigger in sorted(
+                (t for t in config.triggers.values() if t.project == project.name),
+                key=lambda t: t.name,
+            ):
+                per_package = choices.get((project.name, trigger.channel))
+                if per_package is None:
+                    continue
+                previous = _previous_release(root, project, trigger.channel, state, new_releases)
+                decision = plan_release(
+                    project,
+                    trigger,
+                    previous,
+                    per_package,
+                    existing,
+                    now,
+                    settle_state=self.local.settle(trigger.name),
+                )
+                result.decisions.append(decision)
+                release = decision.release
+                if release is None:
+                    continue
+                log.info(
+                    "release %s %s: %s",
+                    project.name,
+                    release.version,
+                    decision.reason,
+                    extra={"project": project.name, "release": release.version},
+                )
+                new_releases[release.version] = release
+                existing.add(release.version)
+                state.channels[release.channel] = release.version
+                state.remember(release)
+                result.releases.append(release)
+                if write:
+                    path = root / records.release_path(project.name, release.version)
+                    if path.exists():  # never overwrite an immutable record
+                        raise ReconcilerError(f"{path}: release record already exists")
+                    records.write_if_changed(path, records.release_to_text(release))
+                    result.files_changed.append(records.release_path(project.name, release.version))
+                changed = True
+            if self.options.promote:
+                changed |= self._promote(
+                    config, project, state, new_releases, now, result, write=write
+                )
+            if write and changed:
+                text = records.state_to_text(state)
+                if records.write_if_changed(root / records.state_path(project.name), text):
+                    result.files_changed.append(records.state_path(project.name))
+        return changed
+
+    def _promote(
+        self,
+        config: Config,
+        project: Project,
+        state: records.ProjectState,
+        new_releases: dict[str, Release],
+        now: datetime,
+        result: PassResult,
+        *,
+        write: bool,
+    ) -> bool:
+        changed = False
+        lifecycles: dict[str, list[str]] = {}
+        for channel in project.channels:
+            lifecycles.setdefault(channel.lifecycle or project.lifecycle, []).append(channel.name)
+        for lc_name, channels in sorted(lifecycles.items()):
+            lifecycle = config.lifecycles[lc_name]
+            releases = [
+                ReleaseState(
+                    version=r.version,
+                    channel=r.channel,
+                    created=r.created,
+                    blocked=state.blocks.get(r.version),
+                )
+                for r in state.recent
+                if r.channel in channels
+            ]
+            if not releases:
+                continue
+            decision: Decision = decide(lifecycle, releases, state.history, now)
+            for wait in decision.waiting:
+                result.waiting.append((project.name, wait.environment, wait.reason))
+            for promotion in decision.promotions:
+                release = new_releases.get(promotion.release) or records.read_release(
+                    self.tree.root, project.name, promotion.release
+                )
+                if release is None:
+                    log.error(
+                        "release %s %s has no record; not promoting",
+                        project.name,
+                        promotion.release,
+                    )
+                    continue
+                env = project.environments[promotion.environment]
+                if write:
+                    result.files_changed.extend(self.render_environment(project, env.name, release))
+                state.deploy(Deployment(env.name, release.version, now, "reconciler", True))
+                result.promotions.append((project.name, env.name, release.version))
+                changed = True
+        return changed
+
+    def render_environment(self, project: Project, environment: str, release: Release) -> list[str]:
+        """Render ``release`` into the environment's files; returns changed paths."""
+        return render_environment(self.tree.root, project, environment, release)
+
+
+def render_environment(
+    root: Path, project: Project, environment: str, release: Release
+) -> list[str]:
+    env = project.environments[environment]
+    artifacts = []
+    for rp in release.packages:
+        try:
+            pkg = project.package(rp.name)
+        except StopIteration:
+            continue
+        artifacts.append(
+            rendering.Artifact(
+                package=rp.name,
+                kind=rp.kind,
+                name=pkg.manifest_name or pkg.repository,
+                version=rp.version,
+                digest=rp.digest,
+                new_name=pkg.new_name,
+            )
+        )
+    targets = list(env.targets)
+    if not targets:
+        name = next(
+            n
+            for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+            if (root / env.overlay / n).is_file()
+        )
+        targets = [_target("kustomize-images", f"{env.overlay}/{name}")]
+    changed = []
+    for target in targets:
+        path = root / target.file
+        text = path.read_bytes().decode("utf-8")
+        if target.kind in ("kustomize-images", "kustomize-helm"):
+            new = rendering.render_kustomization(
+                text, artifacts, digest=project.render_digest, file=target.file
+            )
+        elif target.kind == "helmrelease":
+            new = rendering.render_helmrelease(text, artifacts, file=target.file)
+        elif target.kind == "application":
+            new = rendering.render_application(text, artifacts, file=target.file)
+        else:
+            new = rendering.render_markers(text, project.name, artifacts, file=target.file)
+        if new != text:
+            path.write_bytes(new.encode("utf-8"))
+            changed.append(target.file)
+    return changed
+
+
+def _target(kind: str, file: str) -> Any:
+    from reconciler.model import RenderTarget
+
+    return RenderTarget(kind, file)  # type: ignore[arg-type]
+
+
+def _previous_release(
+    root: Path,
+    project: Project,
+    channel: str,
+    state: records.ProjectState,
+    new: Mapping[str, Release] | None = None,
+) -> Release | None:
+    version = state.channels.get(channel)
+    if version is None:
+        return None
+    if new and version in new:
+        return new[version]
+    return records.read_release(root, project.name, version)
+
+
+def _commit_message(config: Config, result: PassResult) -> str:
+    subject_parts = [f"release {r.project} {r.version}" for r in result.releases]
+    by_release: dict[tuple[str, str], list[str]] = {}
+    for project, env, version in result.promotions:
+        by_release.setdefault((project, version), []).append(env)
+    subject_parts += [f"deploy {p} {v} to {', '.join(envs)}" for (p, v), envs in by_release.items()]
+    subject = "; ".join(subject_parts) or "reconciler: update"
+    if len(subject) > 72:
+        subject = (
+            f"reconciler: {len(result.releases)} release(s), {len(result.promotions)} deployment(s)"
+        )
+    body: list[str] = []
+    for decision in result.decisions:
+        if decision.release is None:
+            continue
+        r = decision.release
+        body.append(f"{r.project} {r.version} (channel {r.channel}, trigger {r.trigger}):")
+        for package, old, new in decision.changes:
+            body.append(f"  {package}: {old or '(new)'} -> {new}")
+    for project, env, version in result.promotions:
+        body.append(f"{project}/{env}: -> {version} (automatic)")
+    trailers = [f"Release: {r.project} {r.version}" for r in result.releases]
+    for project, env, version in result.promotions:
+        trailers.append(f"Environment: {env}")
+        trailers.append(f"Deployed: {project} {version} {env}")
+    if result.promotions:
+        trailers.append("Promoted-By: reconciler (automatic)")
+    del config
+    return subject + "\n\n" + "\n".join(body) + "\n\n" + "\n".join(dict.fromkeys(trailers)) + "\n"

@@ -1,0 +1,209 @@
+"""Release records and per-project state files in the config repository.
+
+``releases/<project>/<version>.yaml`` is immutable once written. ``state/<project>.yaml``
+is the reconciler's own bookkeeping: the newest release per channel, the deployment
+history per environment (bounded; ``git log`` keeps everything), blocks, pins are
+separate files under ``pins/``. Reading the state file is O(1) in the number of
+releases, so a pass never scans the whole release history.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler import API_VERSION, yamlio
+from reconciler.errors import ReconcilerError
+from reconciler.model import Deployment, Release, ReleasedPackage
+
+HISTORY_LIMIT = 50
+"""Deployments kept per environment in the state file (soak and rollback need a few)."""
+
+_HEADER = "# Written by reconciler. Do not edit: {what}.\n"
+
+
+def release_path(project: str, version: str) -> str:
+    return f"releases/{project}/{version}.yaml"
+
+
+def state_path(project: str) -> str:
+    return f"state/{project}.yaml"
+
+
+def pin_path(project: str, environment: str) -> str:
+    return f"pins/{project}/{environment}.yaml"
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def release_to_text(release: Release) -> str:
+    packages: dict[str, Any] = {}
+    for p in release.packages:
+        entry: dict[str, Any] = {p.kind: p.source, "version": p.version}
+        if p.digest:
+            entry["digest"] = p.digest
+        packages[p.name] = entry
+    data = {
+        "apiVersion": API_VERSION,
+        "kind": "Release",
+        "project": release.project,
+        "version": release.version,
+        "channel": release.channel,
+        "trigger": release.trigger,
+        "created": iso(release.created),
+        "packages": packages,
+    }
+    return yamlio.dump_new(data, _HEADER.format(what="release records are immutable"))
+
+
+def release_from_data(data: Any) -> Release:
+    packages = []
+    for name, entry in (data.get("packages") or {}).items():
+        kind = "chart" if "chart" in entry else "image"
+        packages.append(
+            ReleasedPackage(
+                name=str(name),
+                kind=kind,
+                source=str(entry[kind]),
+                version=str(entry["version"]),
+                digest=entry.get("digest"),
+            )
+        )
+    return Release(
+        project=str(data["project"]),
+        version=str(data["version"]),
+        channel=str(data["channel"]),
+        trigger=data.get("trigger"),
+        created=parse_time(data["created"]),
+        packages=tuple(packages),
+    )
+
+
+def read_release(root: Path, project: str, version: str) -> Release | None:
+    path = root / release_path(project, version)
+    if not path.is_file():
+        return None
+    try:
+        return release_from_data(yamlio.load_one(path.read_text(encoding="utf-8")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReconcilerError(
+            f"{release_path(project, version)}: unreadable release: {exc}"
+        ) from exc
+
+
+def release_exists(root: Path, project: str, version: str) -> bool:
+    return (root / release_path(project, version)).exists()
+
+
+def release_versions(root: Path, project: str) -> list[str]:
+    """Versions that have a record (directory listing only; files are not parsed)."""
+    folder = root / "releases" / project
+    if not folder.is_dir():
+        return []
+    return [n[: -len(".yaml")] for n in os.listdir(folder) if n.endswith(".yaml")]
+
+
+RECENT_LIMIT = 50
+"""Releases remembered in the state file for lifecycle decisions (newest kept)."""
+
+
+@dataclass(frozen=True)
+class RecentRelease:
+    version: str
+    channel: str
+    created: datetime
+
+
+@dataclass
+class ProjectState:
+    project: str
+    channels: dict[str, str] = field(default_factory=dict)  # channel -> newest release
+    history: dict[str, list[Deployment]] = field(default_factory=dict)  # env -> oldest first
+    blocks: dict[str, str] = field(default_factory=dict)  # release -> reason
+    recent: list[RecentRelease] = field(default_factory=list)  # oldest first, bounded
+
+    def current(self, environment: str) -> str | None:
+        deployments = self.history.get(environment)
+        return deployments[-1].release if deployments else None
+
+    def remember(self, release: Release) -> None:
+        self.recent.append(RecentRelease(release.version, release.channel, release.created))
+        del self.recent[:-RECENT_LIMIT]
+
+    def deploy(self, deployment: Deployment) -> None:
+        entries = self.history.setdefault(deployment.environment, [])
+        entries.append(deployment)
+        del entries[:-HISTORY_LIMIT]
+
+
+def read_state(root: Path, project: str) -> ProjectState:
+    path = root / state_path(project)
+    state = ProjectState(project)
+    if not path.is_file():
+        return state
+    data = yamlio.load_one(path.read_text(encoding="utf-8")) or {}
+    state.channels = {str(k): str(v) for k, v in (data.get("channels") or {}).items()}
+    for env, entries in (data.get("environments") or {}).items():
+        state.history[str(env)] = [
+            Deployment(
+                environment=str(env),
+                release=str(e["release"]),
+                at=parse_time(e["at"]),
+                by=str(e.get("by", "reconciler")),
+                automatic=bool(e.get("automatic", True)),
+            )
+            for e in entries or []
+        ]
+    state.blocks = {str(k): str(v) for k, v in (data.get("blocks") or {}).items()}
+    state.recent = [
+        RecentRelease(str(r["version"]), str(r["channel"]), parse_time(r["created"]))
+        for r in data.get("recent") or []
+    ]
+    return state
+
+
+def state_to_text(state: ProjectState) -> str:
+    data: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "ProjectState",
+        "project": state.project,
+        "channels": dict(sorted(state.channels.items())),
+        "environments": {
+            env: [
+                {"release": d.release, "at": iso(d.at), "by": d.by, "automatic": d.automatic}
+                for d in entries
+            ]
+            for env, entries in sorted(state.history.items())
+        },
+    }
+    if state.blocks:
+        data["blocks"] = dict(sorted(state.blocks.items()))
+    data["recent"] = [
+        {"version": r.version, "channel": r.channel, "created": iso(r.created)}
+        for r in state.recent
+    ]
+    return yamlio.dump_new(data, _HEADER.format(what="the reconciler keeps this file"))
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` unless the file already holds exactly that. True when written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(text.encode("utf-8"))
+    os.replace(tmp, path)
+    return True

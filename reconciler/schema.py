@@ -1,0 +1,295 @@
+"""The JSON Schema of every config file kind, in one place.
+
+``reconciler schema`` prints it; ``reconciler/schema/reconciler.schema.json`` is a
+generated copy for editors (a test keeps the two equal). ``config.py`` validates
+each YAML document against the sub-schema of its ``kind`` so error messages stay
+specific instead of jsonschema's "is not valid under any of the given schemas".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler import API_VERSION
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
+"""Names become path components (releases/<project>/...): no '/', '..', NUL or newlines."""
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+
+_name = {"type": "string", "pattern": NAME_PATTERN, "description": "lower-case name, used in paths"}
+_names = {"type": "array", "items": _name, "uniqueItems": True}
+_duration = {
+    "description": "a duration: seconds as a number, or text like 90s, 2m, 1h30m",
+    "oneOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": DURATION_PATTERN},
+    ],
+}
+_relpath = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$))[^\x00\n\r]+$",
+    "description": "a path relative to the config repository root",
+}
+
+
+def _header(kind: str) -> dict[str, Any]:
+    return {
+        "apiVersion": {"const": API_VERSION},
+        "kind": {"const": kind},
+    }
+
+
+def _obj(props: dict[str, Any], required: list[str], description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+CREDENTIALS = _obj(
+    {
+        "username": {"type": "string", "description": "user name (not a secret)"},
+        "usernameEnv": {"type": "string", "description": "env var holding the user name"},
+        "passwordEnv": {"type": "string", "description": "env var holding the password/token"},
+        "passwordFile": {"type": "string", "description": "mounted file holding the password"},
+        "dockerConfig": {"type": "string", "description": "path to a docker config.json"},
+    },
+    [],
+    "where to find credentials; never the secret itself",
+)
+
+FEED = _obj(
+    {
+        **_header("Feed"),
+        "name": _name,
+        "type": {"enum": ["oci", "helm", "oci-layout"]},
+        "url": {"type": "string", "minLength": 1},
+        "insecure": {"type": "boolean", "description": "allow plain http / skip TLS checks"},
+        "credentials": CREDENTIALS,
+        "limits": _obj(
+            {
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
+                "requestsPerSecond": {"type": "number", "minimum": 0},
+            },
+            [],
+        ),
+        "timeout": _duration,
+    },
+    ["apiVersion", "kind", "name", "type", "url"],
+    "a container registry, Helm repository or OCI image-layout directory",
+)
+
+_phase_env = {
+    "oneOf": [
+        _name,
+        _obj({"name": _name, "automatic": {"type": "boolean"}}, ["name"]),
+    ]
+}
+
+_freeze = _obj(
+    {
+        "name": {"type": "string", "minLength": 1},
+        "environments": _names,
+        "timezone": {"type": "string"},
+        "days": {
+            "type": "array",
+            "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+        },
+        "start": {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+        "end": {"type": "string", "pattern": r"^([01][0-9]|2[0-4]):[0-5][0-9]$"},
+        "from": {"type": "string", "format": "date-time"},
+        "to": {"type": "string", "format": "date-time"},
+    },
+    ["name"],
+    "recurring (days/start/end in timezone) or one-off (from/to) freeze window",
+)
+
+LIFECYCLE = _obj(
+    {
+        **_header("Lifecycle"),
+        "name": _name,
+        "phases": {
+            "type": "array",
+            "minItems": 1,
+            "items": _obj(
+                {
+                    "name": _name,
+                    "environments": {"type": "array", "minItems": 1, "items": _phase_env},
+                    "automatic": {"type": "boolean", "description": "default for environments"},
+                    "minimumEnvironments": {"type": "integer", "minimum": 1},
+                    "optional": {"type": "boolean"},
+                    "soak": _duration,
+                },
+                ["name", "environments"],
+            ),
+        },
+        "freezes": {"type": "array", "items": _freeze},
+    },
+    ["apiVersion", "kind", "name", "phases"],
+    "ordered phases of environments",
+)
+
+RULE = _obj(
+    {
+        "packages": _names,
+        "strategy": {"enum": ["semver", "suffix", "regex", "newest-build", "digest"]},
+        "range": {"type": "string", "minLength": 1},
+        "prerelease": {"type": "string"},
+        "strict": {"type": "boolean"},
+        "allow": {"type": "string"},
+        "ignore": {"type": "array", "items": {"type": "string"}},
+        "extract": {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$"},
+        "order": {"enum": ["numerical", "alphabetical"]},
+        "pick": {"enum": ["highest", "lowest"]},
+        "samePrecision": {"type": "boolean"},
+        "suffix": {"type": "string"},
+        "tag": {"type": "string"},
+        "platform": {"type": "string", "pattern": r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},
+        "scanLimit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+    [],
+    "how versions are chosen for some packages",
+)
+
+_target = _obj(
+    {
+        "kind": {
+            "enum": ["kustomize-images", "kustomize-helm", "helmrelease", "application", "markers"]
+        },
+        "file": _relpath,
+    },
+    ["kind", "file"],
+)
+
+PROJECT = _obj(
+    {
+        **_header("Project"),
+        "name": _name,
+        "lifecycle": _name,
+        "renderDigest": {"type": "boolean", "description": "also write images[].digest"},
+        "packages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                **_obj(
+                    {
+                        "name": _name,
+                        "feed": _name,
+                        "image": {"type": "string", "minLength": 1},
+                        "chart": {"type": "string", "minLength": 1},
+                        "manifestName": {"type": "string", "minLength": 1},
+                        "newName": {"type": "string", "minLength": 1},
+                    },
+                    ["name", "feed"],
+                ),
+                "oneOf": [{"required": ["image"]}, {"required": ["chart"]}],
+            },
+        },
+        "channels": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "name": _name,
+                    "default": {"type": "boolean"},
+                    "lifecycle": _name,
+                    "rules": {"type": "array", "items": RULE},
+                },
+                ["name"],
+            ),
+        },
+        "releaseVersion": _obj(
+            {
+                "template": {"type": "string", "minLength": 1},
+                "fromPackage": _name,
+                "initial": {"type": "string", "minLength": 1},
+            },
+            [],
+        ),
+        "environments": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "additionalProperties": _obj(
+                {
+                    "overlay": _relpath,
+                    "promotion": {"enum": ["direct", "pull-request"]},
+                    "onDrift": {"enum": ["pin", "revert", "report"]},
+                    "targets": {"type": "array", "items": _target},
+                },
+                ["overlay"],
+            ),
+        },
+    },
+    ["apiVersion", "kind", "name", "lifecycle", "packages", "environments"],
+    "what a project deploys, how versions are chosen, and where they are rendered",
+)
+
+TRIGGER = _obj(
+    {
+        **_header("Trigger"),
+        "name": _name,
+        "description": {"type": "string"},
+        "project": _name,
+        "channel": _name,
+        "enabled": {"type": "boolean"},
+        "sources": {"type": "array", "minItems": 1, "items": _name, "uniqueItems": True},
+        "settle": _duration,
+        "maxWait": _duration,
+    },
+    ["apiVersion", "kind", "name", "project", "sources"],
+    "an external feed trigger: watch packages, release on the channel's rules",
+)
+
+SETTINGS = _obj(
+    {
+        **_header("Settings"),
+        "branch": {"type": "string", "minLength": 1},
+        "interval": _duration,
+        "author": _obj(
+            {"name": {"type": "string", "minLength": 1}, "email": {"type": "string"}}, []
+        ),
+        "commitTemplate": {"type": "string"},
+    },
+    ["apiVersion", "kind"],
+    "reconciler.yaml: defaults for the whole repository",
+)
+
+KINDS: dict[str, dict[str, Any]] = {
+    "Feed": FEED,
+    "Lifecycle": LIFECYCLE,
+    "Project": PROJECT,
+    "Trigger": TRIGGER,
+    "Settings": SETTINGS,
+}
+
+
+def full_schema() -> dict[str, Any]:
+    """One schema for editors: dispatches on ``kind``."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://reconciler.dev/schema/v1/reconciler.schema.json",
+        "title": "reconciler config file",
+        "type": "object",
+        "required": ["apiVersion", "kind"],
+        "properties": {"kind": {"enum": sorted(KINDS)}},
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": f"#/$defs/{kind}"},
+            }
+            for kind in sorted(KINDS)
+        ],
+        "$defs": KINDS,
+    }
+
+
+def schema_json() -> str:
+    return json.dumps(full_schema(), indent=2, sort_keys=True) + "\n"

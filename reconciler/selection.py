@@ -1,0 +1,458 @@
+"""Choose a tag for a package from a ``VersionRule`` (pure).
+
+``select`` takes the tag list of a repository (plus creation times for
+``newest-build``) and returns the chosen tag exactly as the registry spells it,
+every accepted tag best first, and a human reason for every rejected tag.
+The result never depends on the order of the input tags.
+
+Common filters, applied in this order to every tag:
+
+1. the OCI tag grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` (``+`` also allowed,
+   for Helm chart versions): anything else (newlines, quotes, 300 characters)
+   is rejected and never selected;
+2. ``allow``: the tag must match (``re.search``, as Flux and Kargo do);
+3. ``ignore``: the tag must match none of these.
+
+Strategies:
+
+``semver``
+    lenient parsing (``strict`` for exact SemVer 2.0), ``range`` and the
+    ``prerelease`` regex over the pre-release label (``^$`` stable only, ``^rc``
+    release candidates). Without a ``prerelease`` regex, pre-releases follow the
+    range's npm rule, and without a range only stable versions qualify; with
+    one, the regex alone decides about pre-releases. Highest version wins.
+``suffix``
+    Renovate's docker versioning: ``v`` stripped, the tag split at its first
+    ``-`` into numbers and suffix (``1.2-alpine``); only tags with the suffix of
+    ``current`` (or ``rule.suffix``) qualify, with ``same_precision`` only tags
+    with as many numeric parts as ``current``. ``range`` applies to the numbers.
+``regex``
+    ``allow`` is required; ``extract`` (``$name``, ``${name}`` or ``$1``) picks
+    the value to order by, the whole tag without it. ``order`` numerical (values
+    that are not numbers are rejected, never fatal) or alphabetical; ``pick``
+    highest or lowest.
+``newest-build``
+    any tag passing the common filters, ordered by its creation time from
+    ``created``. Tags with unknown creation times are listed in
+    ``needs_metadata`` (at most ``scan_limit``, the highest-looking tags first:
+    versions by version, then other tags by text) for the caller to fetch.
+``digest``
+    follows the mutable tag ``rule.tag``; "newer" means its digest changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from reconciler.model import VersionRule
+from reconciler.versions import Version, is_hash_like, parse_range, parse_version
+
+__all__ = [
+    "Candidate",
+    "Selection",
+    "compile_pattern",
+    "is_newer",
+    "is_valid_tag",
+    "select",
+    "validate_rule",
+]
+
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
+_JS_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
+_EXTRACT = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_SUFFIX_TAG = re.compile(r"[vV]?(?P<numbers>[0-9]+(?:\.[0-9]+){0,3})(?:-(?P<suffix>.+))?")
+_STRATEGIES = ("semver", "suffix", "regex", "newest-build", "digest")
+_SHOWN_TAG_LENGTH = 60
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A tag and why it was accepted or rejected."""
+
+    tag: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{printable_tag(self.tag)}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    chosen: str | None  # the tag exactly as in the registry
+    accepted: tuple[str, ...]  # best first
+    rejected: tuple[Candidate, ...]  # with human reasons, in tag order
+    needs_metadata: tuple[str, ...] = ()  # newest-build: tags whose `created` is needed
+
+
+def printable_tag(tag: str) -> str:
+    """A tag safe to print in logs and commit messages (hostile tags are escaped and cut)."""
+    if is_valid_tag(tag):
+        return tag
+    shown = repr(tag[:_SHOWN_TAG_LENGTH])
+    return shown + ("..." if len(tag) > _SHOWN_TAG_LENGTH else "")
+
+
+def is_valid_tag(tag: str) -> bool:
+    """The OCI tag grammar, plus ``+`` for Helm chart versions."""
+    return _TAG.fullmatch(tag) is not None
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a user regex; JS/.NET ``(?<name>...)`` groups become Python's ``(?P<name>...)``.
+
+    Raises ``re.error`` for an invalid pattern.
+    """
+    return re.compile(_JS_NAMED_GROUP.sub("(?P<", pattern))
+
+
+def _extract_group(extract: str) -> str | int | None:
+    """The group ``extract`` names: ``$ts``/``${ts}`` -> "ts", ``$1`` -> 1; None if malformed."""
+    match = _EXTRACT.fullmatch(extract)
+    if match is None:
+        return None
+    name = match["braced"] or match["bare"]
+    return int(name) if name.isdigit() else name
+
+
+def validate_rule(rule: VersionRule) -> list[str]:
+    """Every problem of a rule as a message, for config validation (empty when fine)."""
+    problems: list[str] = []
+    if rule.strategy not in _STRATEGIES:
+        problems.append(f"unknown strategy {rule.strategy!r}; use one of {', '.join(_STRATEGIES)}")
+    allow: re.Pattern[str] | None = None
+    for key, pattern in [("allow", rule.allow), ("prerelease", rule.prerelease)] + [
+        ("ignore", p) for p in rule.ignore
+    ]:
+        if pattern is None:
+            continue
+        try:
+            compiled = compile_pattern(pattern)
+        except re.error as error:
+            problems.append(f"{key}: invalid regular expression {pattern!r}: {error}")
+            continue
+        if key == "allow":
+            allow = compiled
+    if rule.range is not None:
+        try:
+            parse_range(rule.range)
+        except ValueError as error:
+            problems.append(f"range: {error}")
+    if rule.strategy == "regex" and rule.allow is None:
+        problems.append("the regex strategy needs an allow pattern")
+    if rule.extract is not None:
+        group = _extract_group(rule.extract)
+        if group is None:
+            problems.append(f"extract: {rule.extract!r} must name a group like $name or $1")
+        elif allow is not None and not _has_group(allow, group):
+            problems.append(f"extract: {rule.extract!r} names no group of allow {rule.allow!r}")
+    if rule.strategy == "digest" and not rule.tag:
+        problems.append("the digest strategy needs the tag to follow")
+    if rule.scan_limit < 1:
+        problems.append(f"scan_limit must be at least 1, not {rule.scan_limit}")
+    return problems
+
+
+def _has_group(pattern: re.Pattern[str], group: str | int) -> bool:
+    if isinstance(group, int):
+        return 0 <= group <= pattern.groups
+    return group in pattern.groupindex
+
+
+# ------------------------------------------------------------------ ranking keys
+
+RankKey = tuple[Any, ...]
+"""Orders accepted tags of one strategy; higher is better. Ends with a tiebreak."""
+
+
+def _version_rank(version: Version) -> RankKey:
+    return (version.key, version.tiebreak)
+
+
+def _suffix_parts(tag: str) -> tuple[Version, str] | None:
+    """``v1.2-alpine`` -> (1.2, "alpine"); None when the tag does not start with numbers."""
+    match = _SUFFIX_TAG.fullmatch(tag)
+    if match is None:
+        return None
+    numbers = match["numbers"]
+    if "." not in numbers and (len(numbers) > 8 or is_hash_like(numbers)):
+        return None
+    version = parse_version(numbers)
+    if version is None:
+        return None
+    return Version(tag, version.numbers), match["suffix"] or ""
+
+
+def _tag_order(tag: str) -> RankKey:
+    """Versions above non-versions, versions by version, the rest by text."""
+    version = parse_version(tag)
+    return (1, _version_rank(version)) if version is not None else (0, tag)
+
+
+# --------------------------------------------------------------------- select
+
+
+class _Collector:
+    """Accumulates accepted (with rank) and rejected tags of one selection."""
+
+    def __init__(self) -> None:
+        self.ranked: list[tuple[RankKey, str]] = []
+        self.rejected: list[Candidate] = []
+
+    def reject(self, tag: str, reason: str) -> None:
+        self.rejected.append(Candidate(tag, reason))
+
+    def accept(self, tag: str, rank: RankKey) -> None:
+        self.ranked.append((rank, tag))
+
+    def selection(self, *, lowest_first: bool = False, needs: tuple[str, ...] = ()) -> Selection:
+        ordered = sorted(self.ranked, reverse=not lowest_first)
+        accepted = tuple(tag for _, tag in ordered)
+        return Selection(
+            chosen=accepted[0] if accepted else None,
+            accepted=accepted,
+            rejected=tuple(sorted(self.rejected, key=lambda c: c.tag)),
+            needs_metadata=needs,
+        )
+
+
+def _common_filter(rule: VersionRule, tags: Iterable[str], out: _Collector) -> list[str]:
+    """Grammar, allow and ignore; returns surviving tags in sorted (input-independent) order."""
+    allow = compile_pattern(rule.allow) if rule.allow is not None else None
+    ignores = [(p, compile_pattern(p)) for p in rule.ignore]
+    survivors = []
+    for tag in sorted(set(tags)):
+        if not is_valid_tag(tag):
+            out.reject(tag, "not a valid tag name")
+        elif allow is not None and not allow.search(tag):
+            out.reject(tag, f"does not match allow {rule.allow}")
+        elif hit := next((text for text, p in ignores if p.search(tag)), None):
+            out.reject(tag, f"matches ignore {hit}")
+        else:
+            survivors.append(tag)
+    return survivors
+
+
+def _not_a_version_reason(tag: str, strict: bool) -> str:
+    if is_hash_like(tag):
+        return "not a version (looks like a commit hash)"
+    if strict and parse_version(tag) is not None:
+        return "not a strict SemVer 2.0 version"
+    return "not a version"
+
+
+def _select_semver(rule: VersionRule, tags: list[str], out: _Collector) -> None:
+    version_range = parse_range(rule.range) if rule.range is not None else None
+    prerelease = compile_pattern(rule.prerelease) if rule.prerelease is not None else None
+    for tag in tags:
+        version = parse_version(tag, strict=rule.strict)
+        if version is None:
+            out.reject(tag, _not_a_version_reason(tag, rule.strict))
+            continue
+        label = version.prerelease_label
+        if prerelease is not None and not prerelease.search(label):
+            what = f"pre-release {label!r}" if label else "stable version"
+            out.reject(tag, f"{what} does not match {rule.prerelease}")
+        elif version_range is not None and not version_range.contains(
+            version, include_prerelease=prerelease is not None
+        ):
+            if version.is_prerelease and version_range.contains(version, include_prerelease=True):
+                out.reject(tag, f"pre-release excluded: range {version_range} names none of it")
+            else:
+                out.reject(tag, f"outside range {version_range}")
+        elif version_range is None and prerelease is None and version.is_prerelease:
+            out.reject(tag, "pre-release excluded: no prerelease pattern admits it")
+        else:
+            out.accept(tag, _version_rank(version))
+
+
+def _select_suffix(
+    rule: VersionRule, tags: list[str], current: str | None, out: _Collector
+) -> None:
+    version_range = parse_range(rule.range) if rule.range is not None else None
+    current_parts = _suffix_parts(current) if current is not None else None
+    if rule.suffix is not None:
+        wanted_suffix = rule.suffix.removeprefix("-")
+    else:
+        wanted_suffix = current_parts[1] if current_parts is not None else ""
+    precision = current_parts[0].precision if current_parts and rule.same_precision else None
+    for tag in tags:
+        parts = _suffix_parts(tag)
+        if parts is None:
+            out.reject(tag, "not a version")
+            continue
+        version, suffix = parts
+        if suffix != wanted_suffix:
+            wanted = repr(wanted_suffix) if wanted_suffix else "none"
+            out.reject(tag, f"suffix {suffix!r} is not the wanted suffix ({wanted})")
+        elif precision is not None and version.precision != precision:
+            out.reject(tag, f"has {version.precision} numeric parts, not {precision}")
+        elif version_range is not None and not version_range.contains(version):
+            out.reject(tag, f"outside range {version_range}")
+        else:
+            out.accept(tag, _version_rank(version))
+
+
+def _regex_value(rule: VersionRule, pattern: re.Pattern[str], tag: str) -> str | None:
+    """The value ``extract`` pulls out of a tag; None when the tag does not match."""
+    match = pattern.search(tag)
+    if match is None:
+        return None
+    group = _extract_group(rule.extract) if rule.extract is not None else 0
+    value = match.group(group if group is not None else 0)
+    return value if isinstance(value, str) else None
+
+
+def _regex_rank(rule: VersionRule, pattern: re.Pattern[str], tag: str) -> RankKey | str:
+    """The rank of a tag under a regex rule, or the reason it has none."""
+    value = _regex_value(rule, pattern, tag)
+    if value is None:
+        return f"{rule.extract} captured nothing" if rule.extract else "does not match allow"
+    if rule.order == "alphabetical":
+        return (value, tag)
+    if _NUMBER.fullmatch(value) is None:
+        return f"extracted value {value[:_SHOWN_TAG_LENGTH]!r} is not a number"
+    try:
+        return (Decimal(value), tag)
+    except InvalidOperation:  # pragma: no cover - the pattern above only admits decimals
+        return f"extracted value {value!r} is not a number"
+
+
+def _select_regex(rule: VersionRule, tags: list[str], out: _Collector) -> Selection:
+    pattern = compile_pattern(rule.allow or "")
+    for tag in tags:
+        rank = _regex_rank(rule, pattern, tag)
+        if isinstance(rank, str):
+            out.reject(tag, rank)
+        else:
+            out.accept(tag, rank)
+    return out.selection(lowest_first=rule.pick == "lowest")
+
+
+def _select_newest_build(
+    rule: VersionRule, tags: list[str], created: Mapping[str, datetime], out: _Collector
+) -> Selection:
+    unknown = sorted((t for t in tags if t not in created), key=_tag_order, reverse=True)
+    needs = tuple(unknown[: rule.scan_limit])
+    for tag in tags:
+        if tag in created:
+            out.accept(tag, (created[tag], _tag_order(tag)))
+    for tag in needs:
+        out.reject(tag, "creation time not known yet (metadata requested)")
+    for tag in unknown[rule.scan_limit :]:
+        out.reject(tag, f"creation time not known (beyond scan_limit {rule.scan_limit})")
+    return out.selection(needs=needs)
+
+
+def _select_digest(rule: VersionRule, tags: list[str], out: _Collector) -> None:
+    for tag in tags:
+        if tag == rule.tag:
+            out.accept(tag, ())
+        else:
+            out.reject(tag, f"not the followed tag {rule.tag}")
+
+
+def select(
+    rule: VersionRule,
+    tags: Iterable[str],
+    *,
+    current: str | None = None,
+    created: Mapping[str, datetime] | None = None,
+    digests: Mapping[str, str] | None = None,
+) -> Selection:
+    """Apply ``rule`` to ``tags``; see the module docstring for every strategy.
+
+    ``current`` is the tag in use (the suffix strategy takes its suffix and
+    precision from it); ``created`` maps tags to creation times (newest-build);
+    ``digests`` is accepted for symmetry with ``is_newer`` and does not change
+    which tag is chosen. The rule must have passed ``validate_rule``; an invalid
+    regex or range raises ``re.error`` / ``ValueError``.
+    """
+    del digests  # the digest strategy chooses its tag by name; digests matter in is_newer
+    out = _Collector()
+    survivors = _common_filter(rule, tags, out)
+    if rule.strategy == "semver":
+        _select_semver(rule, survivors, out)
+    elif rule.strategy == "suffix":
+        _select_suffix(rule, survivors, current, out)
+    elif rule.strategy == "regex":
+        return _select_regex(rule, survivors, out)
+    elif rule.strategy == "newest-build":
+        return _select_newest_build(rule, survivors, created or {}, out)
+    elif rule.strategy == "digest":
+        _select_digest(rule, survivors, out)
+    else:
+        raise ValueError(f"unknown strategy {rule.strategy!r}")
+    return out.selection()
+
+
+# -------------------------------------------------------------------- is_newer
+
+
+def _comparable_rank(rule: VersionRule) -> Callable[[str], Any] | None:
+    """A key that is equal for equally good tags (no tiebreak): what "later" compares."""
+    if rule.strategy == "semver":
+        return lambda tag: v.key if (v := parse_version(tag, strict=rule.strict)) else None
+    if rule.strategy == "suffix":
+        return lambda tag: parts[0].key if (parts := _suffix_parts(tag)) else None
+    if rule.strategy == "regex":
+        pattern = compile_pattern(rule.allow or "")
+
+        def regex_key(tag: str) -> Any:
+            rank = _regex_rank(rule, pattern, tag)
+            return None if isinstance(rank, str) else rank[0]
+
+        return regex_key
+    return None
+
+
+def is_newer(
+    rule: VersionRule,
+    candidate: str,
+    previous: str | None,
+    *,
+    candidate_digest: str | None = None,
+    previous_digest: str | None = None,
+    created: Mapping[str, datetime] | None = None,
+) -> bool:
+    """Whether ``candidate`` is later than ``previous`` (the previous release's tag).
+
+    This is what makes a trigger fire. No previous release: always newer.
+
+    - semver / suffix / regex: strictly better in the order ``select`` uses (so
+      ``1.2.0`` is not newer than ``v1.2``; with ``pick: lowest``, lower is
+      better). A previous tag the rule cannot rank counts as older than any
+      other tag.
+    - newest-build: created strictly later; when either time is unknown, a
+      different tag counts as newer.
+    - digest: the digest differs from ``previous_digest``; an unknown candidate
+      digest is never newer (nothing to compare), an unknown previous digest is.
+    """
+    if previous is None:
+        return True
+    if rule.strategy == "digest":
+        if candidate != previous:
+            return True
+        if candidate_digest is None:
+            return False
+        return previous_digest is None or candidate_digest != previous_digest
+    if rule.strategy == "newest-build":
+        times = created or {}
+        if candidate in times and previous in times:
+            return times[candidate] > times[previous]
+        return candidate != previous
+    key = _comparable_rank(rule)
+    assert key is not None  # every other strategy ranks tags
+    candidate_key, previous_key = key(candidate), key(previous)
+    if candidate_key is None:
+        return False
+    if previous_key is None:
+        return candidate != previous
+    if rule.strategy == "regex" and rule.pick == "lowest":
+        return bool(candidate_key < previous_key)
+    return bool(candidate_key > previous_key)

@@ -1,0 +1,327 @@
+"""HTTP endpoints of the sidecar: webhooks, /healthz, /readyz, /metrics.
+
+Webhook handlers do the minimum on the request thread (size check, read,
+authenticate, parse) and hand events to ``on_event``, which should only put
+them on the loop's queue: senders such as GitHub give up after 10 s, and the
+poll they trigger can take longer than that.
+
+Routes:
+
+    POST /hooks/<endpoint>            registry or Git-host webhook (see webhooks.py)
+    POST /hooks/dockerhub/<token>     Docker Hub: the secret is the last path segment
+    GET  /healthz                     200 while the process serves requests
+    GET  /readyz                      200 when a pass succeeded recently and the
+                                      config repo was reachable, else 503 + reason
+    GET  /metrics                     Prometheus text exposition
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from reconciler.logs import register_secret
+from reconciler.metrics import Metrics
+from reconciler.webhooks import ReplayGuard, WebhookEvent, WebhookRejected, normalize_endpoint
+from reconciler.webhooks import receive as receive_webhook
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: registry and push payloads are a few KiB
+# After refusing an oversized body we still read (and discard) up to this much,
+# so the client sees our 413 instead of a connection reset.
+_DRAIN_LIMIT = 8 * 1024 * 1024
+_REQUEST_TIMEOUT = 10.0  # seconds per socket operation; stops slow clients holding threads
+
+
+class Health:
+    """Liveness/readiness state, updated by the loop after every pass. Thread-safe.
+
+    Ready means: a pass succeeded within ``max_age`` seconds (normally a few
+    poll intervals) and the last pass could reach the config repository.
+    """
+
+    def __init__(self, *, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_success: float | None = None
+        self._repo_reachable = True
+        self._last_problem = "no successful pass yet"
+
+    def record_pass(self, *, ok: bool, repo_reachable: bool = True, problem: str = "") -> None:
+        """Note the result of a pass; ``problem`` explains a failure in /readyz."""
+        with self._lock:
+            self._repo_reachable = repo_reachable
+            if ok:
+                self._last_success = self._clock()
+            else:
+                self._last_problem = problem or "last pass failed"
+
+    def readiness(self) -> tuple[bool, str]:
+        """``(ready, reason)``; the reason is shown in the /readyz body."""
+        with self._lock:
+            if not self._repo_reachable:
+                return False, f"config repository unreachable: {self._last_problem}"
+            if self._last_success is None:
+                return False, self._last_problem
+            age = self._clock() - self._last_success
+            if age > self.max_age:
+                return False, (
+                    f"last successful pass {age:.0f}s ago (limit {self.max_age:.0f}s): "
+                    f"{self._last_problem}"
+                )
+            return True, f"last successful pass {age:.0f}s ago"
+
+
+def _read_secret_file(path: str) -> str | None:
+    try:
+        # Secret files from Kubernetes or editors often end with a newline.
+        return Path(path).read_text(encoding="utf-8").strip("\r\n") or None
+    except OSError as exc:
+        log.warning("cannot read webhook secret file %s: %s", path, exc.strerror)
+        return None
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    """Where webhook secrets come from; read on every request so rotations apply at once.
+
+    For endpoint ``github`` the lookup order is ``RECONCILER_WEBHOOK_SECRET_GITHUB``,
+    ``RECONCILER_WEBHOOK_SECRET_GITHUB_FILE``, ``RECONCILER_WEBHOOK_SECRET``,
+    ``RECONCILER_WEBHOOK_SECRET_FILE``. An endpoint without a secret is disabled
+    (404): webhooks are never accepted unauthenticated.
+    """
+
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    prefix: str = "RECONCILER_WEBHOOK_SECRET"
+
+    def secret_for(self, endpoint: str) -> str | None:
+        for name in (f"{self.prefix}_{endpoint.upper()}", self.prefix):
+            value = self.environ.get(name)
+            if value:
+                register_secret(value)
+                return value
+            path = self.environ.get(f"{name}_FILE")
+            if path:
+                value = _read_secret_file(path)
+                if value:
+                    register_secret(value)
+                    return value
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    app: ReconcilerServer
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = _REQUEST_TIMEOUT
+    server_version = "reconciler"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, document: Mapping[str, Any]) -> None:
+        self._send(status, json.dumps(document).encode() + b"\n", "application/json")
+
+    def _send_text(self, status: int, text: str) -> None:
+        self._send(status, text.encode() + b"\n", "text/plain; charset=utf-8")
+
+    def do_GET(self) -> None:
+        app = self.server.app
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            self._send_text(200, "ok")
+        elif path == "/readyz":
+            ready, reason = app.health.readiness() if app.health else (True, "no health state")
+            self._send_text(200 if ready else 503, reason)
+        elif path == "/metrics" and app.metrics is not None:
+            body, content_type = app.metrics.exposition()
+            self._send(200, body, content_type)
+        else:
+            self._send_text(404, "not found")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        app = self.server.app
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) not in (2, 3) or parts[0] != "hooks":
+            self._send_text(404, "not found")
+            return
+        # Metric label from a fixed vocabulary: URL paths are attacker-controlled.
+        label = parts[1] if parts[1] in app.known_endpoints else "unknown"
+        try:
+            endpoint = normalize_endpoint(parts[1])
+            if len(parts) == 3 and endpoint != "dockerhub":
+                raise WebhookRejected(404, "not found")
+            body = self._read_body(app.max_body)
+            secret = app.secrets.secret_for(endpoint)
+            if secret is None:
+                raise WebhookRejected(404, f"webhook endpoint {endpoint!r} is not enabled")
+            events, replayed = receive_webhook(
+                endpoint,
+                dict(self.headers.items()),
+                body,
+                secret,
+                path_token=parts[2] if len(parts) == 3 else None,
+                replays=app.replays,
+            )
+        except WebhookRejected as rejected:
+            app.count_webhook(label, _OUTCOME_BY_STATUS.get(rejected.status, "malformed"))
+            log.info("webhook %s rejected: %s", label, rejected.message)
+            self._send_json(rejected.status, {"error": rejected.message})
+            return
+        for event in events:
+            app.on_event(event)
+        outcome = "accepted" if events else ("replayed" if replayed else "ignored")
+        app.count_webhook(label, outcome)
+        log.debug("webhook %s: %d event(s), %d replayed", label, len(events), replayed)
+        self._send_json(202, {"accepted": len(events), "replayed": replayed})
+
+    def _read_body(self, limit: int) -> bytes:
+        length_header = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise WebhookRejected(411, "chunked bodies are not supported; send Content-Length")
+        if length_header is None:
+            self.close_connection = True
+            raise WebhookRejected(411, "Content-Length required")
+        try:
+            length = int(length_header)
+        except ValueError:
+            self.close_connection = True
+            raise WebhookRejected(400, "bad Content-Length") from None
+        if length < 0:
+            self.close_connection = True
+            raise WebhookRejected(400, "bad Content-Length")
+        if length > limit:
+            self.close_connection = True
+            self._discard(length)
+            raise WebhookRejected(413, f"body of {length} bytes exceeds the {limit}-byte limit")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            raise WebhookRejected(400, "body shorter than Content-Length")
+        return body
+
+    def _discard(self, length: int) -> None:
+        """Read and drop part of an oversized body (bounded) so the client gets our answer."""
+        remaining = min(length, _DRAIN_LIMIT)
+        self.connection.settimeout(1.0)
+        try:
+            while remaining > 0:
+                chunk = self.rfile.read1(min(remaining, 65536))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:
+            pass
+
+
+_OUTCOME_BY_STATUS = {401: "unauthorized", 413: "too-large", 400: "malformed", 411: "malformed"}
+
+
+class ReconcilerServer:
+    """The sidecar's HTTP server, serving on a background thread.
+
+    ``address`` is ``(host, port)``; port 0 picks a free port (see :attr:`port`).
+    """
+
+    known_endpoints = (
+        "distribution",
+        "registry",
+        "dockerhub",
+        "github",
+        "harbor",
+        "gitlab",
+        "gitea",
+    )
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        on_event: Callable[[WebhookEvent], None],
+        secrets: WebhookSecrets | None = None,
+        health: Health | None = None,
+        metrics: Metrics | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        replays: ReplayGuard | None = None,
+    ) -> None:
+        self.on_event = on_event
+        self.secrets = secrets if secrets is not None else WebhookSecrets()
+        self.health = health
+        self.metrics = metrics
+        self.max_body = max_body
+        self.replays = replays if replays is not None else ReplayGuard()
+        server_class = _Server6 if ":" in address[0] else _Server  # IPv6 literal
+        self._httpd = server_class(address, _Handler)
+        self._httpd.app = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._httpd.server_address[0])
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def count_webhook(self, source: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.webhook_events.labels(source=source, outcome=outcome).inc()
+
+    def start(self) -> None:
+        """Serve on a daemon thread until :meth:`close`."""
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="reconciler-http",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("listening on %s", self.url)
+
+    def close(self) -> None:
+        """Stop accepting requests and release the socket."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> ReconcilerServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,625 @@
+"""Tag parsing, version ordering, ranges and release version templates (pure).
+
+Parsing
+    ``parse_version(text)`` is lenient, like Octopus and Renovate: an optional
+    ``v``/``V`` prefix, 1 to 4 numeric parts (leading zeros are insignificant:
+    ``18.04`` orders like ``18.4``), a pre-release after ``-`` and build metadata
+    after ``+``. Helm stores ``+`` as ``_`` in OCI tags, so when a tag has no ``+``
+    its first ``_`` is read as ``+`` (``1.2.3_build.1`` parses as
+    ``1.2.3+build.1``; consequently ``1.0-rc_1`` has build metadata ``1``).
+    Tags that are not versions give ``None`` and are never selected: ``latest``,
+    hash-like tags (7 to 40 lowercase hex characters containing a letter),
+    all-digit tags longer than 8 digits (build numbers and short SHAs; dates such
+    as ``20240501`` still parse), and anything longer than 256 characters.
+
+    ``parse_version(text, strict=True)`` accepts exactly SemVer 2.0 (checked with
+    python-semver): no ``v`` prefix, three parts, no leading zeros.
+
+Ordering
+    ``Version`` is totally ordered. Numeric parts compare with missing parts as 0
+    (``1 == 1.0 == 1.0.0 == 1.0.0.0``), a release is above its pre-releases and
+    pre-release identifiers compare as SemVer says (numeric below alphanumeric,
+    numeric numerically: ``rc.10 > rc.9``). Build metadata is ignored. Equal
+    versions may still be different tags (``v1.2`` and ``1.2.0``); use
+    ``Version.tiebreak`` to order those deterministically.
+
+Ranges
+    ``parse_range(text)`` understands npm ranges and NuGet/Maven intervals; see
+    ``parse_range`` for the grammar and the choices made.
+
+Release versions
+    ``next_release_version`` applies a template or an Octopus mask to the last
+    release version; ``version_from_donor`` takes a package's tag. Both avoid
+    versions that already exist and only produce safe path components.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import total_ordering
+from typing import Literal
+
+import semver
+
+__all__ = [
+    "Comparator",
+    "ComparatorSet",
+    "Range",
+    "Version",
+    "is_hash_like",
+    "is_safe_version_text",
+    "next_release_version",
+    "parse_range",
+    "parse_version",
+    "version_from_donor",
+]
+
+MAX_PARTS = 4
+MAX_VERSION_TEXT = 256
+"""Longer texts are never versions; also keeps int() far from its digit limit."""
+
+MAX_MAJOR_ONLY_DIGITS = 8
+"""An all-digit tag longer than this is a build number or SHA, not a version."""
+
+_IDENT = r"[0-9A-Za-z-]+"
+_DOTTED = rf"{_IDENT}(?:\.{_IDENT})*"
+_LENIENT = re.compile(
+    rf"(?P<prefix>[vV]?)(?P<numbers>[0-9]+(?:\.[0-9]+){{0,{MAX_PARTS - 1}}})"
+    rf"(?:-(?P<pre>{_DOTTED}))?(?:\+(?P<build>{_DOTTED}))?"
+)
+_HASH_LIKE = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}")
+_ALL_DIGITS = re.compile(r"[0-9]+")
+
+PreKey = tuple[tuple[int, int, str], ...]
+
+
+def _pre_key(identifiers: tuple[str, ...]) -> PreKey:
+    """SemVer precedence of pre-release identifiers as a comparable tuple.
+
+    Numeric identifiers sort before alphanumeric ones and compare numerically;
+    a shorter list sorts first when it is a prefix of a longer one (tuple order).
+    """
+    return tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in identifiers)
+
+
+@total_ordering
+@dataclass(frozen=True, eq=False)
+class Version:
+    """A parsed version that remembers the tag it came from.
+
+    ``tag`` is the original text (render exactly this); ``numbers`` holds the
+    1 to 4 numeric parts as written (precision kept); ``prerelease`` the
+    dot-separated identifiers after ``-``; ``build`` the text after ``+``.
+    Equality and ordering use ``key`` only, so ``v1.2 == 1.2.0``.
+    """
+
+    tag: str
+    numbers: tuple[int, ...]
+    prerelease: tuple[str, ...] = ()
+    build: str = ""
+    key: tuple[tuple[int, ...], int, PreKey] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        core = self.numbers + (0,) * (MAX_PARTS - len(self.numbers))
+        rank = (core, 0 if self.prerelease else 1, _pre_key(self.prerelease))
+        object.__setattr__(self, "key", rank)
+
+    @property
+    def core(self) -> tuple[int, ...]:
+        """The numeric parts padded with zeros to four: what ordering compares."""
+        return self.key[0]
+
+    @property
+    def precision(self) -> int:
+        """How many numeric parts the tag spells out (``1.2`` -> 2)."""
+        return len(self.numbers)
+
+    @property
+    def is_prerelease(self) -> bool:
+        return bool(self.prerelease)
+
+    @property
+    def prerelease_label(self) -> str:
+        """The pre-release text after ``-`` (``rc.1``); empty for a release."""
+        return ".".join(self.prerelease)
+
+    @property
+    def tiebreak(self) -> tuple[int, str]:
+        """Orders equal versions: more precise first (``1.2.0`` over ``v1.2``), then by text."""
+        return (self.precision, self.tag)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.key == other.key
+
+    def __lt__(self, other: Version) -> bool:
+        return self.key < other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        return self.tag
+
+
+def is_hash_like(text: str) -> bool:
+    """7 to 40 lowercase hex characters with at least one letter: a commit SHA."""
+    return _HASH_LIKE.fullmatch(text) is not None
+
+
+def parse_version(text: str, *, strict: bool = False) -> Version | None:
+    """Parse a tag into a ``Version``; ``None`` when it is not a version.
+
+    Never raises, whatever the text (hostile tags included).
+    """
+    if not isinstance(text, str) or len(text) > MAX_VERSION_TEXT:
+        return None
+    if strict:
+        try:
+            semver.Version.parse(text)
+        except (ValueError, TypeError):
+            return None
+    if is_hash_like(text):
+        return None
+    if _ALL_DIGITS.fullmatch(text) and len(text) > MAX_MAJOR_ONLY_DIGITS:
+        return None
+    match = _LENIENT.fullmatch(text)
+    if match is None and "+" not in text and "_" in text:
+        match = _LENIENT.fullmatch(text.replace("_", "+", 1))
+    if match is None:
+        return None
+    numbers = tuple(int(n) for n in match["numbers"].split("."))
+    pre = tuple(match["pre"].split(".")) if match["pre"] else ()
+    return Version(text, numbers, pre, match["build"] or "")
+
+
+def _point(numbers: Iterable[int], prerelease: tuple[str, ...] = ()) -> Version:
+    """A synthetic version used as a range bound."""
+    nums = tuple(numbers)
+    text = ".".join(str(n) for n in nums) + ("-" + ".".join(prerelease) if prerelease else "")
+    return Version(text, nums, prerelease)
+
+
+_LOWEST_PRE = ("0",)
+"""``X-0`` sorts below every other pre-release of X: npm's trick for exclusive bounds."""
+
+_NOTHING = _point((0, 0, 0, 0), _LOWEST_PRE)
+"""No version is below this one, so ``< _NOTHING`` admits nothing."""
+
+
+# --------------------------------------------------------------------------- ranges
+
+Op = Literal["<", "<=", ">", ">=", "="]
+
+
+@dataclass(frozen=True)
+class Comparator:
+    op: Op
+    bound: Version
+
+    def test(self, version: Version) -> bool:
+        if self.op == "<":
+            return version < self.bound
+        if self.op == "<=":
+            return version <= self.bound
+        if self.op == ">":
+            return version > self.bound
+        if self.op == ">=":
+            return version >= self.bound
+        return version == self.bound
+
+    def __str__(self) -> str:
+        return f"{self.op}{self.bound}"
+
+
+@dataclass(frozen=True)
+class ComparatorSet:
+    """Comparators that must all hold (an empty set admits every version).
+
+    ``prerelease_cores`` are the numeric cores of the pre-release versions the
+    user wrote in this set: npm admits a pre-release only for those cores.
+    """
+
+    comparators: tuple[Comparator, ...]
+    prerelease_cores: frozenset[tuple[int, ...]] = frozenset()
+
+    def contains(self, version: Version, *, include_prerelease: bool = False) -> bool:
+        if (
+            version.is_prerelease
+            and not include_prerelease
+            and version.core not in self.prerelease_cores
+        ):
+            return False
+        return all(c.test(version) for c in self.comparators)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A parsed range: a union (``||``) of comparator sets. ``text`` is what was written."""
+
+    text: str
+    sets: tuple[ComparatorSet, ...]
+
+    def contains(self, version: Version, *, include_prerelease: bool = False) -> bool:
+        """Whether ``version`` is in the range.
+
+        Pre-releases follow npm unless ``include_prerelease`` (selection passes it
+        when a rule's ``prerelease`` regex decides about pre-releases instead).
+        """
+        return any(s.contains(version, include_prerelease=include_prerelease) for s in self.sets)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """A version as written in a range: leading numbers, maybe a wildcard after them."""
+
+    numbers: tuple[int, ...]
+    wildcard: bool
+    prerelease: tuple[str, ...]
+
+    @property
+    def is_full(self) -> bool:
+        """Full versions are exact points; partial ones stand for a whole line."""
+        return bool(self.prerelease) or (not self.wildcard and len(self.numbers) >= 3)
+
+    def point(self) -> Version:
+        return _point(self.numbers, self.prerelease)
+
+    def lowest(self) -> Version:
+        """The lowest version the partial covers, pre-releases included."""
+        return _point(self.numbers, _LOWEST_PRE)
+
+    def above(self) -> Version:
+        """The lowest version above everything the partial covers."""
+        nums = list(self.numbers)
+        nums[-1] += 1
+        return _point(nums, _LOWEST_PRE)
+
+
+_PARTIAL = re.compile(
+    r"[vV]?(?P<parts>(?:[0-9]+|[xX*])(?:\.(?:[0-9]+|[xX*])){0,3})"
+    rf"(?:-(?P<pre>{_DOTTED}))?(?:\+{_DOTTED})?"
+)
+_OPERATOR = re.compile(r"(?P<op><=|>=|~>|<|>|=|~|\^)?(?P<version>.*)", re.DOTALL)
+_HYPHEN = re.compile(r"(?P<low>\S+)\s+-\s+(?P<high>\S+)")
+_INTERVAL = re.compile(r"\s*(?P<open>[\[(])(?P<body>[^\[\]()]*)(?P<close>[\])])\s*(?:,|\Z)")
+
+
+def _parse_partial(text: str, whole: str) -> _Partial:
+    match = _PARTIAL.fullmatch(text)
+    if match is None:
+        raise ValueError(f"invalid range {whole!r}: {text!r} is not a version")
+    numbers: list[int] = []
+    wildcard = False
+    for part in match["parts"].split("."):
+        if part in ("x", "X", "*"):
+            wildcard = True
+        elif wildcard:
+            raise ValueError(f"invalid range {whole!r}: {text!r} has a number after a wildcard")
+        else:
+            numbers.append(int(part))
+    pre = tuple(match["pre"].split(".")) if match["pre"] else ()
+    if pre and wildcard:
+        raise ValueError(f"invalid range {whole!r}: {text!r} mixes a wildcard and a pre-release")
+    return _Partial(tuple(numbers), wildcard, pre)
+
+
+def _caret_upper(p: _Partial) -> Version:
+    """npm ``^``: allow changes that do not modify the left-most non-zero of major.minor.patch."""
+    given = p.numbers[:3]
+    nonzero = [position for position, number in enumerate(given) if number != 0]
+    index = nonzero[0] if nonzero else (2 if p.is_full else len(given) - 1)
+    nums = list(p.numbers[: index + 1])
+    nums += [0] * (index + 1 - len(nums))
+    nums[index] += 1
+    return _point(nums, _LOWEST_PRE)
+
+
+def _desugar(op: str, p: _Partial) -> list[Comparator]:
+    """One written comparator as primitive comparators (npm's includePrerelease forms)."""
+    if not p.numbers:  # "*", "x", ">=*", ...
+        return [Comparator("<", _NOTHING)] if op in ("<", ">") else []
+    lower = p.point() if p.is_full else p.lowest()
+    if op in ("", "="):
+        if p.is_full:
+            return [Comparator("=", p.point())]
+        return [Comparator(">=", lower), Comparator("<", p.above())]
+    if op == ">":
+        return [Comparator(">", p.point())] if p.is_full else [Comparator(">=", p.above())]
+    if op == ">=":
+        return [Comparator(">=", lower)]
+    if op == "<":
+        return [Comparator("<", lower)]
+    if op == "<=":
+        return [Comparator("<=", p.point())] if p.is_full else [Comparator("<", p.above())]
+    if op in ("~", "~>"):
+        nums = list(p.numbers[:2]) if len(p.numbers) >= 2 else list(p.numbers)
+        nums[-1] += 1
+        return [Comparator(">=", lower), Comparator("<", _point(nums, _LOWEST_PRE))]
+    # "^"
+    return [Comparator(">=", lower), Comparator("<", _caret_upper(p))]
+
+
+def _parse_npm_set(text: str, whole: str) -> ComparatorSet:
+    comparators: list[Comparator] = []
+    cores: set[tuple[int, ...]] = set()
+    hyphen = _HYPHEN.fullmatch(text)
+    if hyphen:
+        low = _parse_partial(hyphen["low"], whole)
+        high = _parse_partial(hyphen["high"], whole)
+        comparators += _desugar(">=", low)
+        comparators += _desugar("<=", high)
+        written = [low, high]
+    else:
+        normalised = re.sub(r"(<=|>=|~>|[<>=~^])\s+", r"\1", text.replace(",", " "))
+        written = []
+        for token in normalised.split():
+            match = _OPERATOR.fullmatch(token)
+            assert match is not None  # the pattern matches any text
+            partial = _parse_partial(match["version"], whole)
+            comparators += _desugar(match["op"] or "", partial)
+            written.append(partial)
+    for partial in written:
+        if partial.prerelease:
+            cores.add(partial.point().core)
+    return ComparatorSet(tuple(comparators), frozenset(cores))
+
+
+def _interval_point(text: str, whole: str) -> Version:
+    version = parse_version(text.strip())
+    if version is None:
+        raise ValueError(f"invalid range {whole!r}: {text.strip()!r} is not a version")
+    return version
+
+
+def _parse_intervals(text: str) -> Range:
+    sets: list[ComparatorSet] = []
+    position = 0
+    while position < len(text):
+        match = _INTERVAL.match(text, position)
+        if match is None:
+            raise ValueError(f"invalid range {text!r}: expected an interval like [1.0,2.0)")
+        position = match.end()
+        opening, body, closing = match["open"], match["body"], match["close"]
+        written: list[Version] = []
+        comparators: list[Comparator] = []
+        if "," not in body:
+            if (opening, closing) != ("[", "]"):
+                raise ValueError(f"invalid range {text!r}: an exact version needs [version]")
+            exact = _interval_point(body, text)
+            comparators.append(Comparator("=", exact))
+            written.append(exact)
+        else:
+            low_text, _, high_text = body.partition(",")
+            if not low_text.strip() and not high_text.strip():
+                raise ValueError(f"invalid range {text!r}: an interval needs at least one bound")
+            low = _interval_point(low_text, text) if low_text.strip() else None
+            high = _interval_point(high_text, text) if high_text.strip() else None
+            if low is not None:
+                comparators.append(Comparator(">=" if opening == "[" else ">", low))
+                written.append(low)
+            if high is not None:
+                comparators.append(Comparator("<=" if closing == "]" else "<", high))
+                written.append(high)
+            if (
+                low is not None
+                and high is not None
+                and (low > high or (low == high and (opening, closing) != ("[", "]")))
+            ):
+                raise ValueError(f"invalid range {text!r}: the interval is empty")
+        cores = frozenset(v.core for v in written if v.is_prerelease)
+        sets.append(ComparatorSet(tuple(comparators), cores))
+    return Range(text, tuple(sets))
+
+
+def parse_range(text: str) -> Range:
+    """Parse a version range; raise ``ValueError`` with a readable message when invalid.
+
+    npm grammar: ``^1.2``, ``~1.2.3``, ``>=1.0.0 <2.0.0`` (a comma may separate
+    comparators too, as in Flux), ``1.x``, ``1.2.*``, ``*``, hyphen ranges
+    ``1.0 - 2.0`` and ``||`` unions. Versions may have a 4th part; ``1.2.3.x``
+    selects the 1.2.3 line of 4-part tags.
+
+    A version written without an operator follows npm, not NuGet: ``1.0`` means
+    the 1.0.x line (``>=1.0.0 <1.1.0``), ``1.2.3`` means exactly 1.2.3 (== 1.2.3.0).
+    Write ``[1.0,)`` for NuGet's "1.0 or higher".
+
+    NuGet/Maven intervals: ``[1.0,2.0)``, ``(,1.0]``, ``[1.0,)``, ``[1.0]`` and
+    comma-separated unions of them (``[1.0,2.0),[3.0,)``). Interval bounds are
+    exact points (missing parts are 0).
+
+    Pre-releases are admitted only when a version written in the same comparator
+    set (or interval) is a pre-release with the same numeric core, as npm does;
+    ``Range.contains(..., include_prerelease=True)`` lifts that rule.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("invalid range '': the range is empty")
+    if stripped[0] in "[(":
+        return _parse_intervals(stripped)
+    sets = []
+    for alternative in stripped.split("||"):
+        if not alternative.strip():
+            raise ValueError(f"invalid range {text!r}: empty alternative around '||'")
+        sets.append(_parse_npm_set(alternative.strip(), text))
+    return Range(text, tuple(sets))
+
+
+# --------------------------------------------------------------- release versions
+
+_SAFE_VERSION = re.compile(r"[0-9A-Za-z_][0-9A-Za-z._+-]{0,127}")
+_FIELD = re.compile(r"\{(?P<name>[A-Za-z]+)(?:\+(?P<plus>[0-9]+))?\}")
+_MASK = re.compile(r"(?:[ic]|[0-9]+)(?:\.(?:[ic]|[0-9]+)){0,3}(?P<suffix>-[0-9A-Za-z.-]+)?")
+_VERSION_FIELDS = {"major": 0, "minor": 1, "patch": 2, "build": 3}
+_DATE_FIELDS = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M"}
+_COUNTER = "i"
+_CORE_DIGITS = re.compile(r"[0-9]+(?=[^0-9]*\Z)")
+
+
+def is_safe_version_text(text: str) -> bool:
+    """Usable as a file name component: ``releases/<project>/<version>.yaml``."""
+    return _SAFE_VERSION.fullmatch(text) is not None and ".." not in text
+
+
+def _is_mask(template: str) -> bool:
+    match = _MASK.fullmatch(template)
+    core = template.split("-", 1)[0]
+    return match is not None and any(part in ("i", "c") for part in core.split("."))
+
+
+def _apply_mask(mask: str, last: Version) -> str:
+    """Octopus semantic version masks, as Octopus defines them.
+
+    ``c`` keeps the current (last) value of that part, ``i`` increments it and a
+    number is literal. Once a part has changed (incremented, or a literal that
+    differs from the last version), later ``i`` parts restart at 0: ``i.i.i``
+    after 1.2.3 is 2.0.0, ``1.2.i`` after 1.2.3 is 1.2.4, ``2.0.i`` after 1.2.3
+    is 2.0.0 (Octopus gives 2.0.4 there, which users reported as a bug).
+    """
+    core_text, dash, suffix = mask.partition("-")
+    parts: list[str] = []
+    changed = False
+    for index, part in enumerate(core_text.split(".")):
+        current = last.core[index]
+        if part == "c":
+            value = current
+        elif part == "i":
+            value = 0 if changed else current + 1
+            changed = True
+        else:
+            value = int(part)
+            changed = changed or value != current
+        parts.append(str(value))
+    return ".".join(parts) + dash + suffix
+
+
+def _render_template(template: str, last: Version | None, now: datetime) -> str:
+    """Substitute every field except the counter, which stays as ``{i}``."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, plus = match["name"], match["plus"]
+        if name in _VERSION_FIELDS:
+            assert last is not None  # callers use `initial` when there is no last version
+            return str(last.core[_VERSION_FIELDS[name]] + int(plus or 0))
+        if plus is not None:
+            raise ValueError(f"template {template!r}: only version fields take +N, not {{{name}}}")
+        if name in _DATE_FIELDS:
+            return now.strftime(_DATE_FIELDS[name])
+        if name == _COUNTER:
+            return "{i}"
+        raise ValueError(f"template {template!r}: unknown field {{{name}}}")
+
+    return _FIELD.sub(substitute, template)
+
+
+def _fill_counter(rendered: str, existing: Collection[str]) -> str:
+    """``{i}``: one more than the highest counter among existing versions of the same shape."""
+    if "{i}" not in rendered:
+        return rendered
+    before, _, after = rendered.partition("{i}")
+    if "{i}" in after:
+        raise ValueError("a release version template may use {i} only once")
+    shape = re.compile(re.escape(before) + r"([0-9]+)" + re.escape(after))
+    used = [int(m[1]) for text in existing if (m := shape.fullmatch(text))]
+    return f"{before}{max(used, default=0) + 1}{after}"
+
+
+def _taken(candidate: str, existing: Collection[str], existing_versions: set[Version]) -> bool:
+    """Exists already, as text or as an equal version (``1.2`` and ``1.2.0`` clash)."""
+    return candidate in existing or parse_version(candidate) in existing_versions
+
+
+def _bump_last_number(text: str) -> str:
+    """Increment the last number before any ``-``/``+`` (width kept: ``09`` -> ``10``)."""
+    core_end = min((i for i in (text.find("-"), text.find("+")) if i >= 0), default=len(text))
+    core, rest = text[:core_end], text[core_end:]
+    match = _CORE_DIGITS.search(core)
+    if match is None:
+        raise ValueError(f"release version {text!r} has no number to increment")
+    digits = match[0]
+    bumped = str(int(digits) + 1).zfill(len(digits))
+    return core[: match.start()] + bumped + core[match.end() :] + rest
+
+
+def next_release_version(
+    template: str,
+    last: str | None,
+    existing: Collection[str],
+    now: datetime,
+    initial: str,
+) -> str:
+    """The next release version of a project.
+
+    ``template`` is either an Octopus mask (``i.i.c``, ``1.2.i``; see
+    ``_apply_mask``) or text with fields:
+
+    - ``{major}``, ``{minor}``, ``{patch}``, ``{build}`` (4th part): the last
+      release's parts, with increments like ``{patch+1}``. No part is reset for
+      you: write ``{major}.{minor+1}.0``.
+    - ``{yyyy}``, ``{MM}``, ``{dd}``, ``{HH}``, ``{mm}``: ``now``, zero-padded.
+    - ``{i}``: a counter, one more than the highest among ``existing`` versions
+      that share the rest of the rendered text (so it restarts at 1 each day for
+      ``{yyyy}.{MM}.{dd}.{i}``).
+
+    A template that reads the last version gives ``initial`` for the first
+    release (``last`` is None); a date-only template needs no last version.
+
+    Collisions: while the result exists in ``existing`` (as text, or as an equal
+    version), its last number before any ``-``/``+`` is incremented.
+
+    Raises ``ValueError`` for an unknown field, an unparsable ``last`` or a
+    result that is not a safe path component.
+    """
+    needs_last = _is_mask(template) or any(
+        m["name"] in _VERSION_FIELDS for m in _FIELD.finditer(template)
+    )
+    if needs_last and last is None:
+        candidate = initial
+    else:
+        last_version = None
+        if needs_last:
+            assert last is not None
+            last_version = parse_version(last)
+            if last_version is None:
+                raise ValueError(
+                    f"the last release version {last!r} is not a version; "
+                    f"template {template!r} cannot be applied"
+                )
+        if _is_mask(template):
+            assert last_version is not None
+            candidate = _apply_mask(template, last_version)
+        else:
+            candidate = _fill_counter(_render_template(template, last_version, now), existing)
+    if not is_safe_version_text(candidate):
+        raise ValueError(f"release version {candidate!r} is not a safe file name")
+    existing_versions = {v for v in map(parse_version, existing) if v is not None}
+    for _ in range(len(existing) + 2):  # each existing version blocks at most one candidate
+        if not _taken(candidate, existing, existing_versions):
+            return candidate
+        candidate = _bump_last_number(candidate)
+    raise AssertionError("unreachable: every bump yields a different version")
+
+
+def version_from_donor(donor_tag: str, existing: Collection[str]) -> str:
+    """The release version taken from a donor package's tag.
+
+    A ``v``/``V`` before a digit is stripped (``v1.4.0`` -> ``1.4.0``). When that
+    text already exists (exact text comparison), ``-1``, ``-2``, ... is appended
+    until it is free: re-releasing the same donor version yields ``1.4.0-1``.
+    Raises ``ValueError`` when the tag is not a safe path component.
+    """
+    base = donor_tag[1:] if donor_tag[:1] in ("v", "V") and donor_tag[1:2].isdigit() else donor_tag
+    if not is_safe_version_text(base):
+        raise ValueError(f"donor tag {donor_tag!r} cannot be used as a release version")
+    candidate, counter = base, 0
+    while candidate in existing:
+        counter += 1
+        candidate = f"{base}-{counter}"
+    return candidate
