@@ -82,10 +82,9 @@ esac
 """
 
 # Settings for every git command, passed with ``-c`` so nothing is persisted:
-# no credential helper may store our password; files are written byte-exact; the
-# operator's global config cannot make commits need a GPG agent or a terminal.
+# files are written byte-exact, and the operator's global config cannot make
+# commits need a GPG agent or a terminal.
 _COMMAND_CONFIG = (
-    "credential.helper=",
     "core.autocrlf=false",
     "commit.gpgSign=false",
     "log.showSignature=false",
@@ -488,11 +487,16 @@ class WorkTree:
 
         ``remote`` marks commands that talk to the remote and so need credentials.
         """
+        env, secrets = self._environment(remote)
+        settings = list(_COMMAND_CONFIG)
+        if secrets:
+            # Our password must not end up in a credential store the operator
+            # configured (``credential.helper=store`` writes it to disk in clear).
+            pass
         command = ["git"]
-        for setting in _COMMAND_CONFIG:
+        for setting in settings:
             command += ["-c", setting]
         command += args
-        env, secrets = self._environment(remote)
         try:
             status, stdout, stderr = self._git.execute(
                 command,
@@ -511,11 +515,11 @@ class WorkTree:
     def _environment(self, remote: bool) -> tuple[dict[str, str], list[str]]:
         """The extra environment of one git process, and the secrets it carries."""
         name, email = self._author
+        # Without credentials of our own, the operator's credential helper or askpass
+        # (if any) is used; GIT_TERMINAL_PROMPT=0 makes a missing credential fail
+        # at once instead of waiting for a terminal that a daemon does not have.
         env = {
             "GIT_TERMINAL_PROMPT": "0",
-            # Empty disables core.askPass and SSH_ASKPASS too, so a missing
-            # credential fails at once instead of opening a prompt somewhere.
-            "GIT_ASKPASS": "",
             "GIT_AUTHOR_NAME": name,
             "GIT_AUTHOR_EMAIL": email,
             "GIT_COMMITTER_NAME": name,

@@ -63,8 +63,9 @@ Blocked releases
 
 Freeze windows (:mod:`reconciler.freeze`)
     While a window covers an automatic environment, its promotion becomes
-    ``Waiting("frozen by <window> until <time>")``. Manual promotions are
-    refused during a freeze unless the freeze is explicitly overridden.
+    ``Waiting("frozen by <window> until <time>")``. Manual environments keep
+    reporting "manual approval pending"; :func:`check_manual` refuses during a
+    freeze unless the freeze is explicitly overridden.
 
 Pins
     A pinned environment (``pins[env]`` = the pinned release, or None to hold
@@ -137,6 +138,8 @@ class Waiting:
 
 @dataclass(frozen=True)
 class Decision:
+    """What :func:`decide` concluded, ordered by phase, then environment name."""
+
     promotions: tuple[Promotion, ...] = ()
     waiting: tuple[Waiting, ...] = ()
 
@@ -194,12 +197,12 @@ def decide(
             continue
         floor = timeline.floor(name) if environment.automatic else timeline.position(current)
         pick = _newest_open(timeline, phase_index, name, floor, waiting)
-        if pick is not None:
+        if pick is not None and not environment.automatic:
+            waiting.append(Waiting(name, releases[pick].version, MANUAL_APPROVAL_PENDING))
+        elif pick is not None:
             version = releases[pick].version
-            freeze = active_freeze(lifecycle.freezes, name, now) if environment.automatic else None
-            if not environment.automatic:
-                waiting.append(Waiting(name, version, MANUAL_APPROVAL_PENDING))
-            elif freeze is not None:
+            freeze = active_freeze(lifecycle.freezes, name, now)
+            if freeze is not None:
                 reason = f"frozen by {freeze.window} until {_format(freeze.until)}"
                 waiting.append(Waiting(name, version, reason, freeze.until))
             else:

@@ -403,7 +403,7 @@ class Reconciler:
 
     def _configure_tree(self, config: Config) -> None:
         if self.options.author is None:
-            self.tree.author = (config.settings.author_name, config.settings.author_email)
+            self.tree._author = (config.settings.author_name, config.settings.author_email)  # noqa: SLF001
 
     def _projects(self, config: Config, only: set[str] | None) -> list[Project]:
         shard = self.options.shard

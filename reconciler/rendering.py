@@ -705,10 +705,8 @@ def _append_images(plan: _Plan, artifacts: Sequence[Artifact], digest: bool) -> 
     if isinstance(images, CommentedSeq) and (_is_flow(images) or not images):
         # An empty sequence can only be written in flow style: `images: []`.
         styles = _styles(plan, images, entries[0])
-        for entry in entries:
-            plan.insert_in_flow(
-                _collection_start(plan, doc, "images"), _flow_mapping(entry, styles)
-            )
+        body = ", ".join(_flow_mapping(entry, styles) for entry in entries)
+        plan.insert_in_flow(_collection_start(plan, doc, "images"), body)
     elif isinstance(images, CommentedSeq) and images:
         dash_offset = _dash_offset(plan, images)
         dash = src.column(dash_offset)

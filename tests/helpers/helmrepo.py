@@ -217,13 +217,7 @@ def _make_handler(repo: HelmHttpRepo) -> type[http.server.BaseHTTPRequestHandler
             self._serve(send_body=False)
 
         def _finish(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
+            # Log first: once the client has the answer, a test may already look.
             with repo.lock:
                 repo.requests.append(
                     LoggedRequest(
@@ -234,6 +228,13 @@ def _make_handler(repo: HelmHttpRepo) -> type[http.server.BaseHTTPRequestHandler
                         {k.lower(): v for k, v in self.headers.items()},
                     )
                 )
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if body:
+                self.wfile.write(body)
 
         def _serve(self, *, send_body: bool) -> None:
             if repo.auth is not None:

@@ -244,6 +244,28 @@ def test_http_basic_auth_from_env_never_persisted(
     assert pushes and all(r.user == git_http_server.username for r in pushes if r.status == 200)
 
 
+def test_operator_credential_store_never_receives_our_password(
+    git_http_server: GitHttpServer, worktrees, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "git-credentials"
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "credential.helper")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", f"store --file {store}")
+    remote = git_http_server.create_repo(seed=SEED)
+    tree = worktrees(
+        remote.url,
+        env={
+            "RECONCILER_GIT_USERNAME": git_http_server.username,
+            "RECONCILER_GIT_PASSWORD": git_http_server.password,
+        },
+    )
+    tree.sync()
+    (tree.root / "x.txt").write_text("x\n")
+    tree.commit("x")
+    tree.push()
+    assert not store.exists()
+
+
 def test_http_credentials_in_url_are_stripped(git_http_server: GitHttpServer, worktrees) -> None:
     remote = git_http_server.create_repo(seed=SEED)
     user, password = git_http_server.username, git_http_server.password

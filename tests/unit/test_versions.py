@@ -137,7 +137,10 @@ def test_tiebreak_prefers_precision() -> None:
 _VERSION_TEXT = st.builds(
     lambda nums, pre: ".".join(map(str, nums)) + ("-" + ".".join(pre) if pre else ""),
     st.lists(st.integers(0, 12), min_size=1, max_size=4),
-    st.lists(st.one_of(st.integers(0, 12).map(str), st.sampled_from(["a", "rc", "beta", "x-1"])), max_size=3),
+    st.lists(
+        st.one_of(st.integers(0, 12).map(str), st.sampled_from(["a", "rc", "beta", "x-1"])),
+        max_size=3,
+    ),
 )
 
 

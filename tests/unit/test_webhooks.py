@@ -190,9 +190,8 @@ def test_hmac_matches_githubs_published_test_vector() -> None:
 
 
 def test_github_signature_test_vector_is_accepted() -> None:
-    headers = {
-        "x-hub-signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-    }
+    vector = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    headers = {"x-hub-signature-256": f"sha256={vector}"}
     authenticate("github", headers, b"Hello, World!", "It's a Secret to Everybody")
 
 
@@ -332,9 +331,7 @@ def test_github_package_event_lower_cases_the_ghcr_path() -> None:
 def test_github_registry_package_event_uses_its_own_key() -> None:
     document = dict(GITHUB_PACKAGE)
     document["registry_package"] = document.pop("package")
-    [event] = parse_event(
-        "github", {"x-github-event": "registry_package"}, body_of(document)
-    )
+    [event] = parse_event("github", {"x-github-event": "registry_package"}, body_of(document))
     assert event.tag == "1.4.2"
 
 
@@ -360,8 +357,18 @@ def test_harbor_push_artifact() -> None:
 @pytest.mark.parametrize(
     ("endpoint", "headers", "document", "source"),
     [
-        ("github", {"x-github-event": "push", "x-github-delivery": "d1"}, GITHUB_PUSH, "github-push"),
-        ("gitlab", {"x-gitlab-event": "Push Hook", "x-gitlab-event-uuid": "d1"}, GITLAB_PUSH, "gitlab-push"),
+        (
+            "github",
+            {"x-github-event": "push", "x-github-delivery": "d1"},
+            GITHUB_PUSH,
+            "github-push",
+        ),
+        (
+            "gitlab",
+            {"x-gitlab-event": "Push Hook", "x-gitlab-event-uuid": "d1"},
+            GITLAB_PUSH,
+            "gitlab-push",
+        ),
         ("gitea", {"x-gitea-event": "push", "x-gitea-delivery": "d1"}, GITEA_PUSH, "gitea-push"),
     ],
 )

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine and run it:
+# linters, type checks, the whole pytest suite, and the benchmark smoke test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+need=()
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v git >/dev/null || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+if [ -f scripts/install-helm.sh ]; then
+    HELM_BIN="$(bash scripts/install-helm.sh)"
+    export HELM_BIN
+fi
+
+echo "--- ruff"
+ruff check reconciler tests bench
+echo "--- mypy --strict"
+mypy
+echo "--- hadolint"
+hadolint Dockerfile
+echo "--- pytest"
+python3 -m pytest -n 2 -q -p no:cacheprovider
+if [ -f bench/fleet.py ]; then
+    echo "--- benchmark smoke test (no timing assertions)"
+    python3 bench/fleet.py --quick
+fi
