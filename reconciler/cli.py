@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "block": ("block", "Block a release from further promotion."),
     "unblock": ("unblock", "Unblock a release."),
     "explain": ("explain", "Explain why versions were accepted or rejected."),
+    "pin": ("pin", "Pin an environment: the reconciler never changes it."),
+    "unpin": ("unpin", "Remove an environment's pin."),
 }
 
 

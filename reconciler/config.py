@@ -24,6 +24,7 @@ from ruamel.yaml.events import AliasEvent
 
 from reconciler import API_VERSION, schema, yamlio
 from reconciler.errors import ConfigError, Problem
+from reconciler.freeze import window_problems
 from reconciler.model import (
     Channel,
     Config,
@@ -293,6 +294,9 @@ def _lifecycle(doc: _Doc, out: _Collector) -> Lifecycle:
             )
         except ValueError as exc:
             out.at(doc, ["freezes", i], str(exc))
+            continue
+        for message in window_problems(freezes[-1]):
+            out.at(doc, ["freezes", i], message)
     return Lifecycle(
         d["name"], tuple(phases), tuple(freezes), Location(doc.file, yamlio.position(d))
     )

@@ -251,6 +251,16 @@ class WorkTree:
         self._cleanup = weakref.finalize(self, WorkTree._remove_dir, [None])
         self._check_branch_name(branch)
 
+    @property
+    def author(self) -> tuple[str, str]:
+        """(name, email) of author and committer; may change between operations
+        (the config repository's settings name it, and are only known after a sync)."""
+        return self._author
+
+    @author.setter
+    def author(self, value: tuple[str, str]) -> None:
+        self._author = value
+
     # -- context manager -----------------------------------------------------------
 
     def __enter__(self) -> WorkTree:
@@ -492,7 +502,7 @@ class WorkTree:
         if secrets:
             # Our password must not end up in a credential store the operator
             # configured (``credential.helper=store`` writes it to disk in clear).
-            pass
+            settings.append("credential.helper=")
         command = ["git"]
         for setting in settings:
             command += ["-c", setting]

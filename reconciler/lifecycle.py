@@ -33,8 +33,9 @@ Phase completion
 Phase opening
     The first phase is open for every release from its creation. Phase N is
     open for R when every earlier **non-optional** phase is complete for R.
-    Optional phases never hold anything back: they open together with the
-    phase after them, and their deployments still count for themselves.
+    Optional phases never hold anything back: the phase after an optional
+    phase opens together with it, and deployments to the optional phase still
+    count for its own completion.
 
 Automatic environments
     An automatic environment in an open phase gets the *newest* release for
@@ -75,12 +76,16 @@ Soak still running
     Each environment also gets at most one ``Waiting("soaking in <phase> until
     <time>")`` for the release, newer than what it gets or waits for now, that
     will open soonest; ``until`` is when. :attr:`Decision.wake_at` is the
-    earliest such time, so a loop knows when the clock alone changes the answer.
+    earliest ``until`` of all waits (soak or freeze ends), so a loop knows when
+    the clock alone changes the answer.
 
 Unknown releases
-    An environment running a version missing from ``releases`` is not changed
-    automatically (it cannot be shown to move forwards):
-    ``Waiting("runs <version>, which is not a known release")``.
+    An environment may run a version missing from ``releases`` (a record
+    pruned from a bounded list, a release of a channel left out, a hand edit).
+    Its position is unknown, so only releases *created after* it arrived in
+    the environment count as newer: such a release was certainly created after
+    the one running. :func:`check_manual` skips the backwards check then, since
+    a person can tell.
 
 An environment listed in two phases is taken from the first (config
 validation rejects that).
@@ -89,7 +94,7 @@ validation rejects that).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from reconciler.freeze import active_freeze
@@ -152,11 +157,16 @@ class Decision:
 
 def current_release(history: History, environment: str) -> str | None:
     """The release ``environment`` runs: its last deployment, None if never deployed."""
+    latest = _last_deployment(history, environment)
+    return latest.release if latest is not None else None
+
+
+def _last_deployment(history: History, environment: str) -> Deployment | None:
     latest: Deployment | None = None
     for deployment in history.get(environment, ()):
         if latest is None or deployment.at >= latest.at:
             latest = deployment
-    return latest.release if latest is not None else None
+    return latest
 
 
 def phase_of(lifecycle: Lifecycle, environment: str) -> Phase | None:
@@ -190,12 +200,7 @@ def decide(
         if name in pins:
             waiting.append(Waiting(name, pins[name] or current_release(history, name), PINNED))
             continue
-        current = current_release(history, name)
-        if current is not None and current not in timeline.index:
-            reason = f"runs {current}, which is not a known release"
-            waiting.append(Waiting(name, current, reason))
-            continue
-        floor = timeline.floor(name) if environment.automatic else timeline.position(current)
+        floor = timeline.floor(name, automatic=environment.automatic)
         pick = _newest_open(timeline, phase_index, name, floor, waiting)
         if pick is not None and not environment.automatic:
             waiting.append(Waiting(name, releases[pick].version, MANUAL_APPROVAL_PENDING))
@@ -210,7 +215,7 @@ def decide(
                 reason = timeline.open_reason(phase_index)
                 promotions.append(Promotion(name, version, phase.name, reason))
         # Only releases newer than the one chosen (or than the floor) matter next.
-        after = floor if pick is None else pick
+        after = floor if pick is None else replace(floor, position=pick)
         soaking = _next_to_open(timeline, phase_index, after)
         if soaking is not None:
             waiting.append(soaking.waiting(name, releases))
@@ -288,6 +293,19 @@ class _Gate:
 
 
 @dataclass(frozen=True)
+class _Floor:
+    """What a release must be newer than to be proposed for one environment."""
+
+    position: int  # only releases after this position (-1: any)
+    created_after: datetime | None = None  # running an unknown release: when it arrived
+
+    def admits(self, position: int, state: ReleaseState) -> bool:
+        if position <= self.position:
+            return False
+        return self.created_after is None or state.created > self.created_after
+
+
+@dataclass(frozen=True)
 class _Soaking:
     """A release that will open for an environment's phase once soak time has passed."""
 
@@ -352,20 +370,27 @@ class _Timeline:
         """Whether the release follows this lifecycle (its channel was passed in)."""
         return self.channels is None or state.channel in self.channels
 
-    def position(self, version: str | None) -> int:
-        """Position of a known release; -1 for None (older than every release)."""
-        return -1 if version is None else self.index[version]
+    def floor(self, environment: str, *, automatic: bool) -> _Floor:
+        """What a release must be newer than to be proposed for ``environment``.
 
-    def floor(self, environment: str) -> int:
-        """Position of the newest known release ``environment`` has ever run, or -1."""
-        return max(
-            (
-                self.index[d.release]
-                for d in self.history.get(environment, ())
-                if d.release in self.index
-            ),
-            default=-1,
-        )
+        Automatic environments: every release they have run (a rollback
+        sticks); manual ones: the current release.
+        """
+        last = _last_deployment(self.history, environment)
+        if automatic:
+            position = max(
+                (
+                    self.index[d.release]
+                    for d in self.history.get(environment, ())
+                    if d.release in self.index
+                ),
+                default=-1,
+            )
+        else:
+            position = self.index.get(last.release, -1) if last is not None else -1
+        if last is not None and last.release not in self.index:
+            return _Floor(position, created_after=last.at)
+        return _Floor(position)
 
     def completion(self, position: int, phase: Phase) -> tuple[datetime | None, int, int]:
         """(when ``phase`` is complete for the release or None, deployed, required)."""
@@ -429,16 +454,18 @@ def _newest_open(
     timeline: _Timeline,
     phase_position: int,
     environment: str,
-    floor: int,
+    floor: _Floor,
     waiting: list[Waiting],
 ) -> int | None:
-    """Position of the newest unblocked release open for the phase and newer than ``floor``.
+    """Position of the newest unblocked release open for the phase and above ``floor``.
 
     Appends a blocked ``Waiting`` for each blocked release passed over.
     """
-    for position in range(len(timeline.releases) - 1, floor, -1):
+    for position in range(len(timeline.releases) - 1, floor.position, -1):
         state = timeline.releases[position]
-        if not timeline.eligible(state) or not timeline.gate(position, phase_position).open:
+        if not (timeline.eligible(state) and floor.admits(position, state)):
+            continue
+        if not timeline.gate(position, phase_position).open:
             continue
         if state.blocked is not None:
             waiting.append(Waiting(environment, state.version, f"blocked: {state.blocked}"))
@@ -450,16 +477,18 @@ def _newest_open(
 def _next_to_open(
     timeline: _Timeline,
     phase_position: int,
-    after: int,
+    after: _Floor,
 ) -> _Soaking | None:
-    """The unblocked release newer than ``after`` whose phase opens soonest by soak alone.
+    """The unblocked release above ``after`` whose phase opens soonest by soak alone.
 
     On equal opening times the newer release wins: it is the one that will be chosen.
     """
     best: _Soaking | None = None
-    for position in range(after + 1, len(timeline.releases)):
+    for position in range(after.position + 1, len(timeline.releases)):
         state = timeline.releases[position]
-        if not timeline.eligible(state) or state.blocked is not None:
+        if not (timeline.eligible(state) and after.admits(position, state)):
+            continue
+        if state.blocked is not None:
             continue
         gate = timeline.gate(position, phase_position)
         if gate.opens_at is None:

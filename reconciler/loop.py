@@ -200,6 +200,8 @@ def run_loop(
         else:
             batch = _debounce(item, events, stop, quiet=debounce, cap=max_debounce, clock=clock)
             request = build_request(batch, full=clock() >= next_full, reason="event")
+            if stop.is_set():  # stopped while a burst settled: the next start polls anyway
+                break
         first = False
         _run_one(
             run_pass, request, health=health, metrics=metrics, clock=clock, wall_clock=wall_clock

@@ -32,8 +32,9 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
-from reconciler.lifecycle import Decision, ReleaseState, decide
-from reconciler.model import Config, Deployment, Project, Release
+from reconciler.lifecycle import Decision, decide
+from reconciler.model import Config, Deployment, Project, Release, RenderTarget
+from reconciler.operations import read_pins, release_states
 from reconciler.planning import PackageChoice, SettleState, TriggerDecision, plan_release, rule_for
 from reconciler.selection import select
 
@@ -98,6 +99,7 @@ class PassResult:
     push_attempts: int = 0
     duration: float = 0.0
     files_changed: list[str] = field(default_factory=list)
+    choices: dict[tuple[str, str], dict[str, PackageChoice]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -345,13 +347,14 @@ class Reconciler:
             result.config_error = exc
             log.error("config invalid:\n%s", exc)
             return
-        self._configure_tree(config)
+        self.configure_tree(config)
         projects = self._projects(config, only_projects)
         channel_of: dict[str, set[str]] = {p.name: set() for p in projects}
         for trigger in config.triggers.values():
             if trigger.enabled and trigger.project in channel_of:
                 channel_of[trigger.project].add(trigger.channel)
         choices = self.poll(config, projects, channel_of)
+        result.choices = choices
         _hook("after-poll")
         for key, per_package in choices.items():
             for choice in per_package.values():
@@ -401,9 +404,9 @@ class Reconciler:
         result.ok = False
         result.git_error = f"push still rejected after {self.options.max_push_attempts} attempts"
 
-    def _configure_tree(self, config: Config) -> None:
+    def configure_tree(self, config: Config) -> None:
         if self.options.author is None:
-            self.tree._author = (config.settings.author_name, config.settings.author_email)  # noqa: SLF001
+            self.tree.author = (config.settings.author_name, config.settings.author_email)
 
     def _projects(self, config: Config, only: set[str] | None) -> list[Project]:
         shard = self.options.shard
@@ -507,21 +510,14 @@ class Reconciler:
         lifecycles: dict[str, list[str]] = {}
         for channel in project.channels:
             lifecycles.setdefault(channel.lifecycle or project.lifecycle, []).append(channel.name)
+        pins = {env: p.get("release") for env, p in read_pins(self.tree.root, project.name).items()}
+        releases = release_states(state)
         for lc_name, channels in sorted(lifecycles.items()):
-            lifecycle = config.lifecycles[lc_name]
-            releases = [
-                ReleaseState(
-                    version=r.version,
-                    channel=r.channel,
-                    created=r.created,
-                    blocked=state.blocks.get(r.version),
-                )
-                for r in state.recent
-                if r.channel in channels
-            ]
-            if not releases:
+            if not any(r.channel in channels for r in releases):
                 continue
-            decision: Decision = decide(lifecycle, releases, state.history, now)
+            lifecycle = config.lifecycles[lc_name]
+            decision: Decision = decide(lifecycle, releases, state.history, now, pins=pins,
+                                        channels=channels)
             for wait in decision.waiting:
                 result.waiting.append((project.name, wait.environment, wait.reason))
             for promotion in decision.promotions:
@@ -571,35 +567,25 @@ def render_environment(
     targets = list(env.targets)
     if not targets:
         name = next(
-            n
-            for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+            n for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
             if (root / env.overlay / n).is_file()
         )
-        targets = [_target("kustomize-images", f"{env.overlay}/{name}")]
+        kinds = {a.kind for a in artifacts}
+        if "image" in kinds:
+            targets.append(RenderTarget("kustomize-images", f"{env.overlay}/{name}"))
+        if "chart" in kinds:
+            targets.append(RenderTarget("kustomize-helm", f"{env.overlay}/{name}"))
     changed = []
     for target in targets:
         path = root / target.file
         text = path.read_bytes().decode("utf-8")
-        if target.kind in ("kustomize-images", "kustomize-helm"):
-            new = rendering.render_kustomization(
-                text, artifacts, digest=project.render_digest, file=target.file
-            )
-        elif target.kind == "helmrelease":
-            new = rendering.render_helmrelease(text, artifacts, file=target.file)
-        elif target.kind == "application":
-            new = rendering.render_application(text, artifacts, file=target.file)
-        else:
-            new = rendering.render_markers(text, project.name, artifacts, file=target.file)
+        new = rendering.render(target.kind, text, artifacts, project=project.name,
+                               digest=project.render_digest, file=target.file)
         if new != text:
             path.write_bytes(new.encode("utf-8"))
             changed.append(target.file)
     return changed
 
-
-def _target(kind: str, file: str) -> Any:
-    from reconciler.model import RenderTarget
-
-    return RenderTarget(kind, file)  # type: ignore[arg-type]
 
 
 def _previous_release(

@@ -138,8 +138,18 @@ class ProjectState:
         return deployments[-1].release if deployments else None
 
     def remember(self, release: Release) -> None:
+        """Add a new release; forget the oldest ones no environment runs any more."""
         self.recent.append(RecentRelease(release.version, release.channel, release.created))
-        del self.recent[:-RECENT_LIMIT]
+        running = {self.current(env) for env in self.history}
+        excess = len(self.recent) - RECENT_LIMIT
+        if excess > 0:
+            kept = []
+            for entry in self.recent:
+                if excess > 0 and entry.version not in running:
+                    excess -= 1
+                    continue
+                kept.append(entry)
+            self.recent = kept
 
     def deploy(self, deployment: Deployment) -> None:
         entries = self.history.setdefault(deployment.environment, [])

@@ -40,6 +40,7 @@ DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: registry and push payloads are a few Ki
 # After refusing an oversized body we still read (and discard) up to this much,
 # so the client sees our 413 instead of a connection reset.
 _DRAIN_LIMIT = 8 * 1024 * 1024
+_DRAIN_SECONDS = 2.0  # ... but for no longer than this, so a trickling client cannot hold a thread
 _REQUEST_TIMEOUT = 10.0  # seconds per socket operation; stops slow clients holding threads
 
 
@@ -235,9 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _discard(self, length: int) -> None:
         """Read and drop part of an oversized body (bounded) so the client gets our answer."""
         remaining = min(length, _DRAIN_LIMIT)
+        deadline = time.monotonic() + _DRAIN_SECONDS
         self.connection.settimeout(1.0)
         try:
-            while remaining > 0:
+            while remaining > 0 and time.monotonic() < deadline:
                 chunk = self.rfile.read1(min(remaining, 65536))
                 if not chunk:
                     break

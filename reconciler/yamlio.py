@@ -42,7 +42,7 @@ def load_one(text: str) -> Any:
 def dump_new(data: Any, header: str = "") -> str:
     """Serialise a new file (block style, stable key order, no aliases)."""
     yaml = _round_trip()
-    yaml.representer.ignore_aliases = lambda *_: True  # type: ignore[method-assign]
+    yaml.representer.ignore_aliases = lambda *_: True
     out = io.StringIO()
     if header:
         out.write(header if header.endswith("\n") else header + "\n")

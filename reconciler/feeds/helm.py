@@ -335,9 +335,13 @@ class _IndexState:
             return None
         if data.get("url") != url:
             return None
-        charts: ReducedIndex = {}
-        for name, versions in (data.get("charts") or {}).items():
-            charts[name] = [ChartVersion(*item) for item in versions]
+        try:
+            charts: ReducedIndex = {
+                str(name): [ChartVersion(*item) for item in versions]
+                for name, versions in (data.get("charts") or {}).items()
+            }
+        except (TypeError, AttributeError):
+            return None  # hand-edited or damaged: it is only a cache, start over
         return cls(
             url=url,
             etag=data.get("etag"),

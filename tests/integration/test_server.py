@@ -50,8 +50,14 @@ class FakeClock:
 
 
 class Sidecar:
-    def __init__(self, server: ReconcilerServer, events: queue.Queue[WebhookEvent],
-                 health: Health, clock: FakeClock, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        server: ReconcilerServer,
+        events: queue.Queue[WebhookEvent],
+        health: Health,
+        clock: FakeClock,
+        metrics: Metrics,
+    ) -> None:
         self.server = server
         self.events = events
         self.health = health
@@ -63,7 +69,9 @@ class Sidecar:
         text = self.http.get("/metrics").text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     return float(sample.value)
         return 0.0
 
@@ -95,8 +103,9 @@ def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
         car.http.close()
 
 
-def github_post(car: Sidecar, document: object, *, delivery: str, secret: str = SECRET,
-                event: str = "push") -> httpx.Response:
+def github_post(
+    car: Sidecar, document: object, *, delivery: str, secret: str = SECRET, event: str = "push"
+) -> httpx.Response:
     body = json.dumps(document).encode()
     return car.http.post(
         "/hooks/github",
@@ -126,8 +135,10 @@ def test_distribution_webhook_is_queued_with_202(sidecar: Sidecar) -> None:
     assert response.json() == {"accepted": 1, "replayed": 0}
     event = sidecar.events.get(timeout=1)
     assert (event.repository, event.tag, event.host) == ("acme/api", "1.2.3", "127.0.0.1:5000")
-    assert sidecar.metric("reconciler_webhook_events_total", source="registry",
-                          outcome="accepted") == 1
+    assert (
+        sidecar.metric("reconciler_webhook_events_total", source="registry", outcome="accepted")
+        == 1
+    )
 
 
 def test_github_push_with_secret_from_a_file(sidecar: Sidecar, tmp_path: Path) -> None:
@@ -136,15 +147,20 @@ def test_github_push_with_secret_from_a_file(sidecar: Sidecar, tmp_path: Path) -
     # The secret file is re-read per request, so a rotation applies without a restart.
     (tmp_path / "github-secret").write_text("rotated-secret\n")
     assert github_post(sidecar, GITHUB_PUSH, delivery="d-2").status_code == 401
-    assert github_post(sidecar, GITHUB_PUSH, delivery="d-3", secret="rotated-secret").status_code == 202
+    assert (
+        github_post(sidecar, GITHUB_PUSH, delivery="d-3", secret="rotated-secret").status_code
+        == 202
+    )
 
 
 def test_bad_signature_is_401_and_nothing_is_queued(sidecar: Sidecar) -> None:
     response = github_post(sidecar, GITHUB_PUSH, delivery="d-1", secret="wrong")
     assert response.status_code == 401
     assert sidecar.events.empty()
-    assert sidecar.metric("reconciler_webhook_events_total", source="github",
-                          outcome="unauthorized") == 1
+    assert (
+        sidecar.metric("reconciler_webhook_events_total", source="github", outcome="unauthorized")
+        == 1
+    )
 
 
 def test_replayed_delivery_is_dropped(sidecar: Sidecar) -> None:
@@ -186,8 +202,12 @@ def test_malformed_json_is_400_and_the_server_keeps_serving(sidecar: Sidecar) ->
     assert sidecar.http.get("/healthz").status_code == 200
     good = sidecar.http.post(
         "/hooks/gitlab",
-        json={"object_kind": "push", "ref": "refs/heads/main", "after": "2" * 40,
-              "project": {"path_with_namespace": "acme/config"}},
+        json={
+            "object_kind": "push",
+            "ref": "refs/heads/main",
+            "after": "2" * 40,
+            "project": {"path_with_namespace": "acme/config"},
+        },
         headers={"X-Gitlab-Token": SECRET},
     )
     assert good.status_code == 202
@@ -200,8 +220,10 @@ def test_oversized_body_is_413_before_it_is_read(sidecar: Sidecar) -> None:
         headers={"Authorization": f"Bearer {SECRET}"},
     )
     assert response.status_code == 413
-    assert sidecar.metric("reconciler_webhook_events_total", source="registry",
-                          outcome="too-large") == 1
+    assert (
+        sidecar.metric("reconciler_webhook_events_total", source="registry", outcome="too-large")
+        == 1
+    )
     assert sidecar.http.get("/healthz").status_code == 200
 
 
@@ -271,10 +293,13 @@ def test_metrics_exposition_parses(sidecar: Sidecar) -> None:
         "reconciler_git_push_retries",
         "reconciler_webhook_events",
     } <= set(families)
-    assert sidecar.metric("reconciler_releases_created_total", project="shop",
-                          channel="stable") == 2
-    assert sidecar.metric("reconciler_feed_requests_total", feed="ghcr", kind="tags",
-                          status="200") == 1
+    assert (
+        sidecar.metric("reconciler_releases_created_total", project="shop", channel="stable") == 2
+    )
+    assert (
+        sidecar.metric("reconciler_feed_requests_total", feed="ghcr", kind="tags", status="200")
+        == 1
+    )
     assert sidecar.metric("reconciler_pass_duration_seconds_count") == 1
     assert sidecar.metric("reconciler_last_successful_pass_timestamp_seconds") == 1_700_000_000
     # Only our registry: no process/platform collectors from the global default one.

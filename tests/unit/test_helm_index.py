@@ -366,6 +366,16 @@ class TestHelmRepoClient:
         client = client_for(lambda r: httpx.Response(200, text=INDEX_YAML), state_dir=tmp_path)
         client.list_tags("web")
         (state_file,) = tmp_path.glob("helm-*.json")
-        state_file.write_text("{not json")
-        again = client_for(lambda r: httpx.Response(200, text=INDEX_YAML), state_dir=tmp_path)
-        assert again.list_tags("web") == ["1.0.0", "1.1.0+build.7", "1.0"]
+        url = "https://charts.example.com/stable/index.yaml"
+        damaged = json.dumps({"format": 1, "url": url, "etag": '"x"', "charts": {"web": [[1]]}})
+        for text in ("{not json", damaged):
+            state_file.write_text(text)
+            sent: list[httpx.Request] = []
+
+            def handler(request: httpx.Request, sent: list[httpx.Request] = sent) -> httpx.Response:
+                sent.append(request)
+                return httpx.Response(200, text=INDEX_YAML)
+
+            again = client_for(handler, state_dir=tmp_path)
+            assert again.list_tags("web") == ["1.0.0", "1.1.0+build.7", "1.0"]
+            assert "If-None-Match" not in sent[0].headers

@@ -293,15 +293,26 @@ CASES: dict[str, Case] = {
         promotions=[],
         waiting=[("staging", "0.9.0", "pinned", None)],
     ),
-    "unknown current release is not replaced automatically": Case(
+    "unknown current release: only releases created after it arrived are newer": Case(
+        STANDARD,
+        [release("1.0.0"), release("1.1.0", 10)],
+        history(("dev", "0.9.0-handmade", 5), ("staging", "0.9.0-handmade", 5)),
+        now=11,
+        promotions=[("dev", "1.1.0")],
+    ),
+    "unknown current release: older releases are not proposed": Case(
         STANDARD,
         [release("1.0.0")],
-        history(("dev", "0.9.0-handmade", 0)),
-        now=1,
+        history(("dev", "0.9.0-handmade", 5)),
+        now=6,
         promotions=[],
-        waiting=[
-            ("dev", "0.9.0-handmade", "runs 0.9.0-handmade, which is not a known release", None)
-        ],
+    ),
+    "release of a channel left out of the list counts as unknown": Case(
+        STANDARD,
+        [release("1.0.0"), release("1.1.0", 30)],
+        history(("dev", "1.0.5-hotfix", 20)),  # the caller passed only the default channel
+        now=31,
+        promotions=[("dev", "1.1.0")],
     ),
     "releases of other channels are compared but not proposed": Case(
         STANDARD,
@@ -359,6 +370,18 @@ CASES: dict[str, Case] = {
         history(("dev", "1.0.0", 0)),
         now=65,
         promotions=[("staging", "1.0.0")],
+    ),
+    "frozen manual environment still waits for approval": Case(
+        Lifecycle(
+            "f",
+            STANDARD.phases,
+            freezes=(FreezeWindow("all-day", start="00:00", end="00:00"),),
+        ),
+        [release("1.0.0")],
+        history(("dev", "1.0.0", 0), ("staging", "1.0.0", 60)),
+        now=61,
+        promotions=[],
+        waiting=[("prod", "1.0.0", "manual approval pending", None)],
     ),
     "output is ordered by phase, then environment name": Case(
         Lifecycle("s", (phase("first", "zulu", "alpha"), phase("second", "mike", "bravo"))),
@@ -701,8 +724,11 @@ def test_decide_never_goes_backwards_and_never_proposes_blocked_releases(
         assert automatic[promotion.environment]
         assert promotion.environment not in pins
         current = current_release(deployments, promotion.environment)
-        if current is not None:
+        if current in position:
             assert position[promotion.release] > position[current]
+        elif current is not None:  # unknown: created after it arrived
+            arrived = max(d.at for d in deployments[promotion.environment])
+            assert proposed.created > arrived
         # What decide promotes, a person would be allowed to promote too.
         assert (
             check_manual(

@@ -103,7 +103,10 @@ def test_slack_payload_has_text_and_blocks() -> None:
     assert body["text"].startswith("Release created: shop 1.4.0")
     types = [block["type"] for block in body["blocks"]]
     assert types == ["header", "section", "section", "context"]
-    assert body["blocks"][0]["text"] == {"type": "plain_text", "text": "Release created: shop 1.4.0"}
+    assert body["blocks"][0]["text"] == {
+        "type": "plain_text",
+        "text": "Release created: shop 1.4.0",
+    }
     fields = [f["text"] for f in body["blocks"][2]["fields"]]
     assert fields == ["*project*\nshop", "*release*\n1.4.0", "*channel*\nstable"]
 
@@ -179,7 +182,9 @@ def test_secrets_are_scrubbed_from_payloads() -> None:
     )
     recorder = Recorder()
     with notifier(
-        recorder, NotificationTarget("webhook", "HOOK_URL"), NotificationTarget("slack", "SLACK_URL")
+        recorder,
+        NotificationTarget("webhook", "HOOK_URL"),
+        NotificationTarget("slack", "SLACK_URL"),
     ) as sender:
         sender.notify(leaky)
     for request in recorder.requests:
@@ -229,5 +234,7 @@ def test_failure_event_classifies_errors() -> None:
     assert failure_event(FeedAuthError("ghcr", "denied")) == "auth-failed"
     assert failure_event(FeedRateLimited("ghcr", "429", retry_after=30)) == "rate-limited"
     assert failure_event(PushRejected("non-fast-forward")) == "push-rejected"
-    assert failure_event(ConfigError([Problem("feeds/a.yaml", 3, "url", "bad")])) == "config-invalid"
+    assert (
+        failure_event(ConfigError([Problem("feeds/a.yaml", 3, "url", "bad")])) == "config-invalid"
+    )
     assert failure_event(RuntimeError("x")) is None

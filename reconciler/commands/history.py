@@ -1,0 +1,92 @@
+"""``reconciler history PROJECT [--env ENV]``: the audit trail, read from ``git log`` trailers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options
+
+EVENT_TRAILERS = (
+    "Release",
+    "Deployed",
+    "Blocked",
+    "Unblocked",
+    "Pinned",
+    "Unpinned",
+    "Rollback",
+    "Drift",
+)
+
+
+def entries(commits: list[Any], project: str, environment: str | None) -> list[dict[str, Any]]:
+    out = []
+    for commit in commits:
+        for key in EVENT_TRAILERS:
+            for value in commit.trailers.get(key, []):
+                words = value.split()
+                if not words or words[0] != project:
+                    continue
+                if key == "Deployed" and environment and words[-1] != environment:
+                    continue
+                if key != "Deployed" and environment and key in ("Release",):
+                    continue
+                if key in ("Pinned", "Unpinned") and environment and words[-1] != environment:
+                    continue
+                out.append(
+                    {
+                        "commit": commit.sha,
+                        "when": commit.when.isoformat(),
+                        "author": commit.author,
+                        "by": (commit.trailers.get("Promoted-By") or [commit.author])[0],
+                        "event": key.lower(),
+                        "detail": " ".join(words[1:]),
+                        "subject": commit.subject,
+                    }
+                )
+    return out
+
+
+@click.command("history", help=__doc__)
+@repo_options
+@click.argument("project")
+@click.option("--env", "environment", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=200, show_default=True, help="Commits to read at most.")
+def command(
+    repo: str,
+    work_dir: Path | None,
+    branch: str | None,
+    project: str,
+    environment: str | None,
+    as_json: bool,
+    limit: int,
+) -> None:
+    from reconciler.commands.report import table
+
+    reconciler = make_reconciler(repo, work_dir, branch)
+    try:
+        reconciler.tree.sync()
+        commits = reconciler.tree.log(
+            paths=[f"state/{project}.yaml", f"releases/{project}", f"pins/{project}"],
+            max_count=limit,
+        )
+    finally:
+        reconciler.close()
+    rows = entries(commits, project, environment)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(
+            table(
+                [
+                    [r["when"][:19], r["commit"][:10], r["by"], r["event"], r["detail"]]
+                    for r in rows
+                ],
+                ["WHEN", "COMMIT", "BY", "EVENT", "DETAIL"],
+            )
+        )
+    raise SystemExit(EXIT_OK)

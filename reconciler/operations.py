@@ -1,0 +1,291 @@
+"""Manual operations on the config repository: promote, rollback, block, pin.
+
+Each operation is a function ``(config, root, now) -> Change | None`` that edits the
+work tree; ``apply_change`` syncs, runs it, commits and pushes, and on a rejected
+push re-syncs and re-runs it (bounded), exactly like a reconcile pass. A refusal is
+raised as ``PromotionRefused`` with the reason, before anything is written.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from reconciler import records, yamlio
+from reconciler.config import load_config
+from reconciler.errors import PromotionRefused, PushRejected
+from reconciler.lifecycle import ReleaseState, check_manual, current_release
+from reconciler.model import Config, Deployment, Lifecycle, Project, Release
+
+
+@dataclass(frozen=True)
+class Change:
+    subject: str
+    body: str
+    trailers: tuple[str, ...]
+
+    def message(self) -> str:
+        text = self.subject + "\n"
+        if self.body:
+            text += "\n" + self.body.rstrip("\n") + "\n"
+        return text + "\n" + "\n".join(self.trailers) + "\n"
+
+
+Operation = Callable[[Config, Path, datetime], Change | None]
+
+
+def actor() -> str:
+    """Who is acting: $RECONCILER_ACTOR, else the login name."""
+    name = os.environ.get("RECONCILER_ACTOR")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def apply_change(reconciler: object, operation: Operation, *, attempts: int = 5) -> str | None:
+    """Run ``operation`` on a fresh sync, commit and push; retry on a moved remote."""
+    from reconciler.reconcile import Reconciler
+
+    assert isinstance(reconciler, Reconciler)
+    tree = reconciler.tree
+    for _ in range(attempts):
+        tree.sync()
+        config = load_config(tree.root)
+        reconciler.configure_tree(config)
+        change = operation(config, tree.root, reconciler.options.clock())
+        if change is None:
+            return None
+        sha = tree.commit(change.message())
+        if sha is None:
+            return None
+        try:
+            tree.push()
+        except PushRejected:
+            continue
+        return sha
+    raise PushRejected(f"push still rejected after {attempts} attempts")
+
+
+def _project(config: Config, name: str) -> Project:
+    if name not in config.projects:
+        raise PromotionRefused(f"unknown project {name!r}")
+    return config.projects[name]
+
+
+def _release(root: Path, project: str, version: str) -> Release:
+    release = records.read_release(root, project, version)
+    if release is None:
+        raise PromotionRefused(f"release {project} {version} does not exist")
+    return release
+
+
+def lifecycle_for(config: Config, project: Project, channel: str) -> tuple[Lifecycle, list[str]]:
+    """The lifecycle a channel follows, and every channel that follows it too."""
+    name = project.channel(channel).lifecycle or project.lifecycle
+    channels = [c.name for c in project.channels if (c.lifecycle or project.lifecycle) == name]
+    return config.lifecycles[name], channels
+
+
+def release_states(state: records.ProjectState) -> list[ReleaseState]:
+    return [
+        ReleaseState(r.version, r.channel, r.created, state.blocks.get(r.version))
+        for r in state.recent
+    ]
+
+
+def read_pins(root: Path, project: str) -> dict[str, dict[str, str]]:
+    """environment -> pin data (release may be absent: hold the current one)."""
+    folder = root / "pins" / project
+    pins: dict[str, dict[str, str]] = {}
+    if not folder.is_dir():
+        return pins
+    for path in sorted(folder.glob("*.yaml")):
+        data = yamlio.load_one(path.read_text(encoding="utf-8")) or {}
+        pins[path.stem] = {str(k): str(v) for k, v in data.items() if v is not None}
+    return pins
+
+
+def deploy(
+    root: Path,
+    project: Project,
+    environment: str,
+    release: Release,
+    state: records.ProjectState,
+    now: datetime,
+    by: str,
+    *,
+    automatic: bool,
+) -> list[str]:
+    """Render the release into the environment and record the deployment."""
+    from reconciler.reconcile import render_environment
+
+    changed = render_environment(root, project, environment, release)
+    state.deploy(Deployment(environment, release.version, now, by, automatic))
+    records.write_if_changed(root / records.state_path(project.name), records.state_to_text(state))
+    return changed
+
+
+def promote(
+    project_name: str, version: str, environment: str, *, by: str, override_freeze: bool = False
+) -> Operation:
+    def run(config: Config, root: Path, now: datetime) -> Change:
+        project = _project(config, project_name)
+        if environment not in project.environments:
+            raise PromotionRefused(f"project {project_name} has no environment {environment!r}")
+        release = _release(root, project_name, version)
+        state = records.read_state(root, project_name)
+        lifecycle, channels = lifecycle_for(config, project, release.channel)
+        pins = {env: p.get("release") for env, p in read_pins(root, project_name).items()}
+        reason = check_manual(
+            lifecycle,
+            release_states(state),
+            state.history,
+            now,
+            release=version,
+            environment=environment,
+            override_freeze=override_freeze,
+            pins=pins,
+            channels=channels,
+        )
+        if reason is not None:
+            raise PromotionRefused(reason)
+        previous = current_release(state.history, environment)
+        deploy(root, project, environment, release, state, now, by, automatic=False)
+        trailers = [
+            f"Release: {project_name} {version}",
+            f"Environment: {environment}",
+            f"Deployed: {project_name} {version} {environment}",
+            f"Promoted-By: {by}",
+        ]
+        if override_freeze:
+            trailers.append("Freeze-Override: yes")
+        return Change(
+            f"Promote {project_name} {version} to {environment}",
+            f"{project_name}/{environment}: {previous or '(none)'} -> {version} (manual, by {by})",
+            tuple(trailers),
+        )
+
+    return run
+
+
+def rollback(project_name: str, environment: str, to: str | None, *, by: str) -> Operation:
+    def run(config: Config, root: Path, now: datetime) -> Change:
+        project = _project(config, project_name)
+        if environment not in project.environments:
+            raise PromotionRefused(f"project {project_name} has no environment {environment!r}")
+        state = records.read_state(root, project_name)
+        current = current_release(state.history, environment)
+        target = to
+        if target is None:
+            earlier = [
+                d.release for d in state.history.get(environment, []) if d.release != current
+            ]
+            if not earlier:
+                raise PromotionRefused(f"{environment} has no earlier release to roll back to")
+            target = earlier[-1]
+        if target == current:
+            raise PromotionRefused(f"{environment} already runs {target}")
+        release = _release(root, project_name, target)
+        deploy(root, project, environment, release, state, now, by, automatic=False)
+        return Change(
+            f"Roll back {project_name} {environment} to {target}",
+            f"{project_name}/{environment}: {current or '(none)'} -> {target} (rollback by {by})",
+            (
+                f"Release: {project_name} {target}",
+                f"Environment: {environment}",
+                f"Deployed: {project_name} {target} {environment}",
+                f"Promoted-By: {by}",
+                f"Rollback: {project_name} {current} -> {target}",
+            ),
+        )
+
+    return run
+
+
+def block(project_name: str, version: str, reason: str | None, *, by: str) -> Operation:
+    """Block (reason given) or unblock (reason None) a release."""
+
+    def run(config: Config, root: Path, now: datetime) -> Change | None:
+        _project(config, project_name)
+        _release(root, project_name, version)
+        state = records.read_state(root, project_name)
+        if reason is None:
+            if version not in state.blocks:
+                return None
+            del state.blocks[version]
+            subject, trailer = f"Unblock {project_name} {version}", "Unblocked"
+        else:
+            if state.blocks.get(version) == reason:
+                return None
+            state.blocks[version] = reason
+            subject, trailer = f"Block {project_name} {version}: {reason}", "Blocked"
+        records.write_if_changed(
+            root / records.state_path(project_name), records.state_to_text(state)
+        )
+        del now
+        return Change(
+            subject, f"by {by}", (f"{trailer}: {project_name} {version}", f"Promoted-By: {by}")
+        )
+
+    return run
+
+
+def pin(
+    project_name: str, environment: str, version: str | None, reason: str | None, *, by: str
+) -> Operation:
+    """Pin (reason given) or unpin (reason None) an environment."""
+
+    def run(config: Config, root: Path, now: datetime) -> Change | None:
+        project = _project(config, project_name)
+        if environment not in project.environments:
+            raise PromotionRefused(f"project {project_name} has no environment {environment!r}")
+        path = root / records.pin_path(project_name, environment)
+        if reason is None:
+            if not path.exists():
+                return None
+            path.unlink()
+            return Change(
+                f"Unpin {project_name} {environment}",
+                f"by {by}",
+                (f"Unpinned: {project_name} {environment}", f"Promoted-By: {by}"),
+            )
+        state = records.read_state(root, project_name)
+        trailers = [f"Pinned: {project_name} {environment}", f"Promoted-By: {by}"]
+        if version is not None and version != current_release(state.history, environment):
+            release = _release(root, project_name, version)
+            deploy(root, project, environment, release, state, now, by, automatic=False)
+            trailers += [
+                f"Release: {project_name} {version}",
+                f"Environment: {environment}",
+                f"Deployed: {project_name} {version} {environment}",
+            ]
+        data = {
+            "apiVersion": "reconciler.dev/v1",
+            "kind": "Pin",
+            "project": project_name,
+            "environment": environment,
+            "release": version,
+            "reason": reason,
+            "by": by,
+            "at": records.iso(now),
+        }
+        text = yamlio.dump_new(
+            {k: v for k, v in data.items() if v is not None},
+            "# A pin: the reconciler never changes this environment.\n"
+            "# Delete this file (or `reconciler unpin`) to release it.\n",
+        )
+        records.write_if_changed(path, text)
+        return Change(
+            f"Pin {project_name} {environment}" + (f" to {version}" if version else ""),
+            f"reason: {reason}\nby {by}",
+            tuple(trailers),
+        )
+
+    return run
