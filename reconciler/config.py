@@ -87,10 +87,9 @@ def _line_of(node: Any, path: list[Any]) -> int:
     """1-based line of the value at ``path`` inside ``node`` (best effort)."""
     line = yamlio.position(node)
     for part in path:
-        if isinstance(node, CommentedMap) and part in node:
-            line = yamlio.position(node, part) or line
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+        in_map = isinstance(node, CommentedMap) and part in node
+        in_seq = isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node)
+        if in_map or in_seq:
             line = yamlio.position(node, part) or line
             node = node[part]
         else:
@@ -114,8 +113,9 @@ class _Collector:
 def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
     """Turn a jsonschema error into (key path, readable message)."""
     path = list(err.absolute_path)
+    sub: dict[str, Any] = err.schema if isinstance(err.schema, dict) else {}
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = list(err.schema.get("properties", {}))
+        allowed = list(sub.get("properties", {}))
         extras = [k for k in err.instance if k not in allowed]
         if extras:
             key = extras[0]
@@ -124,12 +124,12 @@ def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
             return [*path, key], f"unknown field '{key}'{suffix}"
     if err.validator == "required":
         return path, str(err.message).replace("is a required property", "is required")
-    if err.validator == "pattern" and err.schema.get("pattern") == schema.NAME_PATTERN:
+    if err.validator == "pattern" and sub.get("pattern") == schema.NAME_PATTERN:
         return path, (
             f"{err.instance!r} is not a valid name (lower-case letters, digits, '.', '_', '-';"
             " used in file paths)"
         )
-    if err.validator == "pattern" and err.schema.get("pattern") == schema.DURATION_PATTERN:
+    if err.validator == "pattern" and sub.get("pattern") == schema.DURATION_PATTERN:
         return path, f"{err.instance!r} is not a duration (use e.g. 90s, 2m, 1h30m)"
     if err.validator == "oneOf" and err.context:
         # Prefer the branch whose error is deepest: it is the one the user meant.
@@ -523,13 +523,13 @@ def _check_project(
         if lifecycle is None:
             continue
         for phase in lifecycle.phases:
-            for env in phase.environments:
-                if env.name not in project.environments:
+            for phase_env in phase.environments:
+                if phase_env.name not in project.environments:
                     out.at(
                         doc,
                         ["environments"],
                         f"lifecycle {lc_name!r} phase {phase.name!r} uses environment "
-                        f"{env.name!r}, which this project does not map to an overlay",
+                        f"{phase_env.name!r}, which this project does not map to an overlay",
                     )
 
 

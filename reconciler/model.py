@@ -128,7 +128,8 @@ class Environment:
     overlay: str  # repo-relative directory holding kustomization.yaml
     promotion: PromotionMode = "direct"
     on_drift: DriftPolicy = "pin"
-    targets: tuple[RenderTarget, ...] = ()  # empty = the overlay's kustomization.yaml images/helmCharts
+    # empty = the overlay's kustomization.yaml images/helmCharts
+    targets: tuple[RenderTarget, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from reconciler import versions
 from reconciler.model import Package, Project, Release, ReleasedPackage, Trigger, VersionRule
@@ -134,13 +135,18 @@ def plan_release(
     settle_state: SettleState | None = None,
 ) -> TriggerDecision:
     """Decide whether ``trigger`` creates a release now, and which."""
-    base = {"trigger": trigger.name, "project": project.name, "channel": trigger.channel}
+
+    def decision(release: Release | None, reason: str, **extra: Any) -> TriggerDecision:
+        return TriggerDecision(
+            trigger.name, project.name, trigger.channel, release, reason, **extra
+        )
+
     if not trigger.enabled:
-        return TriggerDecision(**base, release=None, reason="trigger disabled")
+        return decision(None, "trigger disabled")
     failed = [c for c in choices.values() if c.error]
     if failed:
         names = ", ".join(f"{c.package} ({c.error})" for c in failed)
-        return TriggerDecision(**base, release=None, reason=f"feed failed for {names}")
+        return decision(None, f"feed failed for {names}")
 
     fired_by: list[str] = []
     for source in trigger.sources:
@@ -150,9 +156,7 @@ def plan_release(
         if _newer(rule, choice, prev):
             fired_by.append(source)
     if not fired_by:
-        return TriggerDecision(
-            **base, release=None, reason=_nothing_new(trigger, previous, choices)
-        )
+        return decision(None, _nothing_new(trigger, previous, choices))
 
     packages: list[ReleasedPackage] = []
     changes: list[tuple[str, str | None, str]] = []
@@ -161,9 +165,8 @@ def plan_release(
         if chosen is None:
             reason = choices[pkg.name].selection
             why = _rejections(reason) if reason else "no versions"
-            return TriggerDecision(
-                **base,
-                release=None,
+            return decision(
+                None,
                 reason=f"no version of {pkg.name} passes channel {trigger.channel}: {why}",
             )
         packages.append(chosen)
@@ -176,7 +179,7 @@ def plan_release(
     if trigger.settle > 0:
         ready, new_settle, waiting = _settle(trigger, candidate, settle_state, now)
         if not ready:
-            return TriggerDecision(**base, release=None, reason=waiting, settle=new_settle)
+            return decision(None, waiting, settle=new_settle)
         new_settle = None
 
     version = _release_version(project, previous, packages, existing_versions, now)
@@ -189,9 +192,8 @@ def plan_release(
         packages=tuple(packages),
     )
     fired = ", ".join(f"{n} {choices[n].tag}" for n in fired_by)
-    return TriggerDecision(
-        **base,
-        release=release,
+    return decision(
+        release,
         reason=f"new version of {fired}",
         changes=tuple(changes),
         settle=new_settle,

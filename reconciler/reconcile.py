@@ -13,6 +13,7 @@ Local, non-Git bookkeeping (settle windows, trigger history for ``explain``) liv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -151,17 +152,15 @@ class LocalState:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.data: dict[str, Any] = {"settle": {}, "history": {}}
-        try:
+        with contextlib.suppress(OSError, ValueError):  # missing or damaged: start afresh
             self.data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass
 
     def settle(self, trigger: str) -> SettleState | None:
         raw = self.data.get("settle", {}).get(trigger)
         if not raw:
             return None
         return SettleState(
-            tuple(tuple(x) for x in raw["candidate"]),  # type: ignore[misc]
+            tuple(tuple(x) for x in raw["candidate"]),
             datetime.fromisoformat(raw["first_seen"]),
             datetime.fromisoformat(raw["last_change"]),
         )
@@ -516,8 +515,9 @@ class Reconciler:
             if not any(r.channel in channels for r in releases):
                 continue
             lifecycle = config.lifecycles[lc_name]
-            decision: Decision = decide(lifecycle, releases, state.history, now, pins=pins,
-                                        channels=channels)
+            decision: Decision = decide(
+                lifecycle, releases, state.history, now, pins=pins, channels=channels
+            )
             for wait in decision.waiting:
                 result.waiting.append((project.name, wait.environment, wait.reason))
             for promotion in decision.promotions:
@@ -567,7 +567,8 @@ def render_environment(
     targets = list(env.targets)
     if not targets:
         name = next(
-            n for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+            n
+            for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
             if (root / env.overlay / n).is_file()
         )
         kinds = {a.kind for a in artifacts}
@@ -579,13 +580,18 @@ def render_environment(
     for target in targets:
         path = root / target.file
         text = path.read_bytes().decode("utf-8")
-        new = rendering.render(target.kind, text, artifacts, project=project.name,
-                               digest=project.render_digest, file=target.file)
+        new = rendering.render(
+            target.kind,
+            text,
+            artifacts,
+            project=project.name,
+            digest=project.render_digest,
+            file=target.file,
+        )
         if new != text:
             path.write_bytes(new.encode("utf-8"))
             changed.append(target.file)
     return changed
-
 
 
 def _previous_release(

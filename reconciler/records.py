@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reconciler import API_VERSION, yamlio
 from reconciler.errors import ReconcilerError
@@ -70,7 +70,7 @@ def release_to_text(release: Release) -> str:
 def release_from_data(data: Any) -> Release:
     packages = []
     for name, entry in (data.get("packages") or {}).items():
-        kind = "chart" if "chart" in entry else "image"
+        kind: Literal["image", "chart"] = "chart" if "chart" in entry else "image"
         packages.append(
             ReleasedPackage(
                 name=str(name),

@@ -1,4 +1,5 @@
-"""``reconciler block PROJECT VERSION --reason TEXT``: prevent a release from being promoted further; the next release is considered instead."""
+"""``reconciler block PROJECT VERSION --reason TEXT``: prevent a release from being promoted
+further; the next release is considered instead."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""``reconciler pin PROJECT --env ENV [VERSION] --reason TEXT``: the reconciler never changes a pinned environment (a file under pins/, so a pull request can pin too). With VERSION, deploy it first."""
+"""``reconciler pin PROJECT --env ENV [VERSION] --reason TEXT``: the reconciler never changes a
+pinned environment. A pin is a file under pins/, so a pull request can pin too. With VERSION,
+that release is deployed first."""
 
 from __future__ import annotations
 
