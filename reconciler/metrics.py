@@ -11,6 +11,10 @@ tags, digests or error messages in labels.
 
 from __future__ import annotations
 
+import time
+
+import httpx
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -104,3 +108,45 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every metric and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def request_kind(path: str) -> str:
+    """A low-cardinality label for a feed request path."""
+    if path.endswith("/tags/list"):
+        return "tags"
+    if "/manifests/" in path:
+        return "manifest"
+    if "/blobs/" in path:
+        return "blob"
+    if path.endswith("index.yaml"):
+        return "index"
+    if path.rstrip("/").endswith("/v2"):
+        return "ping"
+    return "token"
+
+
+class InstrumentedTransport(httpx.BaseTransport):
+    """Wraps a feed's transport to count requests, errors and latency per feed."""
+
+    def __init__(self, inner: httpx.BaseTransport, metrics: Metrics, feed: str) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.feed = feed
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        kind = request_kind(request.url.path)
+        started = time.monotonic()
+        try:
+            response = self.inner.handle_request(request)
+        except httpx.TransportError as exc:
+            self.metrics.observe_feed_request(
+                self.feed, kind, type(exc).__name__, time.monotonic() - started
+            )
+            raise
+        self.metrics.observe_feed_request(
+            self.feed, kind, response.status_code, time.monotonic() - started
+        )
+        return response
+
+    def close(self) -> None:
+        self.inner.close()

@@ -14,6 +14,7 @@ Local, non-Git bookkeeping (settle windows, trigger history for ``explain``) liv
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -34,7 +35,9 @@ from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, Re
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
 from reconciler.lifecycle import Decision, decide
-from reconciler.model import Config, Deployment, Project, Release, RenderTarget
+from reconciler.loop import Backoff
+from reconciler.metrics import InstrumentedTransport, Metrics
+from reconciler.model import Config, Deployment, Feed, Project, Release, RenderTarget
 from reconciler.operations import read_pins, release_states
 from reconciler.planning import PackageChoice, SettleState, TriggerDecision, plan_release, rule_for
 from reconciler.selection import select
@@ -81,6 +84,8 @@ class PassOptions:
     shard: Shard | None = None
     max_push_attempts: int = 5
     promote: bool = True  # run lifecycle promotions after creating releases
+    metrics: Metrics | None = None  # sidecar mode: count requests, releases, promotions
+    backoff: Backoff | None = None  # sidecar mode: per-feed retry delays across passes
 
 
 @dataclass
@@ -94,7 +99,8 @@ class PassResult:
     promotions: list[tuple[str, str, str]] = field(default_factory=list)  # project, env, version
     decisions: list[TriggerDecision] = field(default_factory=list)
     waiting: list[tuple[str, str, str]] = field(default_factory=list)  # project, env, reason
-    feed_errors: dict[str, str] = field(default_factory=dict)
+    feed_errors: dict[str, str] = field(default_factory=dict)  # project/package -> error
+    failed_feeds: dict[str, str] = field(default_factory=dict)  # feed -> error
     config_error: ConfigError | None = None
     git_error: str | None = None
     push_attempts: int = 0
@@ -211,6 +217,7 @@ class Reconciler:
         )
         self._clients: dict[str, tuple[Any, FeedClient]] = {}
         self.local = LocalState(self.cache_dir / "state.json")
+        self.last_config: Config | None = None
 
     def close(self) -> None:
         for _, client in self._clients.values():
@@ -231,11 +238,27 @@ class Reconciler:
             feed,
             base_dir=self.tree.root,
             state_dir=self.cache_dir / "feeds",
-            transport=self.options.transport,
+            transport=self._transport(feed),
             env=self.options.feed_env,
         )
         self._clients[name] = (feed, client)
         return client
+
+    def _transport(self, feed: Feed) -> httpx.BaseTransport | None:
+        """The injected transport (tests), or an instrumented one when metrics are on."""
+        metrics = self.options.metrics
+        inner = self.options.transport
+        if metrics is None or feed.type == "oci-layout":
+            return inner
+        if inner is None:
+            concurrency = max(1, feed.limits.concurrency)
+            inner = httpx.HTTPTransport(
+                http2=importlib.util.find_spec("h2") is not None,
+                verify=not feed.insecure,
+                limits=httpx.Limits(max_connections=concurrency,
+                                    max_keepalive_connections=concurrency),
+            )
+        return InstrumentedTransport(inner, metrics, feed.name)
 
     def poll(
         self,
@@ -250,8 +273,17 @@ class Reconciler:
                 wanted.add((pkg.feed, pkg.repository))
         tags: dict[tuple[str, str], list[str] | FeedError] = {}
 
+        backoff = self.options.backoff
+        waiting_feeds = {
+            name for name in {f for f, _ in wanted}
+            if backoff is not None and not backoff.ready(name, time.monotonic())
+        }
+
         def fetch(key: tuple[str, str]) -> None:
             feed, repository = key
+            if feed in waiting_feeds:
+                tags[key] = FeedError(feed, "backing off after earlier failures")
+                return
             try:
                 tags[key] = self._client(config, feed).list_tags(repository)
             except FeedError as exc:
@@ -264,6 +296,16 @@ class Reconciler:
         workers = max(1, min(32, len(wanted)))
         with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
             list(pool.map(fetch, sorted(wanted)))
+        if backoff is not None:
+            failed: dict[str, FeedError] = {}
+            for (feed, _), found in tags.items():
+                if isinstance(found, FeedError) and feed not in waiting_feeds:
+                    failed.setdefault(feed, found)
+            for name in {f for f, _ in wanted} - waiting_feeds:
+                if name in failed:
+                    backoff.failure(name, time.monotonic(), failed[name].retry_after)
+                else:
+                    backoff.success(name)
 
         result: dict[tuple[str, str], dict[str, PackageChoice]] = {}
         jobs: list[tuple[tuple[str, str], str, Any]] = []
@@ -334,7 +376,22 @@ class Reconciler:
             log.error("git: %s", exc)
         finally:
             result.duration = time.monotonic() - started
+            self._count(result)
         return result
+
+    def _count(self, result: PassResult) -> None:
+        metrics = self.options.metrics
+        if metrics is None:
+            return
+        for release in result.releases if result.pushed else []:
+            metrics.releases_created.labels(project=release.project,
+                                            channel=release.channel).inc()
+        for project, env, _ in result.promotions if result.pushed else []:
+            metrics.promotions.labels(project=project, environment=env).inc()
+        if result.push_attempts > 1:
+            metrics.git_push_retries.inc(result.push_attempts - 1)
+        for feed in result.failed_feeds:
+            metrics.feed_errors.labels(feed=feed, error="poll").inc()
 
     def _run(self, result: PassResult, *, dry_run: bool, only_projects: set[str] | None) -> None:
         self.tree.sync()
@@ -347,6 +404,7 @@ class Reconciler:
             log.error("config invalid:\n%s", exc)
             return
         self.configure_tree(config)
+        self.last_config = config
         projects = self._projects(config, only_projects)
         channel_of: dict[str, set[str]] = {p.name: set() for p in projects}
         for trigger in config.triggers.values():
@@ -359,6 +417,8 @@ class Reconciler:
             for choice in per_package.values():
                 if choice.error:
                     result.feed_errors[f"{key[0]}/{choice.package}"] = choice.error
+                    feed = config.projects[key[0]].package(choice.package).feed
+                    result.failed_feeds[feed] = choice.error
         if result.feed_errors:
             result.ok = False
 

@@ -22,6 +22,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -29,6 +30,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -305,13 +307,22 @@ def _make_handler(repo: HelmHttpRepo) -> type[http.server.BaseHTTPRequestHandler
     return Handler
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients closing keep-alive connections (or giving up mid-body) are normal.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 @pytest.fixture
 def helm_http_repo(tmp_path: Path) -> Iterator[HelmHttpRepo]:
     root = tmp_path / "helm-repo"
     root.mkdir()
     repo = HelmHttpRepo(root=root)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(repo))
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), _make_handler(repo))
     host, port = server.server_address[:2]
     repo.url = f"http://{host!s}:{port}{REPO_PATH}"
     thread = threading.Thread(target=server.serve_forever, name="helm-http-repo", daemon=True)

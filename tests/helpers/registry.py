@@ -220,8 +220,13 @@ def start_registry(
     username: str | None = None,
     password: str | None = None,
     token_server: TokenServer | None = None,
+    extra: dict[str, Any] | None = None,
+    addr: str = "127.0.0.1:0",
 ) -> RegistryServer:
-    """Start docker-registry on 127.0.0.1:0 and wait until it listens."""
+    """Start docker-registry on ``addr`` and wait until it listens.
+
+    ``extra`` adds top-level config sections (e.g. ``notifications``).
+    """
     binary = shutil.which(REGISTRY_BINARY) or (
         "/usr/bin/docker-registry" if Path("/usr/bin/docker-registry").exists() else None
     )
@@ -237,10 +242,11 @@ def start_registry(
             "filesystem": {"rootdirectory": str(workdir / "data")},
             "delete": {"enabled": True},
         },
-        "http": {"addr": "127.0.0.1:0"},
+        "http": {"addr": addr},
     }
     if auth is not None:
         config["auth"] = auth
+    config.update(extra or {})
     config_path = workdir / "config.yml"
     config_path.write_text(json.dumps(config))  # JSON is YAML
     log_path = workdir / "registry.log"
