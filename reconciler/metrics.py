@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 import httpx
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Literal, Protocol, get_args
+from typing import Any, ClassVar, Literal, Protocol, Self, get_args
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -428,7 +428,7 @@ class _HostClient:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(api_url={self.api_url!r}, repository={self.repository!r})"
 
-    def __enter__(self) -> _HostClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -799,9 +799,14 @@ class GitLabMergeRequests(_HostClient):
         """The open request the 409 names (``...source branch: !12``), else a lookup."""
         match = _GITLAB_EXISTING_IID.search(api_message)
         if match:
-            named = self.get(int(match.group(1)))
-            if named.state == "open" and named.head == head and named.base == base:
-                return named
+            try:
+                named = self.get(int(match.group(1)))
+            except PullRequestError as error:
+                if error.status != 404:
+                    raise
+            else:
+                if named.state == "open" and named.head == head and named.base == base:
+                    return named
         # GitLab refuses a second open MR per source branch, whatever its target.
         found = self.find(head, base)
         return found if found is not None and found.state == "open" else None

@@ -67,3 +67,9 @@ def position(node: Any, key: str | int | None = None) -> int:
 def events(text: str) -> Any:
     """Low-level parse events (used to count aliases before composing)."""
     return _round_trip().parse(text)
+
+
+def fast_events(stream: Any) -> Any:
+    """Parse events from the libyaml C parser (ruamel.yaml.clib) for big, trusted-shape
+    documents such as Helm repository indexes; ~20x faster than the pure-Python parser."""
+    return YAML(typ="safe").parse(stream)

@@ -42,7 +42,6 @@ from typing import IO, Any, NamedTuple
 
 import httpx
 import semver
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
@@ -54,6 +53,7 @@ from ruamel.yaml.events import (
     SequenceStartEvent,
 )
 
+from reconciler import yamlio
 from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
 from reconciler.feeds.auth import CredentialResolver
 from reconciler.feeds.registry import RegistryClient, parse_created, parse_retry_after
@@ -99,16 +99,6 @@ class IndexFormatError(ValueError):
 
 
 # --------------------------------------------------------------------------- parsing
-
-
-def _fast_safe_yaml() -> YAML:
-    """A ruamel ``safe`` YAML, which uses the libyaml C parser when ruamel.yaml.clib is
-    installed (and the pure-Python parser, ~20x slower, otherwise).
-
-    Lives here rather than in yamlio.py only because yamlio.py belongs to another
-    author; it configures nothing beyond ``typ`` and is a candidate to move there.
-    """
-    return YAML(typ="safe")
 
 
 def parse_index(stream: IO[bytes], charts: Iterable[str]) -> ReducedIndex:
@@ -174,7 +164,7 @@ def _chart_version(version: str, digest: Any, created: Any) -> ChartVersion:
 
 
 def _parse_yaml_index(stream: IO[bytes], wanted: set[str]) -> ReducedIndex:
-    events = iter(_fast_safe_yaml().parse(stream))
+    events = iter(yamlio.fast_events(stream))
     try:
         return _IndexEvents(events, wanted).read()
     except YAMLError as exc:

@@ -225,6 +225,19 @@ def test_gitlab_duplicate_for_another_target_falls_back_to_a_lookup() -> None:
     assert api.sent()[-1] == ("GET", GITLAB_MRS)
 
 
+def test_gitlab_duplicate_whose_named_request_is_gone_is_found_by_listing() -> None:
+    data = fixture("gitlab")
+    api = (
+        FakeApi()
+        .on("POST", GITLAB_MRS, data["already_exists"])
+        .on("GET", f"{GITLAB_MRS}/12", ok({"message": "404 Not found"}, status=404))
+        .on("GET", GITLAB_MRS, ok([data["mr_open"]]))
+    )
+    pr = make_host("gitlab", api).open(HEAD, BASE, TITLE, "body")
+    assert (pr.number, pr.state) == (12, "open")
+    assert api.sent()[-1] == ("GET", GITLAB_MRS)
+
+
 def test_gitlab_409_that_is_not_a_duplicate_is_raised() -> None:
     api = FakeApi().on("POST", GITLAB_MRS, fixture("gitlab")["validation_error"])
     with pytest.raises(PullRequestError) as caught:
