@@ -266,21 +266,7 @@ def pin(
                 f"Environment: {environment}",
                 f"Deployed: {project_name} {version} {environment}",
             ]
-        data = {
-            "apiVersion": "reconciler.dev/v1",
-            "kind": "Pin",
-            "project": project_name,
-            "environment": environment,
-            "release": version,
-            "reason": reason,
-            "by": by,
-            "at": records.iso(now),
-        }
-        text = yamlio.dump_new(
-            {k: v for k, v in data.items() if v is not None},
-            "# A pin: the reconciler never changes this environment.\n"
-            "# Delete this file (or `reconciler unpin`) to release it.\n",
-        )
+        text = records.pin_to_text(project_name, environment, version, reason, by, now)
         records.write_if_changed(path, text)
         return Change(
             f"Pin {project_name} {environment}" + (f" to {version}" if version else ""),

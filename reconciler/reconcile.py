@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from reconciler import records, rendering
+from reconciler import environments, records
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
@@ -37,7 +37,7 @@ from reconciler.gitrepo import WorkTree
 from reconciler.lifecycle import Decision, decide
 from reconciler.loop import Backoff
 from reconciler.metrics import InstrumentedTransport, Metrics
-from reconciler.model import Config, Deployment, Feed, Project, Release, RenderTarget
+from reconciler.model import Config, Deployment, Feed, Project, Release
 from reconciler.operations import read_pins, release_states
 from reconciler.planning import PackageChoice, SettleState, TriggerDecision, plan_release, rule_for
 from reconciler.selection import select
@@ -107,6 +107,8 @@ class PassResult:
     duration: float = 0.0
     files_changed: list[str] = field(default_factory=list)
     choices: dict[tuple[str, str], dict[str, PackageChoice]] = field(default_factory=dict)
+    adopted: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, rel, who
+    drift: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, policy, why
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -255,8 +257,9 @@ class Reconciler:
             inner = httpx.HTTPTransport(
                 http2=importlib.util.find_spec("h2") is not None,
                 verify=not feed.insecure,
-                limits=httpx.Limits(max_connections=concurrency,
-                                    max_keepalive_connections=concurrency),
+                limits=httpx.Limits(
+                    max_connections=concurrency, max_keepalive_connections=concurrency
+                ),
             )
         return InstrumentedTransport(inner, metrics, feed.name)
 
@@ -275,7 +278,8 @@ class Reconciler:
 
         backoff = self.options.backoff
         waiting_feeds = {
-            name for name in {f for f, _ in wanted}
+            name
+            for name in {f for f, _ in wanted}
             if backoff is not None and not backoff.ready(name, time.monotonic())
         }
 
@@ -384,8 +388,7 @@ class Reconciler:
         if metrics is None:
             return
         for release in result.releases if result.pushed else []:
-            metrics.releases_created.labels(project=release.project,
-                                            channel=release.channel).inc()
+            metrics.releases_created.labels(project=release.project, channel=release.channel).inc()
         for project, env, _ in result.promotions if result.pushed else []:
             metrics.promotions.labels(project=project, environment=env).inc()
         if result.push_attempts > 1:
@@ -502,6 +505,7 @@ class Reconciler:
         changed = False
         for project in projects:
             state = records.read_state(root, project.name)
+            changed |= self._observe(project, state, now, result, write=write)
             existing = set(records.release_versions(root, project.name))
             new_releases: dict[str, Release] = {}
             for trigger in sorted(
@@ -553,6 +557,107 @@ class Reconciler:
                 if records.write_if_changed(root / records.state_path(project.name), text):
                     result.files_changed.append(records.state_path(project.name))
         return changed
+
+    def _observe(
+        self,
+        project: Project,
+        state: records.ProjectState,
+        now: datetime,
+        result: PassResult,
+        *,
+        write: bool,
+    ) -> bool:
+        """Compare each environment's files with its recorded release.
+
+        A file that now matches another known release was promoted by hand (for
+        example a merged promotion pull request): record that deployment. Anything
+        else is drift, handled by the environment's ``onDrift`` policy. Files whose
+        bytes did not change since they last matched are not parsed again.
+        """
+        root = self.tree.root
+        changed = False
+        pins = read_pins(root, project.name)
+        for env_name, env in sorted(project.environments.items()):
+            current = state.current(env_name)
+            reference = current or (state.recent[-1].version if state.recent else None)
+            release = records.read_release(root, project.name, reference) if reference else None
+            if release is None:
+                continue
+            fingerprint = environments.fingerprint(root, project, env_name, release)
+            key = f"{project.name}/{env_name}"
+            if self.local.data.get("observed", {}).get(key) == [current, fingerprint]:
+                continue
+            seen = environments.observe(root, project, env_name, release)
+            if seen.matches and current is not None:
+                self.local.data.setdefault("observed", {})[key] = [current, fingerprint]
+                continue
+            adopted = self._adopted(project, env_name, state, current)
+            if current is None and adopted is None:
+                # Never deployed by us and matching no release: the seed state, not drift.
+                self.local.data.setdefault("observed", {})[key] = [current, fingerprint]
+                continue
+            author, sha = self._last_change(seen.files)
+            if adopted is not None:
+                log.info(
+                    "%s/%s now runs %s (changed by %s in %s)",
+                    project.name,
+                    env_name,
+                    adopted,
+                    author,
+                    sha[:10],
+                )
+                state.deploy(Deployment(env_name, adopted, now, author, automatic=False))
+                result.adopted.append((project.name, env_name, adopted, author))
+                changed = True
+                continue
+            if env_name in pins:
+                continue  # a person is in charge of this environment already
+            detail = "; ".join(seen.differences)
+            result.drift.append((project.name, env_name, env.on_drift, f"{author}: {detail}"))
+            log.warning(
+                "drift in %s/%s (%s, policy %s): %s",
+                project.name,
+                env_name,
+                author,
+                env.on_drift,
+                detail,
+            )
+            if env.on_drift == "report":
+                result.waiting.append((project.name, env_name, f"drift: {detail}"))
+            elif env.on_drift == "revert" and write:
+                result.files_changed.extend(environments.render(root, project, env_name, release))
+                changed = True
+            elif env.on_drift == "pin" and write:
+                reason = f"drift: changed by {author} in {sha[:10]}: {detail}"
+                path = records.pin_path(project.name, env_name)
+                records.write_if_changed(
+                    root / path,
+                    records.pin_to_text(
+                        project.name, env_name, None, reason, "reconciler (drift)", now
+                    ),
+                )
+                result.files_changed.append(path)
+                changed = True
+        return changed
+
+    def _last_change(self, files: tuple[str, ...]) -> tuple[str, str]:
+        commits = self.tree.log(paths=list(files), max_count=1)
+        if not commits:
+            return "unknown", ""
+        return f"{commits[0].author} <{commits[0].email}>", commits[0].sha
+
+    def _adopted(
+        self, project: Project, env_name: str, state: records.ProjectState, current: str | None
+    ) -> str | None:
+        """A known release (other than ``current``) that the files now say exactly."""
+        root = self.tree.root
+        for entry in reversed(state.recent):
+            if entry.version == current:
+                continue
+            other = records.read_release(root, project.name, entry.version)
+            if other is not None and environments.observe(root, project, env_name, other).matches:
+                return other.version
+        return None
 
     def _promote(
         self,
@@ -607,51 +712,7 @@ class Reconciler:
 def render_environment(
     root: Path, project: Project, environment: str, release: Release
 ) -> list[str]:
-    env = project.environments[environment]
-    artifacts = []
-    for rp in release.packages:
-        try:
-            pkg = project.package(rp.name)
-        except StopIteration:
-            continue
-        artifacts.append(
-            rendering.Artifact(
-                package=rp.name,
-                kind=rp.kind,
-                name=pkg.manifest_name or pkg.repository,
-                version=rp.version,
-                digest=rp.digest,
-                new_name=pkg.new_name,
-            )
-        )
-    targets = list(env.targets)
-    if not targets:
-        name = next(
-            n
-            for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
-            if (root / env.overlay / n).is_file()
-        )
-        kinds = {a.kind for a in artifacts}
-        if "image" in kinds:
-            targets.append(RenderTarget("kustomize-images", f"{env.overlay}/{name}"))
-        if "chart" in kinds:
-            targets.append(RenderTarget("kustomize-helm", f"{env.overlay}/{name}"))
-    changed = []
-    for target in targets:
-        path = root / target.file
-        text = path.read_bytes().decode("utf-8")
-        new = rendering.render(
-            target.kind,
-            text,
-            artifacts,
-            project=project.name,
-            digest=project.render_digest,
-            file=target.file,
-        )
-        if new != text:
-            path.write_bytes(new.encode("utf-8"))
-            changed.append(target.file)
-    return changed
+    return environments.render(root, project, environment, release)
 
 
 def _previous_release(
@@ -669,32 +730,63 @@ def _previous_release(
     return records.read_release(root, project.name, version)
 
 
+DEFAULT_COMMIT_TEMPLATE = "{subject}\n\n{body}\n\n{trailers}\n"
+"""Variables: subject, body (one line per change: package old -> new, environment),
+trailers. Trailers are appended when a template leaves them out: history reads them."""
+
+
 def _commit_message(config: Config, result: PassResult) -> str:
+    """What changed, exactly: every package old -> new and every environment moved."""
     subject_parts = [f"release {r.project} {r.version}" for r in result.releases]
     by_release: dict[tuple[str, str], list[str]] = {}
     for project, env, version in result.promotions:
         by_release.setdefault((project, version), []).append(env)
     subject_parts += [f"deploy {p} {v} to {', '.join(envs)}" for (p, v), envs in by_release.items()]
-    subject = "; ".join(subject_parts) or "reconciler: update"
+    subject_parts += [f"record {p}/{e} at {v}" for p, e, v, _ in result.adopted]
+    subject_parts += [f"drift in {p}/{e}: {policy}" for p, e, policy, _ in result.drift]
+    subject = "; ".join(subject_parts) or "update"
     if len(subject) > 72:
-        subject = (
-            f"reconciler: {len(result.releases)} release(s), {len(result.promotions)} deployment(s)"
+        subject = f"{len(result.releases)} release(s), {len(result.promotions)} deployment(s)" + (
+            f", {len(result.drift)} drift(s)" if result.drift else ""
         )
+    subject = "reconciler: " + subject
     body: list[str] = []
     for decision in result.decisions:
         if decision.release is None:
             continue
         r = decision.release
         body.append(f"{r.project} {r.version} (channel {r.channel}, trigger {r.trigger}):")
-        for package, old, new in decision.changes:
-            body.append(f"  {package}: {old or '(new)'} -> {new}")
+        body += [
+            f"  {package}: {old or '(new)'} -> {new}" for package, old, new in decision.changes
+        ]
     for project, env, version in result.promotions:
         body.append(f"{project}/{env}: -> {version} (automatic)")
+    for project, env, version, who in result.adopted:
+        body.append(f"{project}/{env}: now runs {version} (changed by {who})")
+    for project, env, policy, why in result.drift:
+        body.append(f"{project}/{env}: drift ({policy}): {why}")
     trailers = [f"Release: {r.project} {r.version}" for r in result.releases]
     for project, env, version in result.promotions:
         trailers.append(f"Environment: {env}")
         trailers.append(f"Deployed: {project} {version} {env}")
+    for project, env, version, _ in result.adopted:
+        trailers.append(f"Environment: {env}")
+        trailers.append(f"Deployed: {project} {version} {env}")
+    for project, env, policy, _ in result.drift:
+        trailers.append(f"Drift: {project} {env} {policy}")
     if result.promotions:
         trailers.append("Promoted-By: reconciler (automatic)")
-    del config
-    return subject + "\n\n" + "\n".join(body) + "\n\n" + "\n".join(dict.fromkeys(trailers)) + "\n"
+    for _, _, _, who in result.adopted:
+        trailers.append(f"Promoted-By: {who}")
+    trailer_text = "\n".join(dict.fromkeys(trailers))
+    template = config.settings.commit_template or DEFAULT_COMMIT_TEMPLATE
+    try:
+        message = template.format(subject=subject, body="\n".join(body), trailers=trailer_text)
+    except (KeyError, IndexError, ValueError):
+        log.warning("commitTemplate is not a valid template; using the default")
+        message = DEFAULT_COMMIT_TEMPLATE.format(
+            subject=subject, body="\n".join(body), trailers=trailer_text
+        )
+    if "{trailers}" not in template:
+        message = message.rstrip("\n") + "\n\n" + trailer_text + "\n"
+    return message

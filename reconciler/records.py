@@ -217,3 +217,23 @@ def write_if_changed(path: Path, text: str) -> bool:
     tmp.write_bytes(text.encode("utf-8"))
     os.replace(tmp, path)
     return True
+
+
+def pin_to_text(
+    project: str, environment: str, release: str | None, reason: str, by: str, when: datetime
+) -> str:
+    data = {
+        "apiVersion": API_VERSION,
+        "kind": "Pin",
+        "project": project,
+        "environment": environment,
+        "release": release,
+        "reason": reason,
+        "by": by,
+        "at": iso(when),
+    }
+    return yamlio.dump_new(
+        {k: v for k, v in data.items() if v is not None},
+        "# A pin: the reconciler never changes this environment.\n"
+        "# Delete this file (or run `reconciler unpin`) to release it.\n",
+    )

@@ -1,0 +1,134 @@
+"""Reading and writing an environment's overlay files for a release.
+
+The edge between releases (data) and the files Kustomize/Flux/Argo read: which files
+hold versions (``targets``), what they say now (``observe``), and writing a release
+into them (``render``). Edits are byte-exact splices done by rendering.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler import rendering
+from reconciler.model import Project, Release, RenderTarget
+
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def artifacts_for(project: Project, release: Release) -> list[rendering.Artifact]:
+    """The release's packages as things to write, with their names in the manifests."""
+    artifacts = []
+    names = {p.name: p for p in project.packages}
+    for rp in release.packages:
+        pkg = names.get(rp.name)
+        if pkg is None:  # package removed from the project since the release was made
+            continue
+        artifacts.append(
+            rendering.Artifact(
+                package=rp.name,
+                kind=rp.kind,
+                name=pkg.manifest_name or pkg.repository,
+                version=rp.version,
+                digest=rp.digest,
+                new_name=pkg.new_name,
+            )
+        )
+    return artifacts
+
+
+def targets_for(
+    root: Path, project: Project, environment: str, artifacts: list[rendering.Artifact]
+) -> list[RenderTarget]:
+    """The environment's configured targets, else its kustomization (images and charts)."""
+    env = project.environments[environment]
+    if env.targets:
+        return list(env.targets)
+    name = next(
+        (n for n in KUSTOMIZATION_NAMES if (root / env.overlay / n).is_file()),
+        KUSTOMIZATION_NAMES[0],
+    )
+    kinds = {a.kind for a in artifacts}
+    targets = []
+    if "image" in kinds:
+        targets.append(RenderTarget("kustomize-images", f"{env.overlay}/{name}"))
+    if "chart" in kinds:
+        targets.append(RenderTarget("kustomize-helm", f"{env.overlay}/{name}"))
+    return targets
+
+
+def render(root: Path, project: Project, environment: str, release: Release) -> list[str]:
+    """Write ``release`` into the environment's files; returns the paths that changed."""
+    artifacts = artifacts_for(project, release)
+    changed = []
+    for target in targets_for(root, project, environment, artifacts):
+        path = root / target.file
+        text = path.read_bytes().decode("utf-8")
+        new = rendering.render(
+            target.kind,
+            text,
+            artifacts,
+            project=project.name,
+            digest=project.render_digest,
+            file=target.file,
+        )
+        if new != text:
+            path.write_bytes(new.encode("utf-8"))
+            changed.append(target.file)
+    return changed
+
+
+@dataclass(frozen=True)
+class Observation:
+    """How an environment's files compare with a release."""
+
+    matches: bool
+    differences: tuple[str, ...]  # "api: file says 1.2.0, release 1.0.1 has 1.3.0"
+    files: tuple[str, ...]
+
+
+def observe(root: Path, project: Project, environment: str, release: Release) -> Observation:
+    """Do the environment's files say exactly what ``release`` holds?"""
+    artifacts = artifacts_for(project, release)
+    found: dict[str, rendering.Current] = {}
+    files = []
+    for target in targets_for(root, project, environment, artifacts):
+        path = root / target.file
+        if not path.is_file():
+            continue
+        files.append(target.file)
+        text = path.read_bytes().decode("utf-8")
+        found.update(
+            rendering.current_versions(
+                target.kind, text, artifacts, project=project.name, file=target.file
+            )
+        )
+    differences = []
+    for artifact in artifacts:
+        current = found.get(artifact.package)
+        if current is None:
+            differences.append(f"{artifact.package}: not in the files")
+            continue
+        digest_differs = (
+            project.render_digest and artifact.kind == "image" and current.digest != artifact.digest
+        )
+        if current.version != artifact.version or digest_differs:
+            said = (current.version or "(none)") + (f"@{current.digest}" if digest_differs else "")
+            want = artifact.version + (f"@{artifact.digest}" if digest_differs else "")
+            differences.append(
+                f"{artifact.package}: files say {said}, release {release.version} has {want}"
+            )
+    return Observation(not differences, tuple(differences), tuple(files))
+
+
+def fingerprint(root: Path, project: Project, environment: str, release: Release) -> str:
+    """A hash of the environment's target files: unchanged bytes need no re-parsing."""
+    digest = hashlib.sha256()
+    for target in targets_for(root, project, environment, artifacts_for(project, release)):
+        path = root / target.file
+        digest.update(target.file.encode() + b"\0")
+        if path.is_file():
+            digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
