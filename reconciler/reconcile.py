@@ -34,7 +34,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
-from reconciler.lifecycle import Decision, decide
+from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, decide
 from reconciler.loop import Backoff
 from reconciler.metrics import InstrumentedTransport, Metrics
 from reconciler.model import Config, Deployment, Feed, Project, Release
@@ -86,6 +86,7 @@ class PassOptions:
     promote: bool = True  # run lifecycle promotions after creating releases
     metrics: Metrics | None = None  # sidecar mode: count requests, releases, promotions
     backoff: Backoff | None = None  # sidecar mode: per-feed retry delays across passes
+    pr_host: Any = None  # a pullrequests.PullRequestHost; default: from the repo URL
 
 
 @dataclass
@@ -108,6 +109,8 @@ class PassResult:
     files_changed: list[str] = field(default_factory=list)
     choices: dict[tuple[str, str], dict[str, PackageChoice]] = field(default_factory=dict)
     adopted: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, rel, who
+    proposals: list[tuple[str, str, str]] = field(default_factory=list)  # proj, env, release
+    pull_requests: list[dict[str, Any]] = field(default_factory=list)  # opened/kept/closed
     drift: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, policy, why
 
     def to_json(self) -> dict[str, Any]:
@@ -137,6 +140,7 @@ class PassResult:
             else [],
             "gitError": self.git_error,
             "pushAttempts": self.push_attempts,
+            "pullRequests": self.pull_requests,
             "filesChanged": self.files_changed,
             "durationSeconds": round(self.duration, 3),
         }
@@ -439,6 +443,8 @@ class Reconciler:
             now = self.options.clock()
             changed = self._apply(config, projects, choices, now, result, write=not dry_run)
             if dry_run or not changed:
+                if not dry_run:
+                    self._pull_requests(config, result, now)
                 self._save_local(result, choices, now)
                 return
             _hook("after-write")
@@ -461,6 +467,7 @@ class Reconciler:
                 continue
             _hook("after-push")
             result.pushed = True
+            self._pull_requests(config, result, now)
             self._save_local(result, choices, now)
             return
         result.ok = False
@@ -597,6 +604,10 @@ class Reconciler:
                 self.local.data.setdefault("observed", {})[key] = [current, fingerprint]
                 continue
             author, sha = self._last_change(seen.files)
+            proposal = self.local.data.get("pullRequests", {}).get(key)
+            if adopted is not None and proposal and proposal["release"] == adopted:
+                author = f"pull request #{proposal['number']}"
+                proposal["state"] = "merged"
             if adopted is not None:
                 log.info(
                     "%s/%s now runs %s (changed by %s in %s)",
@@ -639,6 +650,109 @@ class Reconciler:
                 result.files_changed.append(path)
                 changed = True
         return changed
+
+    def _pull_requests(self, config: Config, result: PassResult, now: datetime) -> None:
+        """Pull-request mode: propose each promotion as a branch + pull request.
+
+        The merge is the approval: the next pass sees the overlay match the release
+        and records the deployment. A newer release supersedes (closes) an open
+        proposal for the same environment; a proposal closed without merging is not
+        reopened for that release.
+        """
+        if not result.proposals:
+            return
+        from reconciler.pullrequests import PullRequestError, host_for
+
+        base = self.tree.branch
+        open_prs: dict[str, Any] = self.local.data.setdefault("pullRequests", {})
+        try:
+            host = self.options.pr_host or host_for(self.options.repo_url, env=self.options.git_env)
+        except PullRequestError as exc:
+            result.ok = False
+            result.git_error = f"pull-request mode: {exc}"
+            return
+        made_branch = False
+        try:
+            for project_name, env_name, version in result.proposals:
+                key = f"{project_name}/{env_name}"
+                branch = f"promote/{project_name}/{env_name}/{version}"
+                known = open_prs.get(key)
+                if known and known["release"] != version and known.get("state") == "open":
+                    host.close(known["number"], f"Superseded by release {version}.")
+                    result.pull_requests.append(
+                        {
+                            "environment": key,
+                            "number": known["number"],
+                            "action": "closed (superseded)",
+                        }
+                    )
+                    known["state"] = "closed"
+                existing = host.find(branch, base)
+                if existing is not None and existing.state != "open":
+                    if existing.state == "closed":
+                        result.waiting.append(
+                            (
+                                project_name,
+                                env_name,
+                                f"{version}: pull request #{existing.number} "
+                                "was closed without merging",
+                            )
+                        )
+                    continue
+                if existing is None:
+                    project = config.projects[project_name]
+                    release = records.read_release(self.tree.root, project_name, version)
+                    if release is None:
+                        continue
+                    environments.render(self.tree.root, project, env_name, release)
+                    message = (
+                        f"Promote {project_name} {version} to {env_name}\n\n"
+                        f"Release: {project_name} {version}\nEnvironment: {env_name}\n"
+                    )
+                    if self.tree.commit(message) is not None:
+                        self.tree.push_branch(branch)
+                        made_branch = True
+                    self.tree.sync()
+                    body = "\n".join(
+                        [
+                            f"Promotes **{project_name} {version}** to **{env_name}**.",
+                            "",
+                            "Merging this pull request is the approval; the reconciler records "
+                            "the deployment on its next pass.",
+                            "",
+                        ]
+                        + [f"- {p.name}: {p.version}" for p in release.packages]
+                    )
+                    existing = host.open(
+                        branch, base, f"Promote {project_name} {version} to {env_name}", body
+                    )
+                    result.pull_requests.append(
+                        {
+                            "environment": key,
+                            "number": existing.number,
+                            "url": existing.url,
+                            "action": "opened",
+                        }
+                    )
+                open_prs[key] = {
+                    "release": version,
+                    "number": existing.number,
+                    "state": existing.state,
+                    "at": now.isoformat(),
+                }
+                result.waiting.append(
+                    (
+                        project_name,
+                        env_name,
+                        f"{version}: waiting for pull request #{existing.number}",
+                    )
+                )
+        except PullRequestError as exc:
+            result.ok = False
+            result.git_error = f"pull-request mode: {exc}"
+        finally:
+            if made_branch:
+                self.tree.sync()
 
     def _last_change(self, files: tuple[str, ...]) -> tuple[str, str]:
         commits = self.tree.log(paths=list(files), max_count=1)
@@ -684,8 +798,17 @@ class Reconciler:
                 lifecycle, releases, state.history, now, pins=pins, channels=channels
             )
             for wait in decision.waiting:
+                pr_mode = project.environments[wait.environment].promotion == "pull-request"
+                if pr_mode and wait.reason == MANUAL_APPROVAL_PENDING and wait.release:
+                    result.proposals.append((project.name, wait.environment, wait.release))
+                    continue
                 result.waiting.append((project.name, wait.environment, wait.reason))
             for promotion in decision.promotions:
+                if project.environments[promotion.environment].promotion == "pull-request":
+                    result.proposals.append(
+                        (project.name, promotion.environment, promotion.release)
+                    )
+                    continue
                 release = new_releases.get(promotion.release) or records.read_release(
                     self.tree.root, project.name, promotion.release
                 )
