@@ -93,7 +93,7 @@ def _project(registry, helm_http_repo, helm_chart_factory, helm):
 def test_mixed_project_releases_image_and_chart_together_and_kustomize_builds(
     registry, bare_remote, helm_http_repo, helm_chart_factory, helm, tmp_path
 ):
-    apps, files = _project(registry, helm_http_repo, helm_chart_factory, helm)
+    _apps, files = _project(registry, helm_http_repo, helm_chart_factory, helm)
     remote = bare_remote(seed=files)
     work = tmp_path / "w"
     proc = run_cli("once", "--repo", remote.url, "--work-dir", str(work), "--json")
