@@ -84,6 +84,21 @@ def _show_pass(title: str, result: Any) -> None:
     click.echo(describe(result))
 
 
+def _status(reconciler: Any) -> None:
+    from reconciler.commands.report import table
+    from reconciler.commands.status import project_status
+    from reconciler.config import load_config
+
+    config = load_config(reconciler.tree.root)
+    rows = []
+    for name in sorted(config.projects):
+        for row in project_status(config, reconciler.tree.root, config.projects[name],
+                                  reconciler.options.clock()):
+            rows.append([row["project"], row["environment"], row["release"] or "-",
+                         "; ".join(row["waiting"]) or "up to date"])
+    click.echo(table(rows, ["PROJECT", "ENV", "RELEASE", "STATUS"]))
+
+
 def run_demo(base: Path) -> int:
     from reconciler.reconcile import PassOptions, Reconciler
 
@@ -116,12 +131,19 @@ def run_demo(base: Path) -> int:
         click.echo(_git("diff", "main~1", "main", "--", "deploy/shop/overlays", cwd=remote))
 
         third = reconciler.run_pass()
-        _show_pass("pass 3: nothing new -> nothing pushed", third)
+        _show_pass("pass 3: staging catches up with the release dev ran in pass 2", third)
+        fourth = reconciler.run_pass()
+        _show_pass("pass 4: nothing new -> no commit, no push", fourth)
+        click.secho("\n--- reconciler status ---", bold=True)
+        _status(reconciler)
         click.secho("\n--- git log (the audit trail) ---", bold=True)
         click.echo(_git("log", "--format=%h %an: %s%n%(trailers:only,unfold)", cwd=remote))
+        click.echo("next: `reconciler promote shop 1.0.0 --to prod --repo <url>` is the manual "
+                   "approval for production (after staging's 1h soak)")
     finally:
         reconciler.close()
-    ok = first.pushed and second.pushed and third.commit is None and first.ok and second.ok
+    ok = all(r.ok for r in (first, second, third, fourth)) and first.pushed and second.pushed
+    ok = ok and fourth.commit is None
     return 0 if ok else 1
 
 
