@@ -76,6 +76,13 @@ def _newer(rule: VersionRule, choice: PackageChoice, previous: ReleasedPackage |
         return False
     if previous is None:
         return True
+    if (
+        choice.tag == previous.version
+        and choice.digest
+        and previous.digest
+        and choice.digest != previous.digest
+    ):
+        return True  # the same tag re-pushed with new content
     return is_newer(
         rule,
         choice.tag,

@@ -87,6 +87,7 @@ class PassOptions:
     metrics: Metrics | None = None  # sidecar mode: count requests, releases, promotions
     backoff: Backoff | None = None  # sidecar mode: per-feed retry delays across passes
     pr_host: Any = None  # a pullrequests.PullRequestHost; default: from the repo URL
+    digest_recheck: float = 3600.0  # seconds a cached tag -> digest answer is trusted
 
 
 @dataclass
@@ -272,6 +273,7 @@ class Reconciler:
         config: Config,
         projects: Iterable[Project],
         channel_of: Mapping[str, set[str]],
+        recheck: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, str], dict[str, PackageChoice]]:
         """For each (project, channel), each package's chosen tag. Feeds in parallel."""
         wanted: set[tuple[str, str]] = set()  # (feed, repository)
@@ -353,9 +355,29 @@ class Reconciler:
                         jobs.append(((project.name, channel), pkg.name, (pkg, selection.chosen)))
                 result[(project.name, channel)] = choices
 
+        # Digests of chosen tags are cached in the work dir, so an idle pass sends no
+        # manifest requests. A cached answer is re-checked after `digest_recheck`, when a
+        # webhook named the repository, and always for the `digest` strategy (whose whole
+        # point is a tag that moves).
+        cache: dict[str, list[Any]] = self.local.data.setdefault("digests", {})
+        wall = time.time()
+
         def resolve(job: tuple[tuple[str, str], str, Any]) -> None:
             key, name, (pkg, tag) = job
             old = result[key][name]
+            cache_key = f"{pkg.feed}|{pkg.repository}|{tag}"
+            cached = cache.get(cache_key)
+            rule = rule_for(config.projects[key[0]], key[1], name)
+            fresh = (
+                cached is not None
+                and wall - cached[1] < self.options.digest_recheck
+                and rule.strategy != "digest"
+                and pkg.repository not in recheck
+            )
+            if fresh:
+                assert cached is not None
+                result[key][name] = PackageChoice(name, tag, cached[0], old.selection)
+                return
             try:
                 digest = self._client(config, pkg.feed).digest(pkg.repository, tag)
             except FeedError as exc:
@@ -363,21 +385,32 @@ class Reconciler:
                     name, error=exc.message, retry_after=exc.retry_after
                 )
                 return
+            cache[cache_key] = [digest, wall]
             result[key][name] = PackageChoice(name, tag, digest, old.selection)
 
         with ThreadPoolExecutor(workers, thread_name_prefix="digest") as pool:
             list(pool.map(resolve, jobs))
+        chosen = {f"{pkg.feed}|{pkg.repository}|{tag}" for _, _, (pkg, tag) in jobs}
+        polled = {f"{feed}|{repository}|" for feed, repository in wanted}
+        for stale in [k for k in cache if k not in chosen and k[: k.rindex("|") + 1] in polled]:
+            del cache[stale]  # keep only what the current choices need
         return result
 
     # -- the pass ----------------------------------------------------------------
 
     def run_pass(
-        self, *, dry_run: bool = False, only_projects: set[str] | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        only_projects: set[str] | None = None,
+        recheck: frozenset[str] = frozenset(),
     ) -> PassResult:
+        """One pass. ``recheck``: repositories whose cached digests must be re-read
+        (a webhook said they changed)."""
         started = time.monotonic()
         result = PassResult()
         try:
-            self._run(result, dry_run=dry_run, only_projects=only_projects)
+            self._run(result, dry_run=dry_run, only_projects=only_projects, recheck=recheck)
         except GitError as exc:
             result.ok = False
             result.git_error = str(exc)
@@ -400,7 +433,14 @@ class Reconciler:
         for feed in result.failed_feeds:
             metrics.feed_errors.labels(feed=feed, error="poll").inc()
 
-    def _run(self, result: PassResult, *, dry_run: bool, only_projects: set[str] | None) -> None:
+    def _run(
+        self,
+        result: PassResult,
+        *,
+        dry_run: bool,
+        only_projects: set[str] | None,
+        recheck: frozenset[str],
+    ) -> None:
         self.tree.sync()
         _hook("after-sync")
         try:
@@ -417,7 +457,7 @@ class Reconciler:
         for trigger in config.triggers.values():
             if trigger.enabled and trigger.project in channel_of:
                 channel_of[trigger.project].add(trigger.channel)
-        choices = self.poll(config, projects, channel_of)
+        choices = self.poll(config, projects, channel_of, recheck)
         result.choices = choices
         _hook("after-poll")
         for key, per_package in choices.items():

@@ -35,7 +35,7 @@ def repo_options(func: F) -> F:
     )(func)
     func = click.option(
         "--repo",
-        envvar="RECONCILER_REPO",
+        envvar=["RECONCILER_REPO", "RECONCILER_REPO_URL"],
         required=True,
         help="Config repository URL (https://, ssh://, file://) or a local path to a clone.",
     )(func)

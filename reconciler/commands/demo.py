@@ -92,10 +92,17 @@ def _status(reconciler: Any) -> None:
     config = load_config(reconciler.tree.root)
     rows = []
     for name in sorted(config.projects):
-        for row in project_status(config, reconciler.tree.root, config.projects[name],
-                                  reconciler.options.clock()):
-            rows.append([row["project"], row["environment"], row["release"] or "-",
-                         "; ".join(row["waiting"]) or "up to date"])
+        for row in project_status(
+            config, reconciler.tree.root, config.projects[name], reconciler.options.clock()
+        ):
+            rows.append(
+                [
+                    row["project"],
+                    row["environment"],
+                    row["release"] or "-",
+                    "; ".join(row["waiting"]) or "up to date",
+                ]
+            )
     click.echo(table(rows, ["PROJECT", "ENV", "RELEASE", "STATUS"]))
 
 
@@ -138,8 +145,10 @@ def run_demo(base: Path) -> int:
         _status(reconciler)
         click.secho("\n--- git log (the audit trail) ---", bold=True)
         click.echo(_git("log", "--format=%h %an: %s%n%(trailers:only,unfold)", cwd=remote))
-        click.echo("next: `reconciler promote shop 1.0.0 --to prod --repo <url>` is the manual "
-                   "approval for production (after staging's 1h soak)")
+        click.echo(
+            "next: `reconciler promote shop 1.0.0 --to prod --repo <url>` is the manual "
+            "approval for production (after staging's 1h soak)"
+        )
     finally:
         reconciler.close()
     ok = all(r.ok for r in (first, second, third, fourth)) and first.pushed and second.pushed

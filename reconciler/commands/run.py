@@ -1,0 +1,172 @@
+"""``reconciler run``: the sidecar. A pass every --interval (with jitter), woken early by
+registry and Git webhooks and by changes to watched files; /healthz, /readyz and /metrics.
+SIGTERM/SIGINT finish the current pass (never a half-made commit) and exit."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host or "0.0.0.0", int(port)  # noqa: S104  # the sidecar serves its pod
+
+
+def _watched_files(env: dict[str, str]) -> list[str]:
+    """Mounted credentials that are reloaded without a restart when they change."""
+    paths = []
+    docker = env.get("DOCKER_CONFIG")
+    if docker:
+        paths.append(os.path.join(docker, "config.json"))
+    for name in (
+        "RECONCILER_GIT_PASSWORD_FILE",
+        "RECONCILER_GIT_USERNAME_FILE",
+        "RECONCILER_GIT_SSH_KEY_FILE",
+        "RECONCILER_WATCH_FILES",
+    ):
+        for path in env.get(name, "").split(os.pathsep):
+            if path:
+                paths.append(path)
+    return [p for p in paths if Path(p).exists()]
+
+
+def touched_projects(config: Any, repositories: frozenset[str]) -> set[str]:
+    """Projects with a package whose repository a webhook named."""
+    touched = set()
+    for project in config.projects.values():
+        for pkg in project.packages:
+            repo = pkg.repository
+            if any(
+                r == repo or r.endswith("/" + repo) or repo.endswith("/" + r) for r in repositories
+            ):
+                touched.add(project.name)
+    return touched
+
+
+@click.command("run", help=__doc__)
+@repo_options
+@click.option(
+    "--interval",
+    envvar="RECONCILER_INTERVAL",
+    type=float,
+    default=None,
+    help="Seconds between passes (default: reconciler.yaml's interval, else 180).",
+)
+@click.option(
+    "--jitter",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Fraction of the interval to randomise by.",
+)
+@click.option(
+    "--listen",
+    envvar="RECONCILER_LISTEN",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="Address for webhooks, /healthz, /readyz, /metrics.",
+)
+@click.option("--shard", default=None, help="INDEX/COUNT: only projects of this shard.")
+@click.option("--log-level", envvar="RECONCILER_LOG_LEVEL", default="info", show_default=True)
+@click.option(
+    "--log-format",
+    envvar="RECONCILER_LOG_FORMAT",
+    type=click.Choice(["auto", "json", "text"]),
+    default="auto",
+    show_default=True,
+)
+def command(
+    repo: str,
+    work_dir: Path | None,
+    branch: str | None,
+    interval: float | None,
+    jitter: float,
+    listen: str,
+    shard: str | None,
+    log_level: str,
+    log_format: str,
+) -> None:
+    from reconciler.config import load_config
+    from reconciler.errors import ReconcilerError
+    from reconciler.logs import setup_logging
+    from reconciler.loop import (
+        Backoff,
+        ConfigChanged,
+        PassOutcome,
+        PassRequest,
+        install_signal_handlers,
+        run_loop,
+        watch_paths,
+    )
+    from reconciler.metrics import Metrics
+    from reconciler.reconcile import Shard
+    from reconciler.server import Health, ReconcilerServer
+
+    setup_logging(log_level, json=None if log_format == "auto" else log_format == "json")
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    metrics = Metrics()
+    events: queue.Queue[Any] = queue.Queue()
+    reconciler = make_reconciler(
+        repo,
+        work_dir,
+        branch,
+        metrics=metrics,
+        backoff=Backoff(),
+        shard=Shard.parse(shard) if shard else None,
+    )
+    every = interval
+    if every is None:
+        try:
+            reconciler.tree.sync()
+            every = load_config(reconciler.tree.root).settings.interval
+        except (ReconcilerError, OSError):  # the first pass reports it; start anyway
+            every = 180.0
+    health = Health(max_age=3 * every + 60)
+    server = ReconcilerServer(_listen(listen), on_event=events.put, health=health, metrics=metrics)
+    watcher = watch_paths(_watched_files(dict(os.environ)), lambda p: events.put(ConfigChanged(p)))
+
+    def run_pass(request: PassRequest) -> PassOutcome:
+        only = None
+        config = reconciler.last_config
+        if not request.full and request.repositories and config is not None:
+            only = touched_projects(config, request.repositories) or None
+        result = reconciler.run_pass(only_projects=only, recheck=request.repositories)
+        errors = [f"{k}: {v}" for k, v in result.feed_errors.items()]
+        if result.config_error:
+            errors.append(f"config invalid: {len(result.config_error.problems)} problem(s)")
+        if result.git_error:
+            errors.append(f"git: {result.git_error}")
+        return PassOutcome(
+            ok=result.config_error is None and result.git_error is None,
+            releases_created=len(result.releases) if result.pushed else 0,
+            promotions=len(result.promotions) if result.pushed else 0,
+            errors=tuple(errors),
+            duration=result.duration,
+            repo_reachable=result.git_error is None,
+        )
+
+    try:
+        with server:
+            click.echo(f"reconciler: serving on {listen}, a pass every {every:.0f}s", err=True)
+            run_loop(
+                run_pass,
+                interval=every,
+                jitter=jitter,
+                stop=stop,
+                events=events,
+                health=health,
+                metrics=metrics,
+            )
+    finally:
+        watcher.close()
+        reconciler.close()
+    raise SystemExit(EXIT_OK)
