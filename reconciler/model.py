@@ -216,6 +216,8 @@ class Settings:
     author_name: str = "reconciler"
     author_email: str = "reconciler@localhost"
     commit_template: str | None = None
+    # (kind, urlEnv, events) per notification target; see notify.py
+    notifications: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

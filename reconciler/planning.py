@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler import versions
+from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
 from reconciler.model import Package, Project, Release, ReleasedPackage, Trigger, VersionRule
 from reconciler.selection import Selection, is_newer
 
@@ -39,6 +40,22 @@ class PackageChoice:
     selection: Selection | None = None
     error: str | None = None  # the feed failed; the reason
     retry_after: float | None = None
+    error_class: str | None = None  # "auth" | "rate-limited" | "not-found" | "unavailable"
+
+
+def failed_choice(package: str, error: FeedError) -> PackageChoice:
+    """A PackageChoice recording why the feed could not be read."""
+    if isinstance(error, FeedAuthError):
+        kind = "auth"
+    elif isinstance(error, FeedRateLimited):
+        kind = "rate-limited"
+    elif isinstance(error, FeedNotFound):
+        kind = "not-found"
+    else:
+        kind = "unavailable"
+    return PackageChoice(
+        package, error=error.message, retry_after=error.retry_after, error_class=kind
+    )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,14 @@ from reconciler.loop import Backoff
 from reconciler.metrics import InstrumentedTransport, Metrics
 from reconciler.model import Config, Deployment, Feed, Project, Release
 from reconciler.operations import read_pins, release_states
-from reconciler.planning import PackageChoice, SettleState, TriggerDecision, plan_release, rule_for
+from reconciler.planning import (
+    PackageChoice,
+    SettleState,
+    TriggerDecision,
+    failed_choice,
+    plan_release,
+    rule_for,
+)
 from reconciler.selection import select
 
 log = logging.getLogger("reconciler.pass")
@@ -88,6 +95,7 @@ class PassOptions:
     backoff: Backoff | None = None  # sidecar mode: per-feed retry delays across passes
     pr_host: Any = None  # a pullrequests.PullRequestHost; default: from the repo URL
     digest_recheck: float = 3600.0  # seconds a cached tag -> digest answer is trusted
+    notify_transport: httpx.BaseTransport | None = None  # tests: where notifications go
 
 
 @dataclass
@@ -102,7 +110,7 @@ class PassResult:
     decisions: list[TriggerDecision] = field(default_factory=list)
     waiting: list[tuple[str, str, str]] = field(default_factory=list)  # project, env, reason
     feed_errors: dict[str, str] = field(default_factory=dict)  # project/package -> error
-    failed_feeds: dict[str, str] = field(default_factory=dict)  # feed -> error
+    failed_feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # feed -> class, why
     config_error: ConfigError | None = None
     git_error: str | None = None
     push_attempts: int = 0
@@ -225,8 +233,11 @@ class Reconciler:
         self._clients: dict[str, tuple[Any, FeedClient]] = {}
         self.local = LocalState(self.cache_dir / "state.json")
         self.last_config: Config | None = None
+        self._notifier: Any = None
 
     def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.close()
         for _, client in self._clients.values():
             client.close()
         self._clients.clear()
@@ -327,9 +338,7 @@ class Reconciler:
                 for pkg in project.packages:
                     found = tags[(pkg.feed, pkg.repository)]
                     if isinstance(found, FeedError):
-                        choices[pkg.name] = PackageChoice(
-                            pkg.name, error=found.message, retry_after=found.retry_after
-                        )
+                        choices[pkg.name] = failed_choice(pkg.name, found)
                         continue
                     rule = rule_for(project, channel, pkg.name)
                     prev = previous.package(pkg.name) if previous else None
@@ -341,7 +350,7 @@ class Reconciler:
                             try:
                                 when = client.created(pkg.repository, tag, rule.platform)
                             except FeedError as exc:
-                                choices[pkg.name] = PackageChoice(pkg.name, error=exc.message)
+                                choices[pkg.name] = failed_choice(pkg.name, exc)
                                 break
                             if when is not None:
                                 created[tag] = when
@@ -381,9 +390,7 @@ class Reconciler:
             try:
                 digest = self._client(config, pkg.feed).digest(pkg.repository, tag)
             except FeedError as exc:
-                result[key][name] = PackageChoice(
-                    name, error=exc.message, retry_after=exc.retry_after
-                )
+                result[key][name] = failed_choice(name, exc)
                 return
             cache[cache_key] = [digest, wall]
             result[key][name] = PackageChoice(name, tag, digest, old.selection)
@@ -418,7 +425,35 @@ class Reconciler:
         finally:
             result.duration = time.monotonic() - started
             self._count(result)
+            if not dry_run:
+                self._notify(result)
         return result
+
+    def _notify(self, result: PassResult) -> None:
+        """Tell people what happened (release, promotion, waiting, drift, failures)."""
+        config = self.last_config
+        if config is None or not config.settings.notifications:
+            return
+        from reconciler.announce import announce
+        from reconciler.notify import NotificationTarget, Notifier
+
+        targets = tuple(
+            NotificationTarget(kind, url_env, events)  # type: ignore[arg-type]
+            for kind, url_env, events in config.settings.notifications
+        )
+        if self._notifier is None or self._notifier.targets != targets:
+            if self._notifier is not None:
+                self._notifier.close()
+            self._notifier = Notifier(targets, transport=self.options.notify_transport)
+        seen = set(self.local.data.get("waitingAnnounced", []))
+        out = announce(result, seen)
+        for note in out.notes:
+            self._notifier.notify(note)
+        for event, subject in self._notifier.active_failures():
+            if (event, subject) not in out.failing:
+                self._notifier.clear(event, subject)
+        self.local.data["waitingAnnounced"] = sorted(out.waiting_seen)
+        self.local.save()
 
     def _count(self, result: PassResult) -> None:
         metrics = self.options.metrics
@@ -430,8 +465,8 @@ class Reconciler:
             metrics.promotions.labels(project=project, environment=env).inc()
         if result.push_attempts > 1:
             metrics.git_push_retries.inc(result.push_attempts - 1)
-        for feed in result.failed_feeds:
-            metrics.feed_errors.labels(feed=feed, error="poll").inc()
+        for feed, (error_class, _) in result.failed_feeds.items():
+            metrics.feed_errors.labels(feed=feed, error=error_class).inc()
 
     def _run(
         self,
@@ -465,7 +500,7 @@ class Reconciler:
                 if choice.error:
                     result.feed_errors[f"{key[0]}/{choice.package}"] = choice.error
                     feed = config.projects[key[0]].package(choice.package).feed
-                    result.failed_feeds[feed] = choice.error
+                    result.failed_feeds[feed] = (choice.error_class or "unavailable", choice.error)
         if result.feed_errors:
             result.ok = False
 

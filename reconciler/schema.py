@@ -18,6 +18,18 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 
+NOTIFICATION_EVENTS = (
+    "release-created",
+    "promoted",
+    "waiting-for-approval",
+    "drift-detected",
+    "auth-failed",
+    "rate-limited",
+    "push-rejected",
+    "no-tag-matched",
+    "config-invalid",
+)
+
 _name = {"type": "string", "pattern": NAME_PATTERN, "description": "lower-case name, used in paths"}
 _names = {"type": "array", "items": _name, "uniqueItems": True}
 _duration = {
@@ -257,6 +269,21 @@ SETTINGS = _obj(
             {"name": {"type": "string", "minLength": 1}, "email": {"type": "string"}}, []
         ),
         "commitTemplate": {"type": "string"},
+        "notifications": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "kind": {"enum": ["webhook", "slack", "teams"]},
+                    "urlEnv": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "env var holding the webhook URL (URLs are secrets)",
+                    },
+                    "events": {"type": "array", "items": {"enum": list(NOTIFICATION_EVENTS)}},
+                },
+                ["kind", "urlEnv"],
+            ),
+        },
     },
     ["apiVersion", "kind"],
     "reconciler.yaml: defaults for the whole repository",

@@ -1,0 +1,63 @@
+"""Notifications from real passes: one per fact, failures deduplicated, no secrets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+
+from reconciler.reconcile import PassOptions, Reconciler
+from tests.helpers.configrepo import AppSpec, config_files
+
+
+def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
+    registry, registry_basic, bare_remote, tmp_path, monkeypatch
+):
+    sent: list[dict] = []
+
+    def slack(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, text="ok")
+
+    monkeypatch.setenv("SLACK_URL", "https://hooks.slack.test/services/T0/B0/s3cr3t-hook")
+    monkeypatch.setenv("REG_USER", registry_basic.username)
+    monkeypatch.setenv("REG_PASSWORD", "wrong-Pa55word-zz9")
+    ns = f"nt{uuid.uuid4().hex[:8]}"
+    apps = [AppSpec("api", f"{ns}/api", "example.com/shop/api")]
+    registry.push(apps[0].repository, "1.0.0")
+    registry_basic.push(f"{ns}/worker", "1.0.0")
+    files = config_files(registry.url, apps)
+    files["reconciler.yaml"] += "notifications:\n  - {kind: slack, urlEnv: SLACK_URL}\n"
+    # a second project on a feed whose password is wrong
+    files["feeds/locked.yaml"] = (
+        "apiVersion: reconciler.dev/v1\nkind: Feed\nname: locked\ntype: oci\n"
+        f"url: {registry_basic.url}\ninsecure: true\n"
+        "credentials: {usernameEnv: REG_USER, passwordEnv: REG_PASSWORD}\n"
+    )
+    other = config_files(registry_basic.url, [AppSpec("worker", f"{ns}/worker", "x/worker")],
+                         project="billing")
+    for name, text in other.items():
+        if name.startswith(("projects/billing", "deploy/billing")):
+            files[name] = text.replace("feed: reg", "feed: locked")
+    remote = bare_remote(seed=files)
+    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w",
+                                        notify_transport=httpx.MockTransport(slack)))
+    try:
+        for _ in range(4):
+            reconciler.run_pass()
+        texts = [json.dumps(p) for p in sent]
+        assert sum("Release created: shop 1.0.0" in t for t in texts) == 1
+        assert sum("Feed authentication failed: locked" in t for t in texts) == 1  # not 4
+        assert sum("Waiting for approval: shop/prod" in t for t in texts) == 1
+        assert any("Release promoted: shop 1.0.0 -> staging" in t for t in texts)
+        # the failure clears once the password is right: "resolved" is sent once
+        monkeypatch.setenv("REG_PASSWORD", registry_basic.password)
+        reconciler.run_pass()
+        reconciler.run_pass()
+        texts = [json.dumps(p) for p in sent]
+        assert sum("Resolved" in t for t in texts) == 1
+        for text in texts:
+            assert "wrong-Pa55word-zz9" not in text and "s3cr3t-hook" not in text
+    finally:
+        reconciler.close()
