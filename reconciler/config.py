@@ -133,7 +133,10 @@ def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
         return path, f"{err.instance!r} is not a duration (use e.g. 90s, 2m, 1h30m)"
     if err.validator == "oneOf" and err.context:
         # Prefer the branch whose error is deepest: it is the one the user meant.
-        best = max(err.context, key=lambda e: len(list(e.absolute_path)))
+        # A "wrong type" error is from a branch the user did not mean (a string given
+        # where a branch wants a number); any other error is from the intended branch.
+        meant = [e for e in err.context if e.validator != "type"] or list(err.context)
+        best = max(meant, key=lambda e: len(list(e.absolute_path)))
         if list(best.absolute_path) != path or best.validator != "required":
             return _schema_message(best)
         if path and path[-2:-1] == ["packages"]:

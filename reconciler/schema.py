@@ -16,6 +16,12 @@ from reconciler import API_VERSION
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
 """Names become path components (releases/<project>/...): no '/', '..', NUL or newlines."""
 
+REPOSITORY_PATTERN = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
+"""The OCI distribution repository name grammar."""
+
+IMAGE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}$"
+"""host[:port]/path as written in manifests (no tag, digest, spaces or newlines)."""
+
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 
 NOTIFICATION_EVENTS = (
@@ -195,10 +201,18 @@ PROJECT = _obj(
                     {
                         "name": _name,
                         "feed": _name,
-                        "image": {"type": "string", "minLength": 1},
-                        "chart": {"type": "string", "minLength": 1},
-                        "manifestName": {"type": "string", "minLength": 1},
-                        "newName": {"type": "string", "minLength": 1},
+                        "image": {
+                            "type": "string",
+                            "pattern": REPOSITORY_PATTERN,
+                            "description": "repository path in the feed, e.g. acme/shop-api",
+                        },
+                        "chart": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]*$"},
+                        "manifestName": {
+                            "type": "string",
+                            "pattern": IMAGE_NAME_PATTERN,
+                            "description": "image name as written in the manifests",
+                        },
+                        "newName": {"type": "string", "pattern": IMAGE_NAME_PATTERN},
                     },
                     ["name", "feed"],
                 ),
