@@ -27,7 +27,10 @@ SAMPLE_IMAGES = {
 def sample_dir() -> Path:
     """sample-repo/ next to the package (source checkout) or inside it (installed)."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "sample-repo", here / "sample-repo"):
+    # A source checkout has it beside the package; an installed package is run from the
+    # checkout's root (the README's command), so look in the working directory too.
+    for candidate in (here.parent / "sample-repo", here / "sample-repo",
+                      Path.cwd() / "sample-repo"):
         if (candidate / "reconciler.yaml").is_file():
             return candidate
     raise click.ClickException("sample-repo/ not found next to the reconciler package")
