@@ -18,6 +18,7 @@ import importlib.util
 import json
 import logging
 import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -96,6 +97,7 @@ class PassOptions:
     pr_host: Any = None  # a pullrequests.PullRequestHost; default: from the repo URL
     digest_recheck: float = 3600.0  # seconds a cached tag -> digest answer is trusted
     notify_transport: httpx.BaseTransport | None = None  # tests: where notifications go
+    progress: Callable[[int, int], None] | None = None  # (done, total) repositories polled
 
 
 @dataclass
@@ -293,6 +295,8 @@ class Reconciler:
                 wanted.add((pkg.feed, pkg.repository))
         tags: dict[tuple[str, str], list[str] | FeedError] = {}
 
+        done = [0]
+        progress_lock = threading.Lock()
         backoff = self.options.backoff
         waiting_feeds = {
             name
@@ -311,6 +315,11 @@ class Reconciler:
                 tags[key] = exc
             except (OSError, ValueError) as exc:  # defensive: never let one feed stop a pass
                 tags[key] = FeedError(feed, f"{type(exc).__name__}: {exc}")
+            finally:
+                if self.options.progress is not None:
+                    with progress_lock:
+                        done[0] += 1
+                        self.options.progress(done[0], len(wanted))
 
         for name in {f for f, _ in wanted}:
             self._client(config, name)  # create clients serially (not thread-safe to create)

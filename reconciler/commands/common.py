@@ -75,3 +75,19 @@ def exit_code(result: Any) -> int:
     if result.feed_errors:
         return EXIT_FEED
     return EXIT_OK
+
+
+def tty_progress() -> Callable[[int, int], None] | None:
+    """A one-line progress display on an interactive terminal; None in containers/CI."""
+    import sys
+
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total >= 20:  # only long scans are worth a display
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\rpolling repositories: {done}/{total}{end}")
+            sys.stderr.flush()
+
+    return show

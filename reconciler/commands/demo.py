@@ -29,8 +29,11 @@ def sample_dir() -> Path:
     here = Path(__file__).resolve().parent.parent
     # A source checkout has it beside the package; an installed package is run from the
     # checkout's root (the README's command), so look in the working directory too.
-    for candidate in (here.parent / "sample-repo", here / "sample-repo",
-                      Path.cwd() / "sample-repo"):
+    for candidate in (
+        here.parent / "sample-repo",
+        here / "sample-repo",
+        Path.cwd() / "sample-repo",
+    ):
         if (candidate / "reconciler.yaml").is_file():
             return candidate
     raise click.ClickException("sample-repo/ not found next to the reconciler package")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.commands.common import exit_code, make_reconciler, repo_options
+from reconciler.commands.common import exit_code, make_reconciler, repo_options, tty_progress
 
 
 @click.command("once", help=__doc__)
@@ -29,7 +29,11 @@ def command(
 
     setup_logging(log_level)
     reconciler = make_reconciler(
-        repo, work_dir, branch, shard=Shard.parse(shard) if shard else None
+        repo,
+        work_dir,
+        branch,
+        shard=Shard.parse(shard) if shard else None,
+        progress=tty_progress(),
     )
     try:
         result = reconciler.run_pass()

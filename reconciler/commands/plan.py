@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.commands.common import exit_code, make_reconciler, repo_options
+from reconciler.commands.common import exit_code, make_reconciler, repo_options, tty_progress
 
 
 @click.command("plan", help=__doc__)
@@ -19,7 +19,7 @@ def command(
 ) -> None:
     from reconciler.commands.report import describe
 
-    reconciler = make_reconciler(repo, work_dir, branch)
+    reconciler = make_reconciler(repo, work_dir, branch, progress=tty_progress())
     try:
         result = reconciler.run_pass(dry_run=True, only_projects=set(projects) or None)
     finally:

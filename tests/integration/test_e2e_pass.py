@@ -197,3 +197,18 @@ def test_sample_repo_validates_and_builds():
     for overlay in sorted(sample.glob("deploy/*/overlays/*")):
         images = kustomize_images(overlay)
         assert images, overlay
+
+
+def test_progress_is_reported_per_repository(registry, bare_remote, tmp_path):
+    apps = _apps(registry)
+    for app in apps:
+        registry.push(app.repository, "1.0.0")
+    remote = bare_remote(seed=config_files(registry.url, apps))
+    seen: list[tuple[int, int]] = []
+    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w",
+                                        progress=lambda done, total: seen.append((done, total))))
+    try:
+        reconciler.run_pass(dry_run=True)
+    finally:
+        reconciler.close()
+    assert sorted(seen) == [(1, 2), (2, 2)]
