@@ -8,6 +8,7 @@ errors.py and the README). Commands are imported lazily so that ``--help`` and
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -48,6 +49,34 @@ class LazyGroup(click.Group):
         command: click.Command = module.command
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Errors become messages and exit codes, never tracebacks (set RECONCILER_DEBUG=1
+        # to see one). Click's own exits and usage errors pass through unchanged.
+        from reconciler.errors import ConfigError, GitError, PromotionRefused, ReconcilerError
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except ConfigError as exc:
+            click.echo(f"config invalid:\n{exc}", err=True)
+            raise SystemExit(1) from None
+        except PromotionRefused as exc:
+            click.echo(f"refused: {exc.reason}", err=True)
+            raise SystemExit(1) from None
+        except GitError as exc:
+            click.echo(f"git error: {exc}", err=True)
+            raise SystemExit(4) from None
+        except ReconcilerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(1) from None
+        except Exception as exc:
+            if os.environ.get("RECONCILER_DEBUG"):
+                raise
+            click.echo(f"reconciler: internal error: {type(exc).__name__}: {exc} "
+                       "(set RECONCILER_DEBUG=1 for the traceback)", err=True)
+            raise SystemExit(70) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the table: listing commands must not import them all.
         rows = [(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())]
@@ -61,7 +90,7 @@ def main() -> None:
     """reconciler: GitOps external feed triggers, channels and lifecycles, all in Git.
 
     Exit codes: 0 ok; 1 config invalid or action refused; 2 usage error;
-    3 a feed failed (other work was still done); 4 git failure.
+    3 a feed failed (other work was still done); 4 git failure; 70 internal error.
     """
 
 

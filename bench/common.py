@@ -1,0 +1,332 @@
+"""Shared helpers for the benchmarks: a seeded registry, config repos, timed processes.
+
+Everything runs on loopback: the Debian ``docker-registry`` on 127.0.0.1 port 0, bare
+Git remotes over file://, and the reconciler CLI as a whole process (as users run it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # `python3 bench/fleet.py` puts bench/ first, not the root
+    sys.path.insert(0, str(REPO_ROOT))
+
+from reconciler.feeds.registry import MANIFEST_ACCEPT  # noqa: E402
+from tests.helpers.configrepo import AppSpec, config_files  # noqa: E402
+from tests.helpers.registry import RegistryServer, start_registry  # noqa: E402
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- registry --------------------------------------------------------------------
+
+
+def open_registry(workdir: Path) -> RegistryServer:
+    """The real docker-registry on 127.0.0.1 (port 0), as the integration tests use it."""
+    return start_registry(workdir)
+
+
+def fleet_tags(index: int, count: int) -> list[str]:
+    """``count`` realistic tags for repository ``index``: mostly stable semver, some
+    release candidates, commit-sha and moving tags. Deterministic per index."""
+    rng = random.Random(index)
+    tags: list[str] = ["latest"]
+    minor, patch = 0, 0
+    while len(tags) < count:
+        roll = rng.random()
+        if roll < 0.70:
+            patch += 1
+            if rng.random() < 0.1:
+                minor, patch = minor + 1, 0
+            tags.append(f"1.{minor}.{patch}")
+        elif roll < 0.85:
+            tags.append(f"1.{minor}.{patch + 1}-rc.{rng.randint(1, 9)}")
+        else:
+            tags.append(f"sha-{rng.getrandbits(40):010x}")
+    return list(dict.fromkeys(tags))[:count]
+
+
+def newest_stable(tags: Iterable[str]) -> str:
+    """What a `>=1.0.0, no prerelease` rule picks from ``fleet_tags`` output."""
+    stable = [t for t in tags if t[:1].isdigit() and "-" not in t]
+    return max(stable, key=lambda t: tuple(int(x) for x in t.split(".")))
+
+
+def _storage_repo(server: RegistryServer, repo: str) -> Path:
+    return server.root / "data" / "docker" / "registry" / "v2" / "repositories" / repo
+
+
+def seed_repository(server: RegistryServer, repo: str, tags: Sequence[str]) -> str:
+    """Push ``tags[0]`` over HTTP, then tag the same manifest as every other tag.
+
+    Extra tags are written straight into the registry's filesystem storage: a tag is
+    just ``_manifests/tags/<tag>/current/link`` + ``index/sha256/<hex>/link`` pointing
+    at an already stored manifest, which is exactly what a manifest PUT writes. This
+    seeds 100,000 tags in seconds instead of minutes; the server still answers every
+    request itself (distribution keeps no tag cache unless configured to).
+    """
+    digest = server.push(repo, tags[0])
+    tags_dir = _storage_repo(server, repo) / "_manifests" / "tags"
+    template = tags_dir / tags[0]
+    algorithm, hexdigest = digest.split(":", 1)
+    for tag in tags[1:]:
+        current = tags_dir / tag / "current"
+        index = tags_dir / tag / "index" / algorithm / hexdigest
+        current.mkdir(parents=True, exist_ok=True)
+        index.mkdir(parents=True, exist_ok=True)
+        (current / "link").write_text(digest)
+        (index / "link").write_text(digest)
+    assert template.is_dir()
+    return digest
+
+
+def seed_fleet(server: RegistryServer, repos: dict[str, list[str]], workers: int = 8) -> None:
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda item: seed_repository(server, *item), repos.items()))
+
+
+# -- config repositories ---------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """A config repo of ``projects`` projects, each with images from ``repositories``."""
+
+    feed_url: str
+    projects: dict[str, list[AppSpec]] = field(default_factory=dict)
+    concurrency: int = 8
+
+    def files(self) -> dict[str, str]:
+        files: dict[str, str] = {}
+        feed_extra = f"insecure: true\nlimits:\n  concurrency: {self.concurrency}\n"
+        for name, apps in self.projects.items():
+            files.update(config_files(self.feed_url, apps, project=name, feed_extra=feed_extra))
+        return files
+
+    def repository_of(self, project: str, package: str) -> str:
+        return next(a.repository for a in self.projects[project] if a.package == package)
+
+
+def make_fleet(
+    feed_url: str,
+    repositories: Sequence[str],
+    projects: int,
+    images_per_project: int = 2,
+    concurrency: int = 8,
+) -> Fleet:
+    """Projects ``p000..`` whose packages use the repositories round-robin."""
+    fleet = Fleet(feed_url, concurrency=concurrency)
+    slot = 0
+    for p in range(projects):
+        apps = []
+        for i in range(images_per_project):
+            repository = repositories[slot % len(repositories)]
+            slot += 1
+            apps.append(AppSpec(f"img{i}", repository, f"example.com/{repository}"))
+        fleet.projects[f"p{p:03d}"] = apps
+    return fleet
+
+
+def git(*args: str, cwd: Path | None = None, check: bool = True) -> str:
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def make_remote(path: Path, files: dict[str, str], scratch: Path) -> str:
+    """A bare remote at ``path`` whose main branch holds ``files``; returns its file:// URL."""
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(path))
+    seed = scratch / "seed"
+    git("init", "--quiet", "--initial-branch=main", str(seed))
+    write_files(seed, files)
+    git("add", "--all", cwd=seed)
+    git("commit", "--quiet", "-m", "seed", cwd=seed)
+    git("push", "--quiet", str(path), "main", cwd=seed)
+    shutil.rmtree(seed)
+    return path.resolve().as_uri()
+
+
+def remote_head(path: Path) -> str:
+    return git("--git-dir", str(path), "rev-parse", "main").strip()
+
+
+def commit_to_remote(remote: Path, files: dict[str, str], message: str, scratch: Path) -> None:
+    """A person's commit: clone, write ``files``, commit, push, throw the clone away."""
+    clone = Path(tempfile.mkdtemp(dir=scratch))
+    git("clone", "--quiet", str(remote), str(clone))
+    write_files(clone, files)
+    git("add", "--all", cwd=clone)
+    git("commit", "--quiet", "-m", message, cwd=clone)
+    git("push", "--quiet", "origin", "main", cwd=clone)
+    shutil.rmtree(clone)
+
+
+# -- timing ----------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    seconds: float
+    maxrss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        start = self.stdout.find("{")
+        if start < 0:
+            raise RuntimeError(f"no JSON in output (exit {self.returncode}):\n{self.stderr[-2000:]}")
+        return json.loads(self.stdout[start:])
+
+
+def run_process(
+    args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+    timeout: float = 900.0,
+) -> Run:
+    """Run a whole process; wall time and ITS peak RSS (os.wait4 gives per-child rusage)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+            env={**os.environ, **GIT_ENV, **(env or {})},
+        )
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it again
+        out.seek(0)
+        err.seek(0)
+        return Run(
+            seconds=seconds,
+            maxrss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+            returncode=proc.returncode,
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
+        )
+
+
+def reconciler_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "reconciler.cli", *args]
+
+
+def median_of(samples: Sequence[float]) -> float:
+    return statistics.median(samples) if samples else float("nan")
+
+
+def timed(func: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    """Median wall time of ``func`` over ``repeat`` calls, and its last result."""
+    samples = []
+    result = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = func()
+        samples.append(time.perf_counter() - started)
+    return median_of(samples), result
+
+
+def python_startup(repeat: int = 5) -> float:
+    """A bare interpreter start (site, .pth files): the part of any CLI run that is not work."""
+    return median_of([run_process([sys.executable, "-c", "pass"]).seconds for _ in range(repeat)])
+
+
+# -- the floor: the same network work with a plain client --------------------------
+
+
+def list_all_tags(base_url: str, repositories: Sequence[str], concurrency: int) -> dict[str, list]:
+    """Every repository's tags/list with plain httpx at ``concurrency`` parallel requests."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with httpx.Client(base_url=base_url, limits=limits, timeout=30) as client:
+
+        def one(repo: str) -> tuple[str, list]:
+            response = client.get(f"/v2/{repo}/tags/list", headers={"Accept": "application/json"})
+            response.raise_for_status()
+            return repo, response.json().get("tags") or []
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            return dict(pool.map(one, repositories))
+
+
+def head_manifests(base_url: str, refs: Sequence[tuple[str, str]], concurrency: int) -> int:
+    """One manifest HEAD per (repository, tag), as digest resolution needs."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with httpx.Client(base_url=base_url, limits=limits, timeout=30) as client:
+
+        def one(ref: tuple[str, str]) -> int:
+            repo, tag = ref
+            response = client.head(
+                f"/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
+            )
+            response.raise_for_status()
+            return 1
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            return sum(pool.map(one, refs))
+
+
+def write_json_result(name: str, document: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
