@@ -70,10 +70,10 @@ def parse_duration(value: float | int | str) -> float:
 
 @dataclass
 class _Doc:
-    """One YAML document with where it came from."""
+    """One YAML document with where it came from (positions only on the slow path)."""
 
     file: str
-    data: CommentedMap
+    data: Any  # CommentedMap (with line numbers) or a plain dict
 
 
 def _key_path(path: Iterator[Any] | list[Any]) -> str:
@@ -146,7 +146,7 @@ def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
     return path, str(err.message)
 
 
-def _read_docs(root: Path, out: _Collector) -> list[_Doc]:
+def _read_docs(root: Path, out: _Collector, *, fast: bool) -> list[_Doc]:
     files: list[Path] = []
     if (root / SETTINGS_FILE).is_file():
         files.append(root / SETTINGS_FILE)
@@ -165,11 +165,11 @@ def _read_docs(root: Path, out: _Collector) -> list[_Doc]:
         except (OSError, UnicodeDecodeError) as exc:
             out.add(rel, 0, "", f"cannot read: {exc}")
             continue
-        docs.extend(_parse_file(rel, text, out))
+        docs.extend(_parse_file(rel, text, out, fast=fast))
     return docs
 
 
-def _parse_file(rel: str, text: str, out: _Collector) -> list[_Doc]:
+def _parse_file(rel: str, text: str, out: _Collector, *, fast: bool) -> list[_Doc]:
     if "\x00" in text:
         out.add(rel, 0, "", "file contains a NUL byte")
         return []
@@ -180,7 +180,7 @@ def _parse_file(rel: str, text: str, out: _Collector) -> list[_Doc]:
                 rel, 0, "", f"too many YAML aliases ({aliases}): refusing a possible alias bomb"
             )
             return []
-        loaded = yamlio.load_all(text)
+        loaded = yamlio.load_all_fast(text) if fast else yamlio.load_all(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -192,7 +192,7 @@ def _parse_file(rel: str, text: str, out: _Collector) -> list[_Doc]:
         return []
     docs = []
     for data in loaded:
-        if not isinstance(data, CommentedMap):
+        if not isinstance(data, dict):
             out.add(rel, 1, "", "expected a mapping with apiVersion and kind")
             continue
         docs.append(_Doc(rel, data))
@@ -541,9 +541,21 @@ def _check_project(
 
 
 def load_config(root: Path) -> Config:
-    """Read and validate the config repository at ``root``; raise ConfigError."""
+    """Read and validate the config repository at ``root``; raise ConfigError.
+
+    Valid configs (every pass) are read with the fast libyaml loader; when anything is
+    wrong, the repository is read again with the round-trip loader so every message
+    can name its line.
+    """
+    try:
+        return _load(root, fast=True)
+    except ConfigError:
+        return _load(root, fast=False)
+
+
+def _load(root: Path, *, fast: bool) -> Config:
     out = _Collector()
-    docs = _read_docs(root, out)
+    docs = _read_docs(root, out, fast=fast)
     by_kind: dict[str, list[_Doc]] = {k: [] for k in schema.KINDS}
     for doc in docs:
         if _check_schema(doc, out):

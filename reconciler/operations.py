@@ -107,7 +107,7 @@ def read_pins(root: Path, project: str) -> dict[str, dict[str, str]]:
     if not folder.is_dir():
         return pins
     for path in sorted(folder.glob("*.yaml")):
-        data = yamlio.load_one(path.read_text(encoding="utf-8")) or {}
+        data = yamlio.load_one_fast(path.read_text(encoding="utf-8")) or {}
         pins[path.stem] = {str(k): str(v) for k, v in data.items() if v is not None}
     return pins
 

@@ -95,7 +95,7 @@ def read_release(root: Path, project: str, version: str) -> Release | None:
     if not path.is_file():
         return None
     try:
-        return release_from_data(yamlio.load_one(path.read_text(encoding="utf-8")))
+        return release_from_data(yamlio.load_one_fast(path.read_text(encoding="utf-8")))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReconcilerError(
             f"{release_path(project, version)}: unreadable release: {exc}"
@@ -162,7 +162,7 @@ def read_state(root: Path, project: str) -> ProjectState:
     state = ProjectState(project)
     if not path.is_file():
         return state
-    data = yamlio.load_one(path.read_text(encoding="utf-8")) or {}
+    data = yamlio.load_one_fast(path.read_text(encoding="utf-8")) or {}
     state.channels = {str(k): str(v) for k, v in (data.get("channels") or {}).items()}
     for env, entries in (data.get("environments") or {}).items():
         state.history[str(env)] = [

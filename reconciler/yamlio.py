@@ -35,6 +35,17 @@ def load_all(text: str) -> list[Any]:
     return [doc for doc in _round_trip().load_all(text) if doc is not None]
 
 
+def load_all_fast(text: str) -> list[Any]:
+    """Every document as plain dicts/lists, parsed by libyaml (ruamel.yaml.clib) when
+    available: ~6x faster than round-trip, but without positions. Duplicate keys are
+    still refused."""
+    return [doc for doc in YAML(typ="safe").load_all(text) if doc is not None]
+
+
+def load_one_fast(text: str) -> Any:
+    return YAML(typ="safe").load(text)
+
+
 def load_one(text: str) -> Any:
     return _round_trip().load(text)
 
@@ -66,7 +77,7 @@ def position(node: Any, key: str | int | None = None) -> int:
 
 def events(text: str) -> Any:
     """Low-level parse events (used to count aliases before composing)."""
-    return _round_trip().parse(text)
+    return YAML(typ="safe").parse(text)
 
 
 def fast_events(stream: Any) -> Any:
