@@ -43,6 +43,7 @@ GIT_ENV = {
 
 
 def log(message: str) -> None:
+    sys.stdout.flush()  # keep the order of progress lines and the table when both go to a file
     print(message, file=sys.stderr, flush=True)
 
 
@@ -218,7 +219,9 @@ class Run:
     def json(self) -> Any:
         start = self.stdout.find("{")
         if start < 0:
-            raise RuntimeError(f"no JSON in output (exit {self.returncode}):\n{self.stderr[-2000:]}")
+            raise RuntimeError(
+                f"no JSON in output (exit {self.returncode}):\n{self.stderr[-2000:]}"
+            )
         return json.loads(self.stdout[start:])
 
 
