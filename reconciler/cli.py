@@ -73,8 +73,11 @@ class LazyGroup(click.Group):
         except Exception as exc:
             if os.environ.get("RECONCILER_DEBUG"):
                 raise
-            click.echo(f"reconciler: internal error: {type(exc).__name__}: {exc} "
-                       "(set RECONCILER_DEBUG=1 for the traceback)", err=True)
+            click.echo(
+                f"reconciler: internal error: {type(exc).__name__}: {exc} "
+                "(set RECONCILER_DEBUG=1 for the traceback)",
+                err=True,
+            )
             raise SystemExit(70) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

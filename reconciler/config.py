@@ -20,7 +20,6 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
 
 from reconciler import API_VERSION, schema, yamlio
 from reconciler.errors import ConfigError, Problem
@@ -174,11 +173,9 @@ def _parse_file(rel: str, text: str, out: _Collector, *, fast: bool) -> list[_Do
         out.add(rel, 0, "", "file contains a NUL byte")
         return []
     try:
-        aliases = sum(isinstance(e, AliasEvent) for e in yamlio.events(text))
-        if aliases > yamlio.MAX_ALIASES:
-            out.add(
-                rel, 0, "", f"too many YAML aliases ({aliases}): refusing a possible alias bomb"
-            )
+        limit = yamlio.limit_problem(text)
+        if limit is not None:
+            out.add(rel, limit[0], "", limit[1])
             return []
         loaded = yamlio.load_all_fast(text) if fast else yamlio.load_all(text)
     except MarkedYAMLError as exc:

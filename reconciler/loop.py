@@ -332,6 +332,11 @@ class Backoff:
         with self._lock:
             self._feeds.pop(feed, None)
 
+    def reset(self) -> None:
+        """Forget every feed's failures: credentials changed, so earlier refusals say nothing."""
+        with self._lock:
+            self._feeds.clear()
+
     def failures(self, feed: str) -> int:
         """Consecutive failures of ``feed`` so far."""
         with self._lock:

@@ -142,6 +142,7 @@ _NOT_A_STRING = re.compile(
     | [-+]?\.(?:inf|Inf|INF) | \.(?:nan|NaN|NAN)
     | y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
     | ~|null|Null|NULL|=|<<
+    | [0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt\ \t].*)?           # YAML 1.1 timestamp (date tags)
     """,
     re.VERBOSE,
 )

@@ -13,12 +13,17 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
 MAX_FILE_BYTES = 1_000_000
 """Config files larger than this are refused (hostile or accidental huge input)."""
 
 MAX_ALIASES = 100
 """More alias uses than this in one file is treated as an alias bomb."""
+
+MAX_DEPTH = 100
+"""Collections nested deeper than this are refused before ruamel's recursive composer
+would exhaust the Python stack."""
 
 
 def _round_trip() -> YAML:
@@ -78,6 +83,27 @@ def position(node: Any, key: str | int | None = None) -> int:
 def events(text: str) -> Any:
     """Low-level parse events (used to count aliases before composing)."""
     return YAML(typ="safe").parse(text)
+
+
+def limit_problem(text: str) -> tuple[int, str] | None:
+    """(1-based line, message) when ``text`` breaks MAX_ALIASES or MAX_DEPTH, else None.
+
+    Runs on parse events only, so neither limit costs memory or stack before it trips.
+    """
+    aliases = depth = 0
+    for event in events(text):
+        if isinstance(event, AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                return 0, f"too many YAML aliases (>{MAX_ALIASES}): refusing a possible alias bomb"
+        elif isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 0
+                return line, f"nesting deeper than {MAX_DEPTH} levels"
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return None
 
 
 def fast_events(stream: Any) -> Any:

@@ -17,7 +17,8 @@ from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options
 
 def _listen(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    return host or "0.0.0.0", int(port)  # noqa: S104  # the sidecar serves its pod
+    # "[::1]:8080" spells an IPv6 address; the socket wants it without brackets.
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104  # the sidecar serves its pod
 
 
 def _watched_files(env: dict[str, str]) -> list[str]:
@@ -115,26 +116,40 @@ def command(
     install_signal_handlers(stop)
     metrics = Metrics()
     events: queue.Queue[Any] = queue.Queue()
+    backoff = Backoff()
     reconciler = make_reconciler(
         repo,
         work_dir,
         branch,
         metrics=metrics,
-        backoff=Backoff(),
+        backoff=backoff,
         shard=Shard.parse(shard) if shard else None,
     )
     every = interval
+    feed_files: list[str] = []  # feeds' passwordFile mounts, watched like the env-named ones
+    try:
+        reconciler.tree.sync()
+        config = load_config(reconciler.tree.root)
+        every = every if every is not None else config.settings.interval
+        feed_files = [
+            f.credentials.password_file
+            for f in config.feeds.values()
+            if f.credentials is not None and f.credentials.password_file
+        ]
+    except (ReconcilerError, OSError):  # the first pass reports it; start anyway
+        pass
     if every is None:
-        try:
-            reconciler.tree.sync()
-            every = load_config(reconciler.tree.root).settings.interval
-        except (ReconcilerError, OSError):  # the first pass reports it; start anyway
-            every = 180.0
+        every = 180.0
     health = Health(max_age=3 * every + 60)
     server = ReconcilerServer(_listen(listen), on_event=events.put, health=health, metrics=metrics)
-    watcher = watch_paths(_watched_files(dict(os.environ)), lambda p: events.put(ConfigChanged(p)))
+    watcher = watch_paths(
+        _watched_files(dict(os.environ)) + [p for p in feed_files if Path(p).exists()],
+        lambda p: events.put(ConfigChanged(p)),
+    )
 
     def run_pass(request: PassRequest) -> PassOutcome:
+        if request.changed_paths:
+            backoff.reset()  # a rotated credential file: retry refused feeds at once
         only = None
         config = reconciler.last_config
         if not request.full and request.repositories and config is not None:

@@ -86,6 +86,12 @@ def test_alias_bomb_and_huge_files_are_refused(tmp_path):
     assert "feeds/huge.yaml: file larger than 1000000 bytes" in problems
 
 
+def test_deep_nesting_is_refused_with_its_line(tmp_path):
+    text = "apiVersion: reconciler/v1\nkind: Feed\nname: deep\nurl:\n  " + "[" * 200 + "]" * 200
+    problems = _problems(tmp_path, **{"feeds/deep.yaml": text})
+    assert "feeds/deep.yaml:5: nesting deeper than 100 levels" in problems
+
+
 def test_bad_rule_regex_is_a_config_error(tmp_path):
     files = config_files("https://r.example.com", [AppSpec("api", "acme/api", "r/api")],
                          rules='      - {prerelease: "(unclosed"}\n')
