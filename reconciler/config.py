@@ -373,7 +373,10 @@ def _project(doc: _Doc, feeds: dict[str, Feed]) -> Project:
             from_package=rv.get("fromPackage"),
             initial=rv.get("initial", "0.0.1"),
         ),
-        render_digest=bool(d.get("renderDigest", False)),
+        # The digest strategy follows a mutable tag: only the digest says which content
+        # a release holds, so it must be rendered or the overlay never changes.
+        render_digest=bool(d.get("renderDigest", False))
+        or any(r.strategy == "digest" for c in channels for r in c.rules),
         location=Location(doc.file, yamlio.position(d)),
     )
 

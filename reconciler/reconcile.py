@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from reconciler import environments, records
+from reconciler import environments, records, rendering
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
@@ -141,6 +141,7 @@ class PassResult:
                     "release": d.release.version if d.release else None,
                     "reason": d.reason,
                     "changes": [{"package": p, "from": o, "to": n} for p, o, n in d.changes],
+                    "packages": _choices_json(self.choices.get((d.project, d.channel), {})),
                 }
                 for d in self.decisions
             ],
@@ -155,6 +156,30 @@ class PassResult:
             "filesChanged": self.files_changed,
             "durationSeconds": round(self.duration, 3),
         }
+
+
+CANDIDATES_SHOWN = 20
+"""Accepted / rejected tags listed per package in JSON output (the counts are exact)."""
+
+
+def _choices_json(choices: Mapping[str, PackageChoice]) -> dict[str, Any]:
+    """Per package: the chosen tag or the feed error, the best accepted tags and the
+    rejected ones with their reasons (what ``explain`` prints)."""
+    out: dict[str, Any] = {}
+    for name, choice in sorted(choices.items()):
+        entry: dict[str, Any] = {"chosen": choice.tag, "digest": choice.digest}
+        if choice.error:
+            entry["error"] = choice.error
+        selection = choice.selection
+        if selection is not None:
+            entry["accepted"] = list(selection.accepted[:CANDIDATES_SHOWN])
+            entry["acceptedCount"] = len(selection.accepted)
+            entry["rejected"] = [
+                {"tag": c.tag, "reason": c.reason} for c in selection.rejected[:CANDIDATES_SHOWN]
+            ]
+            entry["rejectedCount"] = len(selection.rejected)
+        out[name] = entry
+    return out
 
 
 def _release_json(release: Release) -> dict[str, Any]:
@@ -351,7 +376,10 @@ class Reconciler:
                         continue
                     rule = rule_for(project, channel, pkg.name)
                     prev = previous.package(pkg.name) if previous else None
-                    selection = select(rule, found, current=prev.version if prev else None)
+                    current = prev.version if prev else None
+                    if current is None and rule.strategy == "suffix":
+                        current = self._deployed_tag(project, pkg.name)
+                    selection = select(rule, found, current=current)
                     if rule.strategy == "newest-build" and selection.needs_metadata:
                         client = self._client(config, pkg.feed)
                         created = {}
@@ -365,9 +393,7 @@ class Reconciler:
                                 created[tag] = when
                         if pkg.name in choices:
                             continue
-                        selection = select(
-                            rule, found, current=prev.version if prev else None, created=created
-                        )
+                        selection = select(rule, found, current=current, created=created)
                     choices[pkg.name] = PackageChoice(pkg.name, selection.chosen, None, selection)
                     if selection.chosen is not None:
                         jobs.append(((project.name, channel), pkg.name, (pkg, selection.chosen)))
@@ -411,6 +437,33 @@ class Reconciler:
         for stale in [k for k in cache if k not in chosen and k[: k.rindex("|") + 1] in polled]:
             del cache[stale]  # keep only what the current choices need
         return result
+
+    def _deployed_tag(self, project: Project, package: str) -> str | None:
+        """The tag the environments' files hold now (first environment naming it).
+
+        ``current`` before a channel's first release, so the suffix strategy keeps
+        the variant already deployed (1.2-alpine -> 1.3-alpine, not 1.3).
+        """
+        pkg = project.package(package)
+        artifact = rendering.Artifact(pkg.name, pkg.kind, pkg.manifest_name or pkg.repository, "0")
+        for env_name in project.environments:  # config order: the first environment first
+            for target in environments.targets_for(self.tree.root, project, env_name, [artifact]):
+                path = self.tree.root / target.file
+                if not path.is_file():
+                    continue
+                try:
+                    found = rendering.current_versions(
+                        target.kind,
+                        path.read_text(encoding="utf-8"),
+                        [artifact],
+                        project=project.name,
+                        file=target.file,
+                    )
+                except ReconcilerError:  # unreadable file: no hint, not a failure
+                    continue
+                if package in found and found[package].version:
+                    return found[package].version
+        return None
 
     # -- the pass ----------------------------------------------------------------
 
@@ -529,7 +582,9 @@ class Reconciler:
             if dry_run or not changed:
                 if not dry_run:
                     self._pull_requests(config, result, now)
-                self._save_local(result, choices, now)
+                # A dry run only looks: its decisions are no history, and one that
+                # "would release" must not clear a settle window.
+                self._save_local(result, choices, now, record=not dry_run)
                 return
             _hook("after-write")
             sha = self.tree.commit(_commit_message(config, result))
@@ -570,9 +625,14 @@ class Reconciler:
         ]
 
     def _save_local(
-        self, result: PassResult, choices: Mapping[tuple[str, str], Any], now: datetime
+        self,
+        result: PassResult,
+        choices: Mapping[tuple[str, str], Any],
+        now: datetime,
+        *,
+        record: bool = True,
     ) -> None:
-        for decision in result.decisions:
+        for decision in result.decisions if record else ():
             found = {
                 name: c.tag
                 for name, c in choices.get((decision.project, decision.channel), {}).items()

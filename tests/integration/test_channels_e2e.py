@@ -347,11 +347,6 @@ def test_digest_strategy_releases_once_per_new_content_of_the_followed_tag(
     assert out["releases"] == [] and remote.head() == head
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the digest strategy without renderDigest deploys a new release as the same "
-    "`newTag: latest`, so the overlay (and the cluster) never changes",
-)
 def test_digest_strategy_changes_the_overlay_even_without_render_digest(
     registry, bare_remote, tmp_path
 ):
@@ -437,11 +432,6 @@ def test_suffix_keeps_the_variant(registry, bare_remote, tmp_path):
     assert built == {"api": "example.com/shop/api:1.3-alpine"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: without `suffix:` the first release takes its suffix from nothing (no previous "
-    "release), ignoring the tag the overlay already runs: 1.2-alpine -> 1.3",
-)
 def test_suffix_without_explicit_suffix_follows_the_deployed_tag(registry, bare_remote, tmp_path):
     apps = _apps("api")
     repo = apps[0].repository
@@ -569,11 +559,6 @@ def test_plan_and_explain_give_reasons_and_never_commit(registry, bare_remote, t
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a dry run (plan/explain) saves its decisions as trigger history and settle "
-    "state: a plan that would release clears the settle window, delaying the real release",
-)
 def test_dry_run_does_not_disturb_the_settle_window(registry, bare_remote, in_process):
     apps = _apps("api")
     registry.push(apps[0].repository, "1.0.0")
@@ -593,11 +578,6 @@ def test_dry_run_does_not_disturb_the_settle_window(registry, bare_remote, in_pr
     assert [r.version for r in reconciler.run_pass().releases] == ["1.0.0"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP: `plan --format json` has only each trigger's one-line reason; the per-package "
-    "accepted/rejected candidates (shown by explain) are not in the JSON",
-)
 def test_plan_json_lists_rejected_candidates_with_reasons(registry, bare_remote, tmp_path):
     remote = _prerelease_repo(registry, bare_remote)
     proc = run_cli("plan", "--repo", remote.url, "--work-dir", str(tmp_path / "w"),
