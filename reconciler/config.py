@@ -9,15 +9,17 @@ one ``reconciler validate`` run in a pull request shows all of them at once.
 from __future__ import annotations
 
 import difflib
+import functools
+import hashlib
+import os
+import pickle
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -49,7 +51,17 @@ CONFIG_DIRS = ("feeds", "lifecycles", "projects", "triggers")
 SETTINGS_FILE = "reconciler.yaml"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_VALIDATORS = {kind: Draft202012Validator(s) for kind, s in schema.KINDS.items()}
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
+
+@functools.cache
+def _validator(kind: str) -> Any:
+    # jsonschema costs ~0.1 s to import; a pass whose config is cached never needs it.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema.KINDS[kind])
 
 
 def parse_duration(value: float | int | str) -> float:
@@ -146,15 +158,8 @@ def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
 
 
 def _read_docs(root: Path, out: _Collector, *, fast: bool) -> list[_Doc]:
-    files: list[Path] = []
-    if (root / SETTINGS_FILE).is_file():
-        files.append(root / SETTINGS_FILE)
-    for folder in CONFIG_DIRS:
-        base = root / folder
-        if base.is_dir():
-            files.extend(sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml")))
     docs: list[_Doc] = []
-    for path in files:
+    for path in _config_files(root):
         rel = path.relative_to(root).as_posix()
         try:
             if path.stat().st_size > yamlio.MAX_FILE_BYTES:
@@ -211,7 +216,7 @@ def _check_schema(doc: _Doc, out: _Collector) -> bool:
         out.at(doc, ["apiVersion"], f"must be {API_VERSION!r}")
         return False
     ok = True
-    for err in _VALIDATORS[kind].iter_errors(doc.data):
+    for err in _validator(kind).iter_errors(doc.data):
         path, message = _schema_message(err)
         out.at(doc, path, message)
         ok = False
@@ -538,6 +543,80 @@ def _check_project(
                         f"lifecycle {lc_name!r} phase {phase.name!r} uses environment "
                         f"{phase_env.name!r}, which this project does not map to an overlay",
                     )
+
+
+def _config_files(root: Path) -> list[Path]:
+    files: list[Path] = []
+    if (root / SETTINGS_FILE).is_file():
+        files.append(root / SETTINGS_FILE)
+    for folder in CONFIG_DIRS:
+        base = root / folder
+        if base.is_dir():
+            files.extend(sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml")))
+    return files
+
+
+def _checked_paths(config: Config) -> list[str]:
+    """Files outside the config folders whose existence validation depends on."""
+    paths = []
+    for project in config.projects.values():
+        for env in project.environments.values():
+            paths += [f"{env.overlay}/{n}" for n in ("kustomization.yaml", "kustomization.yml")]
+            paths += [f"{env.overlay}/Kustomization"] + [t.file for t in env.targets]
+    return paths
+
+
+def load_config_cached(root: Path, cache_file: Path) -> Config:
+    """``load_config``, reusing the last valid result while nothing it read has changed.
+
+    The key is every config file's path and content hash plus the existence of each
+    overlay and target file that validation looked at; a Git checkout rewrites what
+    changed, so an idle pass skips parsing and schema validation of every file.
+    Only valid configs are cached; a damaged cache file is ignored.
+    """
+    from reconciler import __version__
+
+    def stamp(path: Path) -> list[Any]:
+        # Content, not mtime: a checkout can rewrite a file within one mtime tick.
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return [path.relative_to(root).as_posix(), digest]
+
+    try:
+        files = [stamp(p) for p in _config_files(root)]
+    except OSError:
+        return load_config(root)
+    try:
+        cached = pickle.loads(cache_file.read_bytes())  # noqa: S301  # our own work dir
+        if (
+            cached["version"] == __version__
+            and cached["files"] == files
+            and all((root / p).is_file() == exists for p, exists in cached["paths"])
+        ):
+            config: Config = cached["config"]
+            return config
+    except (
+        OSError,
+        pickle.PickleError,
+        EOFError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        ValueError,
+        ImportError,
+        IndexError,
+    ):
+        pass
+    config = load_config(root)
+    paths = [(p, (root / p).is_file()) for p in _checked_paths(config)]
+    entry = {"version": __version__, "files": files, "paths": paths, "config": config}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, cache_file)
+    except (OSError, pickle.PickleError, TypeError, AttributeError):
+        pass  # a cache that cannot be written only costs time
+    return config
 
 
 def load_config(root: Path) -> Config:

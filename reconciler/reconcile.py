@@ -14,6 +14,7 @@ Local, non-Git bookkeeping (settle windows, trigger history for ``explain``) liv
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import logging
@@ -30,15 +31,15 @@ from typing import Any
 
 import httpx
 
-from reconciler import environments, records, rendering
-from reconciler.config import load_config
+from reconciler import __version__, environments, records, rendering
+from reconciler.config import load_config_cached
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
 from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, decide
 from reconciler.loop import Backoff
 from reconciler.metrics import InstrumentedTransport, Metrics
-from reconciler.model import Config, Deployment, Feed, Project, Release
+from reconciler.model import Config, Deployment, Feed, Project, Release, VersionRule
 from reconciler.operations import read_pins, release_states
 from reconciler.planning import (
     PackageChoice,
@@ -48,7 +49,7 @@ from reconciler.planning import (
     plan_release,
     rule_for,
 )
-from reconciler.selection import select
+from reconciler.selection import Selection, select
 
 log = logging.getLogger("reconciler.pass")
 
@@ -124,7 +125,9 @@ class PassResult:
     pull_requests: list[dict[str, Any]] = field(default_factory=list)  # opened/kept/closed
     drift: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, policy, why
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, candidates: bool = False) -> dict[str, Any]:
+        """The pass as JSON; ``candidates`` adds each package's accepted and rejected
+        tags with reasons (``plan``: costs a full selection per package)."""
         return {
             "ok": self.ok,
             "commit": self.commit,
@@ -141,7 +144,9 @@ class PassResult:
                     "release": d.release.version if d.release else None,
                     "reason": d.reason,
                     "changes": [{"package": p, "from": o, "to": n} for p, o, n in d.changes],
-                    "packages": _choices_json(self.choices.get((d.project, d.channel), {})),
+                    "packages": _choices_json(
+                        self.choices.get((d.project, d.channel), {}), candidates
+                    ),
                 }
                 for d in self.decisions
             ],
@@ -162,16 +167,16 @@ CANDIDATES_SHOWN = 20
 """Accepted / rejected tags listed per package in JSON output (the counts are exact)."""
 
 
-def _choices_json(choices: Mapping[str, PackageChoice]) -> dict[str, Any]:
-    """Per package: the chosen tag or the feed error, the best accepted tags and the
-    rejected ones with their reasons (what ``explain`` prints)."""
+def _choices_json(choices: Mapping[str, PackageChoice], candidates: bool) -> dict[str, Any]:
+    """Per package: the chosen tag or the feed error, and with ``candidates`` the best
+    accepted tags and the rejected ones with their reasons (what ``explain`` prints)."""
     out: dict[str, Any] = {}
     for name, choice in sorted(choices.items()):
         entry: dict[str, Any] = {"chosen": choice.tag, "digest": choice.digest}
         if choice.error:
             entry["error"] = choice.error
         selection = choice.selection
-        if selection is not None:
+        if candidates and selection is not None:
             entry["accepted"] = list(selection.accepted[:CANDIDATES_SHOWN])
             entry["acceptedCount"] = len(selection.accepted)
             entry["rejected"] = [
@@ -190,6 +195,51 @@ def _release_json(release: Release) -> dict[str, Any]:
         "trigger": release.trigger,
         "packages": {p.name: {"version": p.version, "digest": p.digest} for p in release.packages},
     }
+
+
+class _SelectionCache:
+    """Remembers each package's chosen tag across passes, in the work dir.
+
+    Selection parses and judges every tag (most of a warm pass at 100,000 tags);
+    with the same tag list, rule and current tag the answer cannot differ, so it
+    is reused and the per-tag reasons are only computed if someone asks for them
+    (``explain``, a plan that finds nothing). ``newest-build`` depends on
+    creation times as well and is never cached.
+    """
+
+    def __init__(self, store: dict[str, list[Any]]) -> None:
+        self.store = store
+        self.used: set[str] = set()
+        self._fingerprints: dict[int, str] = {}
+
+    def _fingerprint(self, tags: list[str]) -> str:
+        known = self._fingerprints.get(id(tags))  # one list per repository per pass
+        if known is None:
+            known = hashlib.sha256("\n".join(tags).encode("utf-8", "surrogatepass")).hexdigest()
+            self._fingerprints[id(tags)] = known
+        return known
+
+    def select(
+        self, pkg: Any, rule: VersionRule, tags: list[str], current: str | None
+    ) -> Selection:
+        if rule.strategy == "newest-build":
+            return select(rule, tags, current=current)
+        rule_id = hashlib.sha256(f"{__version__}|{rule!r}|{current}".encode()).hexdigest()[:24]
+        key = f"{pkg.feed}|{pkg.repository}|{rule_id}"
+        self.used.add(key)
+        fingerprint = self._fingerprint(tags)
+        cached = self.store.get(key)
+        if cached is not None and cached[0] == fingerprint:
+            return Selection(cached[1], detail=lambda: select(rule, tags, current=current))
+        selection = select(rule, tags, current=current)
+        self.store[key] = [fingerprint, selection.chosen]
+        return selection
+
+    def forget_unused(self, polled: set[str]) -> None:
+        """Drop entries of polled repositories that no package used this pass."""
+        for key in [k for k in self.store if k not in self.used]:
+            if key[: key.rindex("|") + 1] in polled:
+                del self.store[key]
 
 
 class LocalState:
@@ -364,6 +414,7 @@ class Reconciler:
 
         result: dict[tuple[str, str], dict[str, PackageChoice]] = {}
         jobs: list[tuple[tuple[str, str], str, Any]] = []
+        remembered = _SelectionCache(self.local.data.setdefault("selections", {}))
         for project in projects:
             state = records.read_state(self.tree.root, project.name)
             for channel in sorted(channel_of[project.name]):
@@ -379,7 +430,7 @@ class Reconciler:
                     current = prev.version if prev else None
                     if current is None and rule.strategy == "suffix":
                         current = self._deployed_tag(project, pkg.name)
-                    selection = select(rule, found, current=current)
+                    selection = remembered.select(pkg, rule, found, current)
                     if rule.strategy == "newest-build" and selection.needs_metadata:
                         client = self._client(config, pkg.feed)
                         created = {}
@@ -436,6 +487,7 @@ class Reconciler:
         polled = {f"{feed}|{repository}|" for feed, repository in wanted}
         for stale in [k for k in cache if k not in chosen and k[: k.rindex("|") + 1] in polled]:
             del cache[stale]  # keep only what the current choices need
+        remembered.forget_unused(polled)
         return result
 
     def _deployed_tag(self, project: Project, package: str) -> str | None:
@@ -541,7 +593,7 @@ class Reconciler:
         self.tree.sync()
         _hook("after-sync")
         try:
-            config = load_config(self.tree.root)
+            config = load_config_cached(self.tree.root, self.cache_dir / "config.pickle")
         except ConfigError as exc:
             result.ok = False
             result.config_error = exc
@@ -571,7 +623,7 @@ class Reconciler:
             if attempt > 1:
                 self.tree.sync()
                 try:
-                    config = load_config(self.tree.root)
+                    config = load_config_cached(self.tree.root, self.cache_dir / "config.pickle")
                 except ConfigError as exc:
                     result.ok = False
                     result.config_error = exc

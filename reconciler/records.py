@@ -90,16 +90,32 @@ def release_from_data(data: Any) -> Release:
     )
 
 
+_RELEASE_MEMO: dict[Path, tuple[str, Release]] = {}
+_RELEASE_MEMO_LIMIT = 4096
+
+
 def read_release(root: Path, project: str, version: str) -> Release | None:
+    """The release record, or None. One pass asks for the same record from several
+    places (lifecycle, pins, drift, notifications): parsing is skipped when the text
+    is the same as last time."""
     path = root / release_path(project, version)
-    if not path.is_file():
-        return None
     try:
-        return release_from_data(yamlio.load_one_fast(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    memo = _RELEASE_MEMO.get(path)
+    if memo is not None and memo[0] == text:
+        return memo[1]
+    try:
+        release = release_from_data(yamlio.load_one_fast(text))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReconcilerError(
             f"{release_path(project, version)}: unreadable release: {exc}"
         ) from exc
+    if len(_RELEASE_MEMO) >= _RELEASE_MEMO_LIMIT:
+        _RELEASE_MEMO.clear()
+    _RELEASE_MEMO[path] = (text, release)
+    return release
 
 
 def release_exists(root: Path, project: str, version: str) -> bool:
@@ -157,12 +173,45 @@ class ProjectState:
         del entries[:-HISTORY_LIMIT]
 
 
+_STATE_MEMO: dict[Path, tuple[str, ProjectState]] = {}
+
+
+def _copy_state(state: ProjectState) -> ProjectState:
+    """A copy callers may change (its entries are immutable)."""
+    return ProjectState(
+        state.project,
+        dict(state.channels),
+        {env: list(entries) for env, entries in state.history.items()},
+        dict(state.blocks),
+        list(state.recent),
+    )
+
+
 def read_state(root: Path, project: str) -> ProjectState:
+    """The project's state file (an empty state when there is none yet).
+
+    A pass reads it in several steps; parsing is skipped when the text is the same
+    as last time (compared by content: the file is rewritten in place, possibly
+    within one tick of the file system's clock).
+    """
     path = root / state_path(project)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return ProjectState(project)
+    memo = _STATE_MEMO.get(path)
+    if memo is not None and memo[0] == text:
+        return _copy_state(memo[1])
+    state = _parse_state(project, text)
+    if len(_STATE_MEMO) >= _RELEASE_MEMO_LIMIT:
+        _STATE_MEMO.clear()
+    _STATE_MEMO[path] = (text, _copy_state(state))
+    return state
+
+
+def _parse_state(project: str, text: str) -> ProjectState:
     state = ProjectState(project)
-    if not path.is_file():
-        return state
-    data = yamlio.load_one_fast(path.read_text(encoding="utf-8")) or {}
+    data = yamlio.load_one_fast(text) or {}
     state.channels = {str(k): str(v) for k, v in (data.get("channels") or {}).items()}
     for env, entries in (data.get("environments") or {}).items():
         state.history[str(env)] = [

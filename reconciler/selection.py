@@ -82,12 +82,64 @@ class Candidate:
         return f"{printable_tag(self.tag)}: {self.reason}"
 
 
-@dataclass(frozen=True)
 class Selection:
-    chosen: str | None  # the tag exactly as in the registry
-    accepted: tuple[str, ...]  # best first
-    rejected: tuple[Candidate, ...]  # with human reasons, in tag order
-    needs_metadata: tuple[str, ...] = ()  # newest-build: tags whose `created` is needed
+    """The outcome of ``select``: the chosen tag, and on demand why.
+
+    ``accepted`` (best first) and ``rejected`` (with human reasons, in tag order)
+    may be computed lazily by ``detail``: a caller that remembers an earlier
+    choice for the same tag list (reconcile's selection cache) skips the per-tag
+    work, and only ``explain`` or a failing plan pays for the reasons.
+    """
+
+    __slots__ = ("_accepted", "_detail", "_rejected", "chosen", "needs_metadata")
+
+    def __init__(
+        self,
+        chosen: str | None,
+        accepted: tuple[str, ...] = (),
+        rejected: tuple[Candidate, ...] = (),
+        needs_metadata: tuple[str, ...] = (),
+        *,
+        detail: Callable[[], Selection] | None = None,
+    ) -> None:
+        self.chosen = chosen  # the tag exactly as in the registry
+        self.needs_metadata = needs_metadata  # newest-build: tags whose `created` is needed
+        self._accepted = accepted
+        self._rejected = rejected
+        self._detail = detail
+
+    def _load(self) -> None:
+        if self._detail is not None:
+            full = self._detail()
+            self._accepted, self._rejected, self._detail = full.accepted, full.rejected, None
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        self._load()
+        return self._accepted
+
+    @property
+    def rejected(self) -> tuple[Candidate, ...]:
+        self._load()
+        return self._rejected
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Selection):
+            return NotImplemented
+        return (self.chosen, self.accepted, self.rejected, self.needs_metadata) == (
+            other.chosen,
+            other.accepted,
+            other.rejected,
+            other.needs_metadata,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Selection(chosen={self.chosen!r}, accepted={self.accepted!r}, "
+            f"rejected={self.rejected!r}, needs_metadata={self.needs_metadata!r})"
+        )
 
 
 def printable_tag(tag: str) -> str:

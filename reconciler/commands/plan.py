@@ -25,7 +25,7 @@ def command(
     finally:
         reconciler.close()
     if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(json.dumps(result.to_json(candidates=True), indent=2))
     else:
         click.echo(describe(result))
     raise SystemExit(exit_code(result))

@@ -104,3 +104,36 @@ def test_bad_rule_regex_is_a_config_error(tmp_path):
                                                 ("250ms", 0.25), (5, 5)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_cached_config_is_reused_until_anything_it_read_changes(tmp_path, monkeypatch):
+    from reconciler import config as config_module
+    from reconciler.config import load_config_cached
+
+    files = config_files("https://r.example.com", [AppSpec("api", "acme/api", "r/api")])
+    root = _write(tmp_path / "repo", files)
+    cache = tmp_path / "work" / "config.pickle"
+    loads = []
+    real_load = config_module.load_config
+    monkeypatch.setattr(config_module, "load_config", lambda r: loads.append(r) or real_load(r))
+
+    first = load_config_cached(root, cache)
+    assert load_config_cached(root, cache) == first and len(loads) == 1  # reused
+
+    project = root / "projects/shop/project.yaml"
+    project.write_text(project.read_text().replace("r/api", "r/api2"))
+    changed = load_config_cached(root, cache)
+    assert len(loads) == 2 and changed.projects["shop"].packages[0].manifest_name == "r/api2"
+
+    overlay = next(root.glob("deploy/*/overlays/dev/kustomization.yaml"))
+    overlay.unlink()  # outside the config folders, but validation depends on it
+    with pytest.raises(ConfigError, match=r"has no kustomization\.yaml"):
+        load_config_cached(root, cache)
+    with pytest.raises(ConfigError):  # an invalid config is never cached
+        load_config_cached(root, cache)
+
+    overlay.write_text("resources: []\n")
+    cache.write_bytes(b"not a pickle")  # damaged: ignored, rewritten
+    assert load_config_cached(root, cache).projects["shop"].name == "shop"
+    assert load_config_cached(root, cache).projects["shop"].name == "shop"
+    assert len(loads) == 5  # the last call reused the rewritten cache
