@@ -38,7 +38,7 @@ import shlex
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -336,6 +336,37 @@ class WorkTree:
         if not self.head():
             return  # unborn branch: nothing was committed, nothing to push
         self._push(f"HEAD:refs/heads/{self.branch}", lease=None)
+
+    def rebase_if_unrelated(self, guarded: Callable[[str], bool]) -> bool:
+        """After a rejected push: move our one new commit onto the remote's new head
+        when none of the files the remote changed meanwhile is ``guarded``.
+
+        Returns False (and leaves HEAD alone) when a guarded file changed, the remote
+        was rewritten, or anything fails: the caller must then sync and plan again.
+        Guarded files are the ones a pass reads or writes (config, records, state,
+        overlays); commits that only touch docs or CI files need no re-plan, which
+        keeps a pass from starving next to a busy writer.
+        """
+        tracking = f"refs/remotes/origin/{self.branch}"
+        fetch = self._run(
+            ["fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{self.branch}:{tracking}"],
+            check=False,
+            remote=True,
+        )
+        base = self._run(["rev-parse", "--verify", "--quiet", "HEAD~1^{commit}"], check=False)
+        if fetch.status != 0 or base.status != 0:
+            return False
+        parent = base.stdout.strip()
+        if self._run(["merge-base", "--is-ancestor", parent, tracking], check=False).status:
+            return False  # the remote no longer contains our starting point
+        changed = self._run(["diff", "--name-only", "-z", parent, tracking]).stdout
+        if any(guarded(path) for path in changed.split("\0") if path):
+            return False
+        rebase = self._run(["rebase", "--quiet", "--onto", tracking, parent], check=False)
+        if rebase.status != 0:
+            self._run(["rebase", "--abort"], check=False)
+            return False
+        return True
 
     def push_branch(self, branch: str) -> None:
         """Push HEAD to ``refs/heads/<branch>``, replacing what is there (pull-request mode).

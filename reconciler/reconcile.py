@@ -19,6 +19,7 @@ import importlib.util
 import json
 import logging
 import os
+import posixpath
 import threading
 import time
 import zlib
@@ -32,7 +33,7 @@ from typing import Any
 import httpx
 
 from reconciler import __version__, environments, records, rendering
-from reconciler.config import load_config_cached
+from reconciler.config import CONFIG_DIRS, SETTINGS_FILE, load_config_cached
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
@@ -55,6 +56,25 @@ log = logging.getLogger("reconciler.pass")
 
 HOOK_ENV = "RECONCILER_TEST_HOOK"
 """Test-only: name of a pass step at which the process kills itself (crash tests)."""
+
+
+@dataclass(frozen=True)
+class _Guarded:
+    files: frozenset[str]
+    folders: tuple[str, ...]  # with a trailing "/"
+
+
+def _guarded_paths(config: Config) -> _Guarded:
+    """What a pass reads or writes: config, records, state, pins, every environment's
+    overlay folder and rendering targets. A concurrent change to any of them means
+    the plan may be stale."""
+    folders = [f"{d}/" for d in (*CONFIG_DIRS, "releases", "state", "pins")]
+    files = {SETTINGS_FILE}
+    for project in config.projects.values():
+        for env in project.environments.values():
+            folders.append(posixpath.normpath(env.overlay) + "/")
+            files.update(posixpath.normpath(target.file) for target in env.targets)
+    return _Guarded(frozenset(files), tuple(folders))
 
 
 def _hook(step: str) -> None:
@@ -116,7 +136,8 @@ class PassResult:
     failed_feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # feed -> class, why
     config_error: ConfigError | None = None
     git_error: str | None = None
-    push_attempts: int = 0
+    push_attempts: int = 0  # plans pushed (more than one: the remote moved under us)
+    push_rebases: int = 0  # pushes retried after rebasing over unrelated commits
     duration: float = 0.0
     files_changed: list[str] = field(default_factory=list)
     choices: dict[tuple[str, str], dict[str, PackageChoice]] = field(default_factory=dict)
@@ -157,6 +178,7 @@ class PassResult:
             else [],
             "gitError": self.git_error,
             "pushAttempts": self.push_attempts,
+            "pushRebases": self.push_rebases,
             "pullRequests": self.pull_requests,
             "filesChanged": self.files_changed,
             "durationSeconds": round(self.duration, 3),
@@ -645,9 +667,7 @@ class Reconciler:
                 return
             result.commit = sha
             _hook("after-commit")
-            try:
-                self.tree.push()
-            except PushRejected:
+            if not self._push(config, result):
                 log.warning("push rejected (remote moved); re-planning (attempt %d)", attempt)
                 result.releases.clear()
                 result.promotions.clear()
@@ -663,6 +683,28 @@ class Reconciler:
             return
         result.ok = False
         result.git_error = f"push still rejected after {self.options.max_push_attempts} attempts"
+
+    def _push(self, config: Config, result: PassResult) -> bool:
+        """Push the pass's commit. When the remote moved on only in files no pass
+        depends on (docs, CI), rebase the commit onto it and push again; False when
+        a re-plan is needed."""
+        guarded = _guarded_paths(config)
+
+        def is_guarded(path: str) -> bool:
+            return path in guarded.files or path.startswith(guarded.folders)
+
+        for _ in range(self.options.max_push_attempts):
+            try:
+                self.tree.push()
+            except PushRejected:
+                if not self.tree.rebase_if_unrelated(is_guarded):
+                    return False
+                result.push_rebases += 1
+                result.commit = self.tree.head()
+                log.info("push rejected by unrelated commits: rebased, pushing again")
+                continue
+            return True
+        return False
 
     def configure_tree(self, config: Config) -> None:
         if self.options.author is None:

@@ -109,7 +109,19 @@ def test_once_over_smart_http_with_basic_auth(registry, git_http_server, tmp_pat
     assert remote.head() == head
 
 
-def test_concurrent_push_between_fetch_and_push_is_survived(registry, bare_remote, tmp_path):
+@pytest.mark.parametrize(
+    ("human_change", "attempts", "rebases"),
+    [
+        # Unrelated files (docs): the commit is moved onto the new head, no re-plan.
+        ({"docs/notes.md": "human\n"}, 1, 1),
+        # A file the pass depends on (an overlay): sync and plan again.
+        ({"deploy/shop/overlays/prod/notes.txt": "human\n"}, 2, 0),
+    ],
+    ids=["unrelated-rebased", "overlay-replanned"],
+)
+def test_concurrent_push_between_fetch_and_push_is_survived(
+    registry, bare_remote, tmp_path, human_change, attempts, rebases
+):
     apps = _apps(registry)[:1]
     registry.push(apps[0].repository, "1.0.0")
     remote = bare_remote(seed=config_files(registry.url, apps))
@@ -119,7 +131,7 @@ def test_concurrent_push_between_fetch_and_push_is_survived(registry, bare_remot
 
     def racing_push() -> None:
         if not raced:  # another writer lands first, once
-            raced.append(remote.human_commit({"docs/notes.md": "human\n"}, "human edit"))
+            raced.append(remote.human_commit(human_change, "human edit"))
         real_push()
 
     reconciler.tree.push = racing_push  # type: ignore[method-assign]
@@ -127,10 +139,13 @@ def test_concurrent_push_between_fetch_and_push_is_survived(registry, bare_remot
         result = reconciler.run_pass()
     finally:
         reconciler.close()
-    assert result.pushed and result.push_attempts == 2
+    assert result.pushed
+    assert (result.push_attempts, result.push_rebases) == (attempts, rebases)
+    assert result.commit == remote.head()
     subjects = remote.subjects()
-    assert "human edit" in subjects
-    assert remote.show("docs/notes.md") == "human"  # run_git strips
+    assert subjects[1] == "human edit"  # ours on top of the human commit, nothing lost
+    [(path, text)] = human_change.items()
+    assert remote.show(path) == text.strip()  # run_git strips
     assert remote.files().count("releases/shop/1.0.0.yaml") == 1
     assert sum("release shop 1.0.0" in s for s in subjects) == 1
 

@@ -8,6 +8,7 @@ old value is not an ancestor of its new one) cannot go unnoticed.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from tests.reliability.support import (
 
 WRITERS = 3
 ZERO = "0" * 40
-HUMAN_PAUSE = 1.0
+HUMAN_PAUSE = float(os.environ.get("RECONCILER_TEST_HUMAN_PAUSE", "1.0"))
 
 
 class Human:
