@@ -6,5 +6,19 @@ renders them into Kustomize overlays and promotes them through lifecycles;
 every change is a Git commit.
 """
 
+import hashlib
+from pathlib import Path
+from types import ModuleType
+
 __version__ = "0.1.0"
 API_VERSION = "reconciler.dev/v1"
+
+
+def source_stamp(*modules: ModuleType) -> str:
+    """A hash of this version and the source of ``modules``: keys caches of results
+    those modules computed, so a changed module (even without a version bump, as in
+    development) never reuses a stale result."""
+    digest = hashlib.sha256(__version__.encode())
+    for module in modules:
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()

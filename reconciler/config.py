@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,7 @@ from reconciler import API_VERSION, schema, yamlio
 from reconciler.errors import ConfigError, Problem
 from reconciler.freeze import window_problems
 from reconciler.model import (
+    TENANT_SEPARATOR,
     Channel,
     Config,
     Credentials,
@@ -327,6 +329,25 @@ def _rule(d: Any) -> VersionRule:
     )
 
 
+def _environments(name: str, data: Any) -> list[Environment]:
+    """One environment, or with ``tenants`` one per tenant (``prod@acme``), each with its
+    own overlay and targets; promotion and onDrift default to the environment's."""
+
+    def make(env_name: str, e: Any, defaults: Any) -> Environment:
+        return Environment(
+            name=env_name,
+            overlay=str(e.get("overlay", "")).rstrip("/"),
+            promotion=e.get("promotion", defaults.get("promotion", "direct")),
+            on_drift=e.get("onDrift", defaults.get("onDrift", "pin")),
+            targets=tuple(RenderTarget(t["kind"], t["file"]) for t in e.get("targets") or ()),
+        )
+
+    tenants = data.get("tenants")
+    if not tenants:
+        return [make(name, data, {})]
+    return [make(f"{name}{TENANT_SEPARATOR}{t}", te, data) for t, te in tenants.items()]
+
+
 def _project(doc: _Doc, feeds: dict[str, Feed]) -> Project:
     d = doc.data
     packages = []
@@ -358,14 +379,12 @@ def _project(doc: _Doc, feeds: dict[str, Feed]) -> Project:
     ) or (Channel(name="default", default=True),)
     rv = d.get("releaseVersion") or {}
     envs = {
-        name: Environment(
-            name=name,
-            overlay=str(e["overlay"]).rstrip("/"),
-            promotion=e.get("promotion", "direct"),
-            on_drift=e.get("onDrift", "pin"),
-            targets=tuple(RenderTarget(t["kind"], t["file"]) for t in e.get("targets") or ()),
-        )
+        env.name: env for name, e in d["environments"].items() for env in _environments(name, e)
+    }
+    tenants = {
+        name: tuple(f"{name}{TENANT_SEPARATOR}{t}" for t in e["tenants"])
         for name, e in d["environments"].items()
+        if e.get("tenants")
     }
     return Project(
         name=d["name"],
@@ -373,6 +392,7 @@ def _project(doc: _Doc, feeds: dict[str, Feed]) -> Project:
         packages=tuple(packages),
         channels=channels,
         environments=envs,
+        tenants=tenants,
         release_versioning=ReleaseVersioning(
             template=rv.get("template", "{major}.{minor}.{patch+1}"),
             from_package=rv.get("fromPackage"),
@@ -512,7 +532,23 @@ def _check_project(
             ["releaseVersion", "fromPackage"],
             f"unknown package {donor!r}" + hint(donor, package_names),
         )
+
+    def env_path(name: str) -> list[Any]:
+        base, _, tenant = name.partition(TENANT_SEPARATOR)
+        return ["environments", base, "tenants", tenant] if tenant else ["environments", base]
+
+    for name, data in doc.data["environments"].items():
+        has_tenants = bool(data.get("tenants"))
+        if has_tenants == ("overlay" in data):
+            message = (
+                "give either an overlay or tenants, not both"
+                if has_tenants
+                else "needs an overlay (or tenants, each with its overlay)"
+            )
+            out.at(doc, ["environments", name], message)
     for env in project.environments.values():
+        if not env.overlay:
+            continue  # reported above
         overlay = config_root / env.overlay
         if not any(
             (overlay / n).is_file()
@@ -520,14 +556,14 @@ def _check_project(
         ):
             out.at(
                 doc,
-                ["environments", env.name, "overlay"],
+                [*env_path(env.name), "overlay"],
                 f"overlay {env.overlay!r} has no kustomization.yaml",
             )
         for ti, target in enumerate(env.targets):
             if not (config_root / target.file).is_file():
                 out.at(
                     doc,
-                    ["environments", env.name, "targets", ti, "file"],
+                    [*env_path(env.name), "targets", ti, "file"],
                     f"file {target.file!r} does not exist",
                 )
     for lc_name in {project.lifecycle, *(c.lifecycle for c in project.channels if c.lifecycle)}:
@@ -536,7 +572,10 @@ def _check_project(
             continue
         for phase in lifecycle.phases:
             for phase_env in phase.environments:
-                if phase_env.name not in project.environments:
+                if (
+                    phase_env.name not in project.environments
+                    and phase_env.name not in project.tenants
+                ):
                     out.at(
                         doc,
                         ["environments"],
@@ -566,6 +605,13 @@ def _checked_paths(config: Config) -> list[str]:
     return paths
 
 
+@functools.cache
+def _code_stamp() -> str:
+    from reconciler import model, source_stamp
+
+    return source_stamp(model, schema, sys.modules[__name__])
+
+
 def load_config_cached(root: Path, cache_file: Path) -> Config:
     """``load_config``, reusing the last valid result while nothing it read has changed.
 
@@ -574,7 +620,6 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
     changed, so an idle pass skips parsing and schema validation of every file.
     Only valid configs are cached; a damaged cache file is ignored.
     """
-    from reconciler import __version__
 
     def stamp(path: Path) -> list[Any]:
         # Content, not mtime: a checkout can rewrite a file within one mtime tick.
@@ -588,7 +633,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
     try:
         cached = pickle.loads(cache_file.read_bytes())  # noqa: S301  # our own work dir
         if (
-            cached["version"] == __version__
+            cached["version"] == _code_stamp()
             and cached["files"] == files
             and all((root / p).is_file() == exists for p, exists in cached["paths"])
         ):
@@ -608,7 +653,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
         pass
     config = load_config(root)
     paths = [(p, (root / p).is_file()) for p in _checked_paths(config)]
-    entry = {"version": __version__, "files": files, "paths": paths, "config": config}
+    entry = {"version": _code_stamp(), "files": files, "paths": paths, "config": config}
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")

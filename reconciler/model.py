@@ -6,7 +6,7 @@ takes them as input. Durations are seconds (float); times are aware UTC datetime
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -142,6 +142,9 @@ class Project:
     release_versioning: ReleaseVersioning = field(default_factory=ReleaseVersioning)
     render_digest: bool = False  # write images[].digest as well as newTag
     location: Location = field(default_factory=lambda: Location(""))
+    # Lifecycle environment -> its tenants' environments ("prod" -> "prod@acme", ...):
+    # each tenant has its own overlay and state and moves through the same phases.
+    tenants: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def package(self, name: str) -> Package:
         return next(p for p in self.packages if p.name == name)
@@ -262,3 +265,34 @@ class Deployment:
     at: datetime
     by: str = "reconciler"
     automatic: bool = True
+
+
+TENANT_SEPARATOR = "@"
+"""``prod@acme``: environment ``prod`` of tenant ``acme`` ('@' is never in a plain name)."""
+
+
+def project_lifecycle(lifecycle: Lifecycle, project: Project) -> Lifecycle:
+    """``lifecycle`` as ``project`` follows it: an environment with tenants stands for
+    each of its tenants' environments, in phases and in freeze windows alike."""
+    tenants = project.tenants
+    if not tenants:
+        return lifecycle
+    phases = tuple(
+        replace(
+            phase,
+            environments=tuple(
+                PhaseEnvironment(name, env.automatic)
+                for env in phase.environments
+                for name in tenants.get(env.name, (env.name,))
+            ),
+        )
+        for phase in lifecycle.phases
+    )
+    freezes = tuple(
+        replace(
+            window,
+            environments=tuple(n for e in window.environments for n in tenants.get(e, (e,))),
+        )
+        for window in lifecycle.freezes
+    )
+    return replace(lifecycle, phases=phases, freezes=freezes)

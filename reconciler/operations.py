@@ -19,7 +19,7 @@ from reconciler import records, yamlio
 from reconciler.config import load_config
 from reconciler.errors import PromotionRefused, PushRejected
 from reconciler.lifecycle import ReleaseState, check_manual, current_release
-from reconciler.model import Config, Deployment, Lifecycle, Project, Release
+from reconciler.model import Config, Deployment, Lifecycle, Project, Release, project_lifecycle
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,21 @@ def _release(root: Path, project: str, version: str) -> Release:
     return release
 
 
+def _no_environment(project: Project, environment: str) -> str:
+    tenants = project.tenants.get(environment)
+    if tenants:
+        return (
+            f"{environment} of project {project.name} has tenants: name one of "
+            + ", ".join(tenants)
+        )
+    return f"project {project.name} has no environment {environment!r}"
+
+
 def lifecycle_for(config: Config, project: Project, channel: str) -> tuple[Lifecycle, list[str]]:
     """The lifecycle a channel follows, and every channel that follows it too."""
     name = project.channel(channel).lifecycle or project.lifecycle
     channels = [c.name for c in project.channels if (c.lifecycle or project.lifecycle) == name]
-    return config.lifecycles[name], channels
+    return project_lifecycle(config.lifecycles[name], project), channels
 
 
 def release_states(state: records.ProjectState) -> list[ReleaseState]:
@@ -138,7 +148,7 @@ def promote(
     def run(config: Config, root: Path, now: datetime) -> Change:
         project = _project(config, project_name)
         if environment not in project.environments:
-            raise PromotionRefused(f"project {project_name} has no environment {environment!r}")
+            raise PromotionRefused(_no_environment(project, environment))
         release = _release(root, project_name, version)
         state = records.read_state(root, project_name)
         lifecycle, channels = lifecycle_for(config, project, release.channel)
@@ -179,7 +189,7 @@ def rollback(project_name: str, environment: str, to: str | None, *, by: str) ->
     def run(config: Config, root: Path, now: datetime) -> Change:
         project = _project(config, project_name)
         if environment not in project.environments:
-            raise PromotionRefused(f"project {project_name} has no environment {environment!r}")
+            raise PromotionRefused(_no_environment(project, environment))
         state = records.read_state(root, project_name)
         current = current_release(state.history, environment)
         target = to
@@ -245,7 +255,7 @@ def pin(
     def run(config: Config, root: Path, now: datetime) -> Change | None:
         project = _project(config, project_name)
         if environment not in project.environments:
-            raise PromotionRefused(f"project {project_name} has no environment {environment!r}")
+            raise PromotionRefused(_no_environment(project, environment))
         path = root / records.pin_path(project_name, environment)
         if reason is None:
             if not path.exists():

@@ -14,6 +14,7 @@ Local, non-Git bookkeeping (settle windows, trigger history for ``explain``) liv
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -32,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from reconciler import __version__, environments, records, rendering
+from reconciler import environments, records, rendering, source_stamp
 from reconciler.config import CONFIG_DIRS, SETTINGS_FILE, load_config_cached
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
@@ -40,7 +41,15 @@ from reconciler.gitrepo import WorkTree
 from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, decide
 from reconciler.loop import Backoff
 from reconciler.metrics import InstrumentedTransport, Metrics
-from reconciler.model import Config, Deployment, Feed, Project, Release, VersionRule
+from reconciler.model import (
+    Config,
+    Deployment,
+    Feed,
+    Project,
+    Release,
+    VersionRule,
+    project_lifecycle,
+)
 from reconciler.operations import read_pins, release_states
 from reconciler.planning import (
     PackageChoice,
@@ -219,6 +228,13 @@ def _release_json(release: Release) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _selection_stamp() -> str:
+    from reconciler import model, selection, versions
+
+    return source_stamp(model, selection, versions)
+
+
 class _SelectionCache:
     """Remembers each package's chosen tag across passes, in the work dir.
 
@@ -246,7 +262,9 @@ class _SelectionCache:
     ) -> Selection:
         if rule.strategy == "newest-build":
             return select(rule, tags, current=current)
-        rule_id = hashlib.sha256(f"{__version__}|{rule!r}|{current}".encode()).hexdigest()[:24]
+        rule_id = hashlib.sha256(f"{_selection_stamp()}|{rule!r}|{current}".encode()).hexdigest()[
+            :24
+        ]
         key = f"{pkg.feed}|{pkg.repository}|{rule_id}"
         self.used.add(key)
         fingerprint = self._fingerprint(tags)
@@ -1031,7 +1049,7 @@ class Reconciler:
         for lc_name, channels in sorted(lifecycles.items()):
             if not any(r.channel in channels for r in releases):
                 continue
-            lifecycle = config.lifecycles[lc_name]
+            lifecycle = project_lifecycle(config.lifecycles[lc_name], project)
             decision: Decision = decide(
                 lifecycle, releases, state.history, now, pins=pins, channels=channels
             )

@@ -186,6 +186,12 @@ _target = _obj(
     },
     ["kind", "file"],
 )
+_ENVIRONMENT = {
+    "overlay": _relpath,
+    "promotion": {"enum": ["direct", "pull-request"]},
+    "onDrift": {"enum": ["pin", "revert", "report"]},
+    "targets": {"type": "array", "items": _target},
+}
 
 PROJECT = _obj(
     {
@@ -245,12 +251,21 @@ PROJECT = _obj(
             "propertyNames": {"pattern": NAME_PATTERN},
             "additionalProperties": _obj(
                 {
-                    "overlay": _relpath,
-                    "promotion": {"enum": ["direct", "pull-request"]},
-                    "onDrift": {"enum": ["pin", "revert", "report"]},
-                    "targets": {"type": "array", "items": _target},
+                    **_ENVIRONMENT,
+                    "tenants": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "propertyNames": {"pattern": NAME_PATTERN},
+                        "additionalProperties": _obj(
+                            _ENVIRONMENT,
+                            ["overlay"],
+                            "one tenant's overlay: environment@tenant moves through "
+                            "the lifecycle like an environment",
+                        ),
+                        "description": "one overlay per tenant instead of one overlay",
+                    },
                 },
-                ["overlay"],
+                [],
             ),
         },
     },

@@ -14,6 +14,7 @@ from reconciler.commands.common import EXIT_INVALID, EXIT_OK, make_reconciler, r
 def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict[str, Any]]:
     from reconciler import records
     from reconciler.lifecycle import current_release, decide, phase_of
+    from reconciler.model import project_lifecycle
     from reconciler.operations import read_pins, release_states
 
     state = records.read_state(root, project.name)
@@ -25,7 +26,7 @@ def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict
     for channel in project.channels:
         lifecycles.setdefault(channel.lifecycle or project.lifecycle, []).append(channel.name)
     for name, channels in lifecycles.items():
-        lifecycle = config.lifecycles[name]
+        lifecycle = project_lifecycle(config.lifecycles[name], project)
         decision = decide(
             lifecycle,
             releases,
@@ -40,7 +41,7 @@ def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict
         for promotion in decision.promotions:
             moving[promotion.environment] = f"{promotion.release}: next pass ({promotion.reason})"
     rows = []
-    lifecycle = config.lifecycles[project.lifecycle]
+    lifecycle = project_lifecycle(config.lifecycles[project.lifecycle], project)
     for env in project.environments:
         history = state.history.get(env, [])
         last = history[-1] if history else None

@@ -750,3 +750,34 @@ def test_decide_never_goes_backwards_and_never_proposes_blocked_releases(
     order = {e.name: (i, e.name) for i, p in enumerate(lifecycle.phases) for e in p.environments}
     keys = [order[p.environment] for p in decision.promotions]
     assert keys == sorted(keys)
+
+
+def test_project_lifecycle_expands_tenants_in_phases_and_freezes():
+    from reconciler.model import (
+        FreezeWindow,
+        Lifecycle,
+        Phase,
+        PhaseEnvironment,
+        Project,
+        project_lifecycle,
+    )
+
+    lifecycle = Lifecycle(
+        "standard",
+        (
+            Phase("dev", (PhaseEnvironment("dev"),)),
+            Phase("prod", (PhaseEnvironment("prod", automatic=False),), minimum_environments=1),
+        ),
+        freezes=(FreezeWindow("weekend", environments=("prod",), days=("sat",),
+                              start="00:00", end="24:00"),),
+    )
+    project = Project("shop", "standard", (), (), {},
+                      tenants={"prod": ("prod@acme", "prod@globex")})
+    expanded = project_lifecycle(lifecycle, project)
+    assert [e.name for e in expanded.phases[1].environments] == ["prod@acme", "prod@globex"]
+    assert not any(e.automatic for e in expanded.phases[1].environments)
+    assert expanded.phases[1].minimum_environments == 1  # counts tenants
+    assert expanded.freezes[0].environments == ("prod@acme", "prod@globex")
+    assert [e.name for e in expanded.phases[0].environments] == ["dev"]
+    plain = Project("web", "standard", (), (), {})
+    assert project_lifecycle(lifecycle, plain) is lifecycle
