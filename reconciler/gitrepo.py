@@ -53,6 +53,8 @@ __all__ = [
     "OWNED_BRANCH_PREFIXES",
     "CommitInfo",
     "WorkTree",
+    "local_branch_files",
+    "local_branch_head",
     "scrub",
 ]
 
@@ -660,3 +662,45 @@ def _parse_commit(record: str) -> CommitInfo:
         message=message,
         trailers=trailers,
     )
+
+
+def _local_git_dir(url: str) -> Path | None:
+    """The git dir of a repository on this machine (a path or file:// URL), else None."""
+    if "://" in url and not url.startswith("file://"):
+        return None
+    path = Path(url.removeprefix("file://"))
+    git_dir = path / ".git" if (path / ".git").is_dir() else path
+    if not (git_dir / "HEAD").is_file() or not (git_dir / "refs" / "heads").is_dir():
+        return None
+    return git_dir
+
+
+def local_branch_files(url: str, branch: str) -> list[str]:
+    """For a repository on this machine (e.g. a mounted volume): the files git rewrites
+    when ``branch`` moves, to be watched. Empty for remote URLs."""
+    git_dir = _local_git_dir(url)
+    if git_dir is None:
+        return []
+    return [str(git_dir / "refs" / "heads" / branch), str(git_dir / "packed-refs")]
+
+
+def local_branch_head(url: str, branch: str) -> str:
+    """The sha ``branch`` points at in a repository on this machine; "" if unknown."""
+    git_dir = _local_git_dir(url)
+    if git_dir is None:
+        return ""
+    try:
+        sha = git.Git().execute(
+            [
+                "git",
+                "--git-dir",
+                str(git_dir),
+                "rev-parse",
+                "--verify",
+                "-q",
+                f"refs/heads/{branch}",
+            ]
+        )
+    except git.GitCommandError:
+        return ""
+    return str(sha).strip()

@@ -89,9 +89,8 @@ def _release(root: Path, project: str, version: str) -> Release:
 def _no_environment(project: Project, environment: str) -> str:
     tenants = project.tenants.get(environment)
     if tenants:
-        return (
-            f"{environment} of project {project.name} has tenants: name one of "
-            + ", ".join(tenants)
+        return f"{environment} of project {project.name} has tenants: name one of " + ", ".join(
+            tenants
         )
     return f"project {project.name} has no environment {environment!r}"
 

@@ -97,6 +97,7 @@ def command(
 ) -> None:
     from reconciler.config import load_config
     from reconciler.errors import ReconcilerError
+    from reconciler.gitrepo import local_branch_files, local_branch_head
     from reconciler.logs import setup_logging
     from reconciler.loop import (
         Backoff,
@@ -142,9 +143,23 @@ def command(
         every = 180.0
     health = Health(max_age=3 * every + 60)
     server = ReconcilerServer(_listen(listen), on_event=events.put, health=health, metrics=metrics)
+    ref_files = set(local_branch_files(repo, reconciler.tree.branch))
+
+    def changed(path: str) -> None:
+        # A config repository on this machine: a commit or push to its branch starts a
+        # pass at once, but the reconciler's own pushes do not.
+        if path in ref_files and local_branch_head(repo, reconciler.tree.branch) in (
+            "",
+            reconciler.tree.head(),
+        ):
+            return
+        events.put(ConfigChanged(path))
+
     watcher = watch_paths(
-        _watched_files(dict(os.environ)) + [p for p in feed_files if Path(p).exists()],
-        lambda p: events.put(ConfigChanged(p)),
+        _watched_files(dict(os.environ))
+        + [p for p in feed_files if Path(p).exists()]
+        + sorted(ref_files),
+        changed,
     )
 
     def run_pass(request: PassRequest) -> PassOutcome:

@@ -689,6 +689,37 @@ def test_github_push_webhook_resyncs_the_config_at_once(
     assert "Release: shop 1.0.0" in remote.log_format("%(trailers:only,unfold)")[0]
 
 
+def test_a_push_to_a_repository_on_this_machine_starts_a_pass_without_a_webhook(
+    registry: RegistryServer,
+    start_sidecar: Callable[..., Sidecar],
+    bare_remote: Callable[..., BareRemote],
+) -> None:
+    """A config repository on a mounted volume (here a file:// bare repository) is
+    watched: a commit to its branch wakes a pass, the reconciler's own pushes do not."""
+    app = AppSpec("api", f"side{uuid.uuid4().hex[:8]}/api", "example.com/shop/api")
+    trigger = (
+        "apiVersion: reconciler.dev/v1\nkind: Trigger\nname: shop-images\nproject: shop\n"
+        "channel: stable\nsources: [api]\n"
+    )
+    files = config_files(registry.url, [app], triggers=trigger + "enabled: false\n")
+    registry.push(app.repository, "1.0.0")
+    remote = bare_remote(seed=files)
+    sidecar = start_sidecar(remote)
+    sidecar.wait_ready()
+    sidecar.wait_passes(1)
+
+    pushed = time.monotonic()
+    sha = remote.human_commit({"projects/shop/triggers.yaml": trigger}, "enable shop-images")
+    wait_until(lambda: release_on_remote(remote, "1.0.0"), 15, "release 1.0.0 after the commit")
+    print(f"local repository commit to release: {time.monotonic() - pushed:.2f} s")
+    assert remote.log_format("%P")[0] == sha
+    woken = sidecar.messages("pass starting")[1]["msg"]
+    assert woken.startswith("pass starting: event, full=True"), woken
+    sidecar.wait_passes(2)
+    time.sleep(2)  # the release commit moved the branch too: that must not wake a pass
+    assert sidecar.passes_finished() == 2, sidecar.text()
+
+
 # ------------------------------------------------------------------------- IPv6
 
 
