@@ -146,3 +146,37 @@ def test_idle_passes_make_no_commit_and_no_push(registry, bare_remote, git_http_
     pushes_after = sum(r.path.endswith("git-receive-pack")
                        for r in git_http_server.requests_for(remote))
     assert pushes_after == pushes_before  # not even an empty push
+
+
+def test_idle_passes_send_one_tag_list_request_per_repository_and_nothing_else(
+    registry, bare_remote, tmp_path
+):
+    """Registry frugality across restarts: each pass is a new process, and the tag-list,
+    digest and selection caches in the work dir keep idle passes to the bare minimum."""
+    from tests.reliability.faultproxy import FaultProxy
+
+    ns = f"frugal{uuid.uuid4().hex[:8]}"
+    apps = [AppSpec("api", f"{ns}/api", "example.com/shop/api"),
+            AppSpec("web", f"{ns}/web", "example.com/shop/web")]
+    for app in apps:
+        registry.push(app.repository, "1.0.0")
+    with FaultProxy(registry.url) as proxy:  # a counting proxy here: no faults set
+        remote = bare_remote(seed=config_files(proxy.url, apps))
+        work = tmp_path / "w"
+        for _ in range(3):  # release, dev, staging: then everything is settled
+            _once(remote, work)
+        head = remote.head()
+        proxy.requests.clear()
+        idle = 5
+        for _ in range(idle):
+            _once(remote, work)
+        requests = list(proxy.requests)
+    assert remote.head() == head
+    tag_lists = [r for r in requests if r[1].split("?")[0].endswith("/tags/list")]
+    others = [r for r in requests if r not in tag_lists]
+    print(f"idle passes: {idle}, requests: {len(requests)} "
+          f"({len(tag_lists)} tags/list, {len(others)} other)")
+    assert sorted(tag_lists) == sorted(
+        ("GET", f"/v2/{app.repository}/tags/list") for app in apps for _ in range(idle)
+    )
+    assert others == []  # no manifest, blob or ping requests

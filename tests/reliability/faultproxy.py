@@ -6,7 +6,8 @@
     proxy.clear(); proxy.close()
 
 Requests matching no rule are forwarded unchanged (method, path, headers, body) and
-the answer relayed. ``proxy.hits`` counts faults served per kind.
+the answer relayed. ``proxy.hits`` counts faults served per kind; ``proxy.requests``
+lists every request as (method, path).
 
 Faults:
     ``500``           answer 500 with a JSON error body
@@ -41,6 +42,7 @@ class FaultProxy:
         self.upstream = (parts.hostname, parts.port or 80)
         self.stall_seconds = stall_seconds
         self.hits: Counter[str] = Counter()
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self._rules: list[tuple[re.Pattern[str], str]] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()  # ends stalls early on close()
@@ -103,6 +105,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            proxy.requests.append((self.command, self.path))
             fault = proxy.fault_for(self.path)
             try:
                 if fault is None:
