@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -39,8 +39,6 @@ from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, Re
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
 from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, decide
-from reconciler.loop import Backoff
-from reconciler.metrics import InstrumentedTransport, Metrics
 from reconciler.model import (
     Config,
     Deployment,
@@ -60,6 +58,10 @@ from reconciler.planning import (
     rule_for,
 )
 from reconciler.selection import Selection, select
+
+if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus or watchdog
+    from reconciler.loop import Backoff
+    from reconciler.metrics import Metrics
 
 log = logging.getLogger("reconciler.pass")
 
@@ -394,6 +396,8 @@ class Reconciler:
                     max_connections=concurrency, max_keepalive_connections=concurrency
                 ),
             )
+        from reconciler.metrics import InstrumentedTransport  # sidecar only: prometheus
+
         return InstrumentedTransport(inner, metrics, feed.name)
 
     def poll(
