@@ -235,14 +235,21 @@ class Run:
 
 
 def run_process(
-    args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
     timeout: float = 900.0,
 ) -> Run:
     """Run a whole process; wall time and ITS peak RSS (os.wait4 gives per-child rusage)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+            list(args),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
             env={**os.environ, **GIT_ENV, **(env or {})},
         )
         deadline = started + timeout

@@ -100,20 +100,38 @@ class Bench:
 
     def once(self, remote_url: str, work: Path, *extra: str) -> tuple[Run, Any]:
         run = run_process(
-            reconciler_cli("once", "--repo", remote_url, "--work-dir", str(work), "--json",
-                           "--log-level", "warning", *extra)
+            reconciler_cli(
+                "once",
+                "--repo",
+                remote_url,
+                "--work-dir",
+                str(work),
+                "--json",
+                "--log-level",
+                "warning",
+                *extra,
+            )
         )
         if run.returncode != 0:
-            raise RuntimeError(f"reconciler once failed ({run.returncode}):\n"
-                               f"{run.stderr[-3000:]}\n{run.stdout[-2000:]}")
+            raise RuntimeError(
+                f"reconciler once failed ({run.returncode}):\n"
+                f"{run.stderr[-3000:]}\n{run.stdout[-2000:]}"
+            )
         self.rss.append(run.maxrss_mb)
         return run, run.json()
 
-    def row(self, name: str, seconds: float, result: Any = None, rss: float | None = None,
-            note: str = "") -> None:
+    def row(
+        self,
+        name: str,
+        seconds: float,
+        result: Any = None,
+        rss: float | None = None,
+        note: str = "",
+    ) -> None:
         in_pass = f"{result['durationSeconds']:.3f}" if result else ""
-        self.rows.append([name, f"{seconds:.3f}", in_pass,
-                          f"{rss:.0f}" if rss is not None else "", note])
+        self.rows.append(
+            [name, f"{seconds:.3f}", in_pass, f"{rss:.0f}" if rss is not None else "", note]
+        )
 
     # -- the benchmark -------------------------------------------------------------
 
@@ -130,17 +148,22 @@ class Bench:
         started = time.perf_counter()
         seed_fleet(registry, repos)
         total_tags = sum(len(t) for t in repos.values())
-        log(f"seeded {total_tags} tags in {len(repos)} repositories "
-            f"({time.perf_counter() - started:.1f} s)")
-        fleet = make_fleet(registry.url, list(repos), args.projects,
-                           concurrency=args.concurrency)
+        log(
+            f"seeded {total_tags} tags in {len(repos)} repositories "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
+        fleet = make_fleet(registry.url, list(repos), args.projects, concurrency=args.concurrency)
         remote = self.scratch / "remote.git"
         url = make_remote(remote, fleet.files(), self.scratch)
         pristine = self.scratch / "pristine.git"
         shutil.copytree(remote, pristine)
         work = self.scratch / "work"
-        self.figures.update(repositories=len(repos), tags=total_tags, projects=args.projects,
-                            concurrency=args.concurrency)
+        self.figures.update(
+            repositories=len(repos),
+            tags=total_tags,
+            projects=args.projects,
+            concurrency=args.concurrency,
+        )
 
         startup = python_startup()
         self.row("python -c pass (start-up)", startup)
@@ -150,27 +173,38 @@ class Bench:
         cold, cold_json = self.once(url, work)
         assert len(cold_json["releases"]) == args.projects, cold_json["releases"][:3]
         assert cold_json["pushed"] and remote_head(remote) != head
-        self.row("cold pass", cold.seconds, cold_json, cold.maxrss_mb,
-                 f"{len(cold_json['releases'])} releases, "
-                 f"{len(cold_json['filesChanged'])} files, 1 commit")
+        self.row(
+            "cold pass",
+            cold.seconds,
+            cold_json,
+            cold.maxrss_mb,
+            f"{len(cold_json['releases'])} releases, "
+            f"{len(cold_json['filesChanged'])} files, 1 commit",
+        )
         self._check_selection(fleet, repos, cold_json)
 
         # ---- the floor for it
         tags_s, _ = timed(lambda: list_all_tags(registry.url, list(repos), args.concurrency), 3)
-        refs = sorted({(fleet.repository_of(r["project"], name), p["version"])
-                       for r in cold_json["releases"] for name, p in r["packages"].items()})
+        refs = sorted(
+            {
+                (fleet.repository_of(r["project"], name), p["version"])
+                for r in cold_json["releases"]
+                for name, p in r["packages"].items()
+            }
+        )
         heads_s, _ = timed(lambda: head_manifests(registry.url, refs, args.concurrency), 3)
         floor_git = self.scratch / "floor.git"
         shutil.copytree(pristine, floor_git)
         floor_clone = self.scratch / "floor-clone"
-        changed = {path: git("--git-dir", str(remote), "show", f"main:{path}")
-                   for path in cold_json["filesChanged"]}
+        changed = {
+            path: git("--git-dir", str(remote), "show", f"main:{path}")
+            for path in cold_json["filesChanged"]
+        }
         git_cold_s = _git_floor(floor_git, floor_clone, changed, clone_it=True)
         floor_cold = startup + tags_s + heads_s + git_cold_s
         self.row("floor: tags/list of all repositories", tags_s, note=f"{len(repos)} GETs")
         self.row("floor: manifest HEADs", heads_s, note=f"{len(refs)} HEADs")
-        self.row("floor: git clone + commit + push", git_cold_s,
-                 note=f"{len(changed)} files")
+        self.row("floor: git clone + commit + push", git_cold_s, note=f"{len(changed)} files")
         self.row("floor: cold total", floor_cold, note="start-up + tags + HEADs + git")
 
         # ---- sharded replicas do the same cold pass (before the registry changes)
@@ -178,8 +212,13 @@ class Bench:
 
         # ---- settle: the staging promotions of the cold releases
         settle, settle_json = self.once(url, work)
-        self.row("settle pass (staging)", settle.seconds, settle_json, settle.maxrss_mb,
-                 f"{len(settle_json['promotions'])} promotions")
+        self.row(
+            "settle pass (staging)",
+            settle.seconds,
+            settle_json,
+            settle.maxrss_mb,
+            f"{len(settle_json['promotions'])} promotions",
+        )
 
         # ---- warm passes: nothing new, nothing pushed
         warm_s, warm_json = self._warm(url, work, remote, "warm pass")
@@ -194,15 +233,25 @@ class Bench:
         change, change_json = self.once(url, work)
         users = sum(1 for apps in fleet.projects.values() for a in apps if a.repository == target)
         assert len(change_json["releases"]) == users, change_json["releases"]
-        changed = {path: git("--git-dir", str(remote), "show", f"main:{path}")
-                   for path in change_json["filesChanged"]}
+        changed = {
+            path: git("--git-dir", str(remote), "show", f"main:{path}")
+            for path in change_json["filesChanged"]
+        }
         head_s, _ = timed(lambda: head_manifests(registry.url, [(target, "1.999.0")], 1), 3)
         git_change_s = _git_floor(floor_git, floor_clone, changed, clone_it=False)
         floor_change = startup + tags_s + head_s + git_change_s
-        self.row("one-change pass", change.seconds, change_json, change.maxrss_mb,
-                 f"{len(change_json['releases'])} release(s)")
-        self.row("floor: one-change total", floor_change,
-                 note="start-up + tags + 1 HEAD + fetch/commit/push")
+        self.row(
+            "one-change pass",
+            change.seconds,
+            change_json,
+            change.maxrss_mb,
+            f"{len(change_json['releases'])} release(s)",
+        )
+        self.row(
+            "floor: one-change total",
+            floor_change,
+            note="start-up + tags + 1 HEAD + fetch/commit/push",
+        )
         self.once(url, work)  # settle its staging promotion
 
         # ---- history: many release records must not slow a pass down
@@ -210,8 +259,13 @@ class Bench:
         if self.args.history:
             self._add_history(remote, fleet)
             first, first_json = self.once(url, work)
-            self.row("first pass after history commit", first.seconds, first_json,
-                     first.maxrss_mb, f"syncs {self.args.history} new files")
+            self.row(
+                "first pass after history commit",
+                first.seconds,
+                first_json,
+                first.maxrss_mb,
+                f"syncs {self.args.history} new files",
+            )
             history_s, _ = self._warm(url, work, remote, "warm pass with history")
 
         cli_figures = self._cli_costs()
@@ -226,17 +280,28 @@ class Bench:
         per_project_warm = (warm_json["durationSeconds"]) / args.projects
         self.figures.update(
             startup=startup,
-            cold=cold.seconds, cold_in_pass=cold_json["durationSeconds"],
-            floor_cold=floor_cold, floor_tags=tags_s, floor_heads=heads_s,
-            floor_git_cold=git_cold_s, floor_fetch=fetch_s, floor_warm=floor_warm,
+            cold=cold.seconds,
+            cold_in_pass=cold_json["durationSeconds"],
+            floor_cold=floor_cold,
+            floor_tags=tags_s,
+            floor_heads=heads_s,
+            floor_git_cold=git_cold_s,
+            floor_fetch=fetch_s,
+            floor_warm=floor_warm,
             settle=settle.seconds,
-            warm=warm_s, warm_in_pass=warm_json["durationSeconds"],
-            change=change.seconds, floor_change=floor_change,
-            history=history_s, history_records=self.args.history,
+            warm=warm_s,
+            warm_in_pass=warm_json["durationSeconds"],
+            change=change.seconds,
+            floor_change=floor_change,
+            history=history_s,
+            history_records=self.args.history,
             warm_in_pass_per_project_ms=per_project_warm * 1000,
             warm_in_pass_per_tag_us=warm_json["durationSeconds"] / total_tags * 1e6,
             cold_in_pass_per_project_ms=cold_json["durationSeconds"] / args.projects * 1000,
-            shards=shard_figures, cli=cli_figures, ratios=ratios, targets=TARGETS,
+            shards=shard_figures,
+            cli=cli_figures,
+            ratios=ratios,
+            targets=TARGETS,
         )
         return ratios
 
@@ -258,8 +323,13 @@ class Bench:
             assert remote_head(remote) == head, "a warm pass pushed something"
             samples.append(run.seconds)
         seconds = median_of(samples)
-        self.row(name, seconds, result, max(self.rss[-len(samples):]),
-                 f"median of {len(samples)}: " + " ".join(f"{s:.2f}" for s in samples))
+        self.row(
+            name,
+            seconds,
+            result,
+            max(self.rss[-len(samples) :]),
+            f"median of {len(samples)}: " + " ".join(f"{s:.2f}" for s in samples),
+        )
         return seconds, result
 
     def _add_history(self, remote: Path, fleet: Fleet) -> None:
@@ -270,13 +340,23 @@ class Bench:
         for project, apps in fleet.projects.items():
             for n in range(per_project):
                 version = f"0.0.{n}"
-                release = Release(project, version, "stable", f"{project}-images", created, tuple(
-                    ReleasedPackage(a.package, "image", a.manifest_name, "0.9.0") for a in apps))
+                release = Release(
+                    project,
+                    version,
+                    "stable",
+                    f"{project}-images",
+                    created,
+                    tuple(
+                        ReleasedPackage(a.package, "image", a.manifest_name, "0.9.0") for a in apps
+                    ),
+                )
                 files[records.release_path(project, version)] = records.release_to_text(release)
         started = time.perf_counter()
         commit_to_remote(remote, files, "import release history", self.scratch)
-        log(f"history: {len(files)} release records committed "
-            f"({time.perf_counter() - started:.1f} s)")
+        log(
+            f"history: {len(files)} release records committed "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
 
     def _shards(self, pristine: Path, cold: Run, cold_json: Any) -> dict[str, Any]:
         """N concurrent `once --shard i/N` replicas on a fresh copy of the seed remote."""
@@ -287,9 +367,20 @@ class Bench:
         runs: list[Run | None] = [None] * count
 
         def replica(i: int) -> None:
-            runs[i] = run_process(reconciler_cli(
-                "once", "--repo", shard_url, "--work-dir", str(self.scratch / f"shard{i}"),
-                "--json", "--log-level", "warning", "--shard", f"{i}/{count}"))
+            runs[i] = run_process(
+                reconciler_cli(
+                    "once",
+                    "--repo",
+                    shard_url,
+                    "--work-dir",
+                    str(self.scratch / f"shard{i}"),
+                    "--json",
+                    "--log-level",
+                    "warning",
+                    "--shard",
+                    f"{i}/{count}",
+                )
+            )
 
         started = time.perf_counter()
         threads = [threading.Thread(target=replica, args=(i,)) for i in range(count)]
@@ -305,17 +396,30 @@ class Bench:
             self.rss.append(run.maxrss_mb)
         attempts = [r.json()["pushAttempts"] for r in runs if r]
         sharded = _remote_releases(remote)
-        single = {(r["project"], r["version"]): {n: p["version"] for n, p in r["packages"].items()}
-                  for r in cold_json["releases"]}
+        single = {
+            (r["project"], r["version"]): {n: p["version"] for n, p in r["packages"].items()}
+            for r in cold_json["releases"]
+        }
         equal = sharded == single
         speedup = cold.seconds / wall
-        self.row(f"{count} shards, concurrent (cold)", wall, note=(
-            f"speed-up {speedup:.2f}x, push attempts {attempts}, "
-            f"releases {'EQUAL' if equal else 'DIFFER'}"))
-        assert equal, f"sharded releases differ from the single replica's: {len(sharded)} vs " \
-                      f"{len(single)}"
-        return {"count": count, "wall": wall, "speedup": speedup, "equal": equal,
-                "push_attempts": attempts}
+        self.row(
+            f"{count} shards, concurrent (cold)",
+            wall,
+            note=(
+                f"speed-up {speedup:.2f}x, push attempts {attempts}, "
+                f"releases {'EQUAL' if equal else 'DIFFER'}"
+            ),
+        )
+        assert equal, (
+            f"sharded releases differ from the single replica's: {len(sharded)} vs {len(single)}"
+        )
+        return {
+            "count": count,
+            "wall": wall,
+            "speedup": speedup,
+            "equal": equal,
+            "push_attempts": attempts,
+        }
 
     def _cli_costs(self) -> dict[str, Any]:
         """Start-up costs users feel: import time, --help, validate."""
@@ -326,8 +430,10 @@ class Bench:
             if match and match.group(2) == "reconciler.cli":
                 cumulative = int(match.group(1))
         help_s = median_of([run_process(reconciler_cli("--help")).seconds for _ in range(5)])
-        validate = [run_process(reconciler_cli("validate", str(REPO_ROOT / "sample-repo")))
-                    for _ in range(5)]
+        validate = [
+            run_process(reconciler_cli("validate", str(REPO_ROOT / "sample-repo")))
+            for _ in range(5)
+        ]
         assert all(v.returncode == 0 for v in validate), validate[0].stderr
         validate_s = median_of([v.seconds for v in validate])
         self.row("import reconciler.cli (importtime)", cumulative / 1e6)
@@ -378,13 +484,15 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     print(table(bench.rows))
     misses = [k for k, limit in TARGETS.items() if ratios[k] > limit]
-    print("targets: " + ", ".join(f"{k} <= {v}" for k, v in TARGETS.items())
-          + (f"; MISSED: {', '.join(misses)}" if misses else "; all met"))
+    print(
+        "targets: "
+        + ", ".join(f"{k} <= {v}" for k, v in TARGETS.items())
+        + (f"; MISSED: {', '.join(misses)}" if misses else "; all met")
+    )
     if not args.no_json:
         path = write_json_result("fleet", {"args": vars(args), **bench.figures})
         print(f"results: {path.relative_to(REPO_ROOT)}")
-    print(" ".join(f"{k}={v:.2f}" if k != "rss_mb" else f"{k}={v:.0f}"
-                   for k, v in ratios.items()))
+    print(" ".join(f"{k}={v:.2f}" if k != "rss_mb" else f"{k}={v:.0f}" for k, v in ratios.items()))
     return 0
 
 

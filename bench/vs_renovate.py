@@ -58,8 +58,9 @@ class SetupError(RuntimeError):
 def _npm_install(prefix: Path, package: str, node_bin: Path | None) -> None:
     npm = shutil.which("npm")
     if npm is None:
-        raise SetupError("npm is not installed (apt-get install -y npm): needed to fetch "
-                         f"{package} once")
+        raise SetupError(
+            f"npm is not installed (apt-get install -y npm): needed to fetch {package} once"
+        )
     prefix.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if node_bin is not None:  # run npm itself on Node 24 so engine checks see the right one
@@ -67,10 +68,23 @@ def _npm_install(prefix: Path, package: str, node_bin: Path | None) -> None:
     log(f"installing {package} into {prefix} (one time; may take minutes)...")
     try:
         subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-             "--loglevel=error", package],
-            check=True, env=env, timeout=INSTALL_TIMEOUT, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(prefix),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                package,
+            ],
+            check=True,
+            env=env,
+            timeout=INSTALL_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
     except subprocess.TimeoutExpired:
         raise SetupError(f"npm install {package} took over {INSTALL_TIMEOUT:.0f} s") from None
@@ -106,8 +120,14 @@ def renovate_dir(root: Path, host: str, images: list[str]) -> Path:
         + "".join(f"  - name: {host}/{image}\n    newTag: 1.0.0\n" for image in images)
     )
     config = {
-        "hostRules": [{"matchHost": host.split(":", maxsplit=1)[0], "hostType": "docker",
-                       "insecureRegistry": True, "allowInternal": True}],
+        "hostRules": [
+            {
+                "matchHost": host.split(":", maxsplit=1)[0],
+                "hostType": "docker",
+                "insecureRegistry": True,
+                "allowInternal": True,
+            }
+        ],
         "onboarding": False,
         "requireConfig": "optional",
         "enabledManagers": ["kustomize"],
@@ -121,15 +141,27 @@ def run_renovate(node: Path, entry: Path, workdir: Path, scratch: Path) -> tuple
     report.unlink(missing_ok=True)
     base = Path(tempfile.mkdtemp(dir=scratch, prefix="renovate-base-"))  # no cache between runs
     run = run_process(
-        [str(node), str(entry), "--platform=local", "--dry-run=lookup", "--report-type=file",
-         f"--report-path={report}"],
-        cwd=workdir, timeout=RUN_TIMEOUT,
-        env={"RENOVATE_CONFIG_FILE": str(workdir / "config.json"), "LOG_LEVEL": "warn",
-             "RENOVATE_BASE_DIR": str(base), "RENOVATE_X_IGNORE_NODE_WARN": "true"},
+        [
+            str(node),
+            str(entry),
+            "--platform=local",
+            "--dry-run=lookup",
+            "--report-type=file",
+            f"--report-path={report}",
+        ],
+        cwd=workdir,
+        timeout=RUN_TIMEOUT,
+        env={
+            "RENOVATE_CONFIG_FILE": str(workdir / "config.json"),
+            "LOG_LEVEL": "warn",
+            "RENOVATE_BASE_DIR": str(base),
+            "RENOVATE_X_IGNORE_NODE_WARN": "true",
+        },
     )
     if run.returncode != 0 or not report.exists():
-        raise SetupError(f"renovate failed ({run.returncode}):\n{run.stdout[-2000:]}"
-                         f"\n{run.stderr[-2000:]}")
+        raise SetupError(
+            f"renovate failed ({run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
+        )
     return run, json.loads(report.read_text())
 
 
@@ -141,8 +173,9 @@ def renovate_newest(report: dict[str, Any], host: str) -> dict[str, str | None]:
             for package_file in files:
                 for dep in package_file.get("deps", []):
                     image = str(dep.get("depName", "")).removeprefix(f"{host}/")
-                    versions = [u["newVersion"] for u in dep.get("updates", [])
-                                if u.get("newVersion")]
+                    versions = [
+                        u["newVersion"] for u in dep.get("updates", []) if u.get("newVersion")
+                    ]
                     found[image] = newest_stable(versions) if versions else None
     return found
 
@@ -167,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_fleet(registry, images)
         expected = {image: newest_stable(tags) for image, tags in images.items()}
         host = registry.host
-        apps = [AppSpec(f"img{i:02d}", image, f"{host}/{image}")
-                for i, image in enumerate(images)]
+        apps = [AppSpec(f"img{i:02d}", image, f"{host}/{image}") for i, image in enumerate(images)]
         remote = make_remote(scratch / "config.git", config_files(registry.url, apps), scratch)
         workdir = renovate_dir(scratch / "renovate", host, list(images))
 
@@ -179,16 +211,31 @@ def main(argv: list[str] | None = None) -> int:
             run, report = run_renovate(node, entry, workdir, scratch)
             renovate_runs.append(run.seconds)
             reno_found = renovate_newest(report, host)
-            plan = run_process(reconciler_cli(
-                "plan", "--repo", remote, "--work-dir", str(scratch / f"work{n}"),
-                "--format", "json"), timeout=RUN_TIMEOUT)
+            plan = run_process(
+                reconciler_cli(
+                    "plan",
+                    "--repo",
+                    remote,
+                    "--work-dir",
+                    str(scratch / f"work{n}"),
+                    "--format",
+                    "json",
+                ),
+                timeout=RUN_TIMEOUT,
+            )
             if plan.returncode != 0:
                 raise RuntimeError(f"reconciler plan failed:\n{plan.stderr[-3000:]}")
             reconciler_runs.append(plan.seconds)
             in_pass.append(plan.json()["durationSeconds"])
             releases = plan.json()["releases"]
-            ours = {apps[int(name[3:])].repository: p["version"]
-                    for name, p in releases[0]["packages"].items()} if releases else {}
+            ours = (
+                {
+                    apps[int(name[3:])].repository: p["version"]
+                    for name, p in releases[0]["packages"].items()
+                }
+                if releases
+                else {}
+            )
             log(f"run {n + 1}: renovate {run.seconds:.2f} s, reconciler {plan.seconds:.2f} s")
     finally:
         registry.stop()
@@ -203,26 +250,50 @@ def main(argv: list[str] | None = None) -> int:
     renovate_s, reconciler_s = median_of(renovate_runs), median_of(reconciler_runs)
     ratio = renovate_s / reconciler_s
     print(table(rows))
-    print(table([
-        ["process", "median s", "runs"],
-        ["renovate --dry-run=lookup", f"{renovate_s:.3f}",
-         " ".join(f"{s:.2f}" for s in renovate_runs)],
-        ["reconciler plan", f"{reconciler_s:.3f}", " ".join(f"{s:.2f}" for s in reconciler_runs)],
-        ["  of which the pass itself", f"{median_of(in_pass):.3f}",
-         " ".join(f"{s:.2f}" for s in in_pass)],
-    ]))
-    disagreements = {i: (reno_found.get(i), ours.get(i)) for i in expected
-                     if reno_found.get(i) != ours.get(i)}
+    print(
+        table(
+            [
+                ["process", "median s", "runs"],
+                [
+                    "renovate --dry-run=lookup",
+                    f"{renovate_s:.3f}",
+                    " ".join(f"{s:.2f}" for s in renovate_runs),
+                ],
+                [
+                    "reconciler plan",
+                    f"{reconciler_s:.3f}",
+                    " ".join(f"{s:.2f}" for s in reconciler_runs),
+                ],
+                [
+                    "  of which the pass itself",
+                    f"{median_of(in_pass):.3f}",
+                    " ".join(f"{s:.2f}" for s in in_pass),
+                ],
+            ]
+        )
+    )
+    disagreements = {
+        i: (reno_found.get(i), ours.get(i)) for i in expected if reno_found.get(i) != ours.get(i)
+    }
     if disagreements:
         print(f"disagreements (renovate, reconciler): {disagreements}")
     print(f"target: renovate/reconciler >= 5; {'met' if ratio >= 5 else 'MISSED'}")
     if not args.no_json:
-        path = write_json_result("vs-renovate", {
-            "images": args.images, "tags": args.tags, "renovate": renovate_runs,
-            "reconciler": reconciler_runs, "reconciler_in_pass": in_pass, "ratio": ratio,
-            "agree": agree,
-            "expected": expected, "renovate_found": reno_found, "reconciler_found": ours,
-        })
+        path = write_json_result(
+            "vs-renovate",
+            {
+                "images": args.images,
+                "tags": args.tags,
+                "renovate": renovate_runs,
+                "reconciler": reconciler_runs,
+                "reconciler_in_pass": in_pass,
+                "ratio": ratio,
+                "agree": agree,
+                "expected": expected,
+                "renovate_found": reno_found,
+                "reconciler_found": ours,
+            },
+        )
         print(f"results: {path.relative_to(REPO_ROOT)}")
     print(f"ratio={ratio:.2f} agree={agree}/{len(expected)}")
     return 0

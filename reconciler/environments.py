@@ -110,8 +110,15 @@ def observe(root: Path, project: Project, environment: str, release: Release) ->
         if current is None:
             differences.append(f"{artifact.package}: not in the files")
             continue
+        # A file without a digest names the same release by its tag: it was written
+        # before the digest was rendered (older versions, renderDigest turned on
+        # later) and gets the digest on the next render; only a different digest
+        # is somebody else's choice.
         digest_differs = (
-            project.render_digest and artifact.kind == "image" and current.digest != artifact.digest
+            project.render_digest
+            and artifact.kind == "image"
+            and current.digest is not None
+            and current.digest != artifact.digest
         )
         if current.version != artifact.version or digest_differs:
             said = (current.version or "(none)") + (f"@{current.digest}" if digest_differs else "")
@@ -124,7 +131,7 @@ def observe(root: Path, project: Project, environment: str, release: Release) ->
 
 def fingerprint(root: Path, project: Project, environment: str, release: Release) -> str:
     """A hash of the environment's target files: unchanged bytes need no re-parsing."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"digest\0" if project.render_digest else b"tag\0")
     for target in targets_for(root, project, environment, artifacts_for(project, release)):
         path = root / target.file
         digest.update(target.file.encode() + b"\0")

@@ -361,8 +361,14 @@ class WorkTree:
         parent = base.stdout.strip()
         if self._run(["merge-base", "--is-ancestor", parent, tracking], check=False).status:
             return False  # the remote no longer contains our starting point
-        changed = self._run(["diff", "--name-only", "-z", parent, tracking]).stdout
-        if any(guarded(path) for path in changed.split("\0") if path):
+        # --no-renames: a rename out of a guarded folder must count as a change there
+        # (with rename detection only the new path would be listed).
+        diff = self._run(
+            ["diff", "--no-renames", "--name-only", "-z", parent, tracking], check=False
+        )
+        if diff.status != 0:
+            return False
+        if any(guarded(path) for path in diff.stdout.split("\0") if path):
             return False
         rebase = self._run(["rebase", "--quiet", "--onto", tracking, parent], check=False)
         if rebase.status != 0:

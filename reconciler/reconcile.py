@@ -255,7 +255,10 @@ class _SelectionCache:
     def _fingerprint(self, tags: list[str]) -> str:
         known = self._fingerprints.get(id(tags))  # one list per repository per pass
         if known is None:
-            known = hashlib.sha256("\n".join(tags).encode("utf-8", "surrogatepass")).hexdigest()
+            # JSON keeps tag boundaries unambiguous (a joined string would not,
+            # for tags with newlines); a reordered list is only a cache miss.
+            encoded = json.dumps(tags, ensure_ascii=True).encode()
+            known = hashlib.sha256(encoded).hexdigest()
             self._fingerprints[id(tags)] = known
         return known
 
@@ -555,7 +558,9 @@ class Reconciler:
                         project=project.name,
                         file=target.file,
                     )
-                except ReconcilerError:  # unreadable file: no hint, not a failure
+                # Unreadable, undecodable or hostile file: no hint, not a failure
+                # (rendering reports it properly when the file is written).
+                except (ReconcilerError, OSError, ValueError, RecursionError):
                     continue
                 if package in found and found[package].version:
                     return found[package].version
@@ -621,8 +626,9 @@ class Reconciler:
             metrics.releases_created.labels(project=release.project, channel=release.channel).inc()
         for project, env, _ in result.promotions if result.pushed else []:
             metrics.promotions.labels(project=project, environment=env).inc()
-        if result.push_attempts > 1:
-            metrics.git_push_retries.inc(result.push_attempts - 1)
+        retries = max(result.push_attempts - 1, 0) + result.push_rebases
+        if retries:
+            metrics.git_push_retries.inc(retries)
         for feed, (error_class, _) in result.failed_feeds.items():
             metrics.feed_errors.labels(feed=feed, error=error_class).inc()
 
@@ -704,7 +710,10 @@ class Reconciler:
             self._save_local(result, choices, now)
             return
         result.ok = False
-        result.git_error = f"push still rejected after {self.options.max_push_attempts} attempts"
+        result.git_error = (
+            f"push still rejected after {self.options.max_push_attempts} plans"
+            f" and {result.push_rebases} rebases"
+        )
 
     def _push(self, config: Config, result: PassResult) -> bool:
         """Push the pass's commit. When the remote moved on only in files no pass
@@ -715,10 +724,14 @@ class Reconciler:
         def is_guarded(path: str) -> bool:
             return path in guarded.files or path.startswith(guarded.folders)
 
-        for _ in range(self.options.max_push_attempts):
+        # One budget for the whole pass: rebases count against it too, so a busy
+        # writer next to us cannot make a pass push max_push_attempts² times.
+        while True:
             try:
                 self.tree.push()
             except PushRejected:
+                if result.push_rebases >= self.options.max_push_attempts:
+                    return False
                 if not self.tree.rebase_if_unrelated(is_guarded):
                     return False
                 result.push_rebases += 1
@@ -726,7 +739,6 @@ class Reconciler:
                 log.info("push rejected by unrelated commits: rebased, pushing again")
                 continue
             return True
-        return False
 
     def configure_tree(self, config: Config) -> None:
         if self.options.author is None:

@@ -382,17 +382,10 @@ def _plain(node: Any, memo: dict[int, Any]) -> Any:
     return node
 
 
-_ALIAS_USE = re.compile(r"(?<![\w*])\*[A-Za-z0-9_.-]+")
-
-
 class _Plan:
     """Edits to one file's text and the data change they must produce."""
 
     def __init__(self, text: str, file: str) -> None:
-        if len(text) > yamlio.MAX_FILE_BYTES:
-            raise RenderError(file, f"larger than {yamlio.MAX_FILE_BYTES} bytes")
-        if len(_ALIAS_USE.findall(text)) > yamlio.MAX_ALIASES:
-            raise RenderError(file, "too many aliases")
         self.src = _Source(text)
         self.file = file
         self.docs = _load(text, file)
@@ -548,7 +541,15 @@ def _apply(data: Any, path: tuple[Any, ...], value: Any) -> None:
 
 
 def _load(text: str, file: str) -> list[Any]:
+    """All documents of a target file; hostile shapes (huge, alias bombs, deep
+    nesting that would exhaust the stack) are refused before building any data."""
+    if len(text) > yamlio.MAX_FILE_BYTES:
+        raise RenderError(file, f"larger than {yamlio.MAX_FILE_BYTES} bytes")
     try:
+        problem = yamlio.limit_problem(text)
+        if problem is not None:
+            line, message = problem
+            raise RenderError(file, f"line {line}: {message}" if line else message)
         return yamlio.load_all(text)
     except YAMLError as error:
         raise RenderError(file, f"not valid YAML: {error}") from error

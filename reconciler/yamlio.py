@@ -14,6 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
@@ -168,9 +169,20 @@ def limit_problem(text: str) -> tuple[int, str] | None:
     """(1-based line, message) when ``text`` breaks MAX_ALIASES or MAX_DEPTH, else None.
 
     Runs on parse events only, so neither limit costs memory or stack before it trips.
+    Syntax errors propagate as YAMLError.
     """
+    try:
+        return _limit_problem(events(text))
+    except YAMLError:
+        # libyaml follows YAML 1.1 and refuses some YAML 1.2 that the round-trip
+        # loader reads (a ':' inside a plain scalar in a flow mapping, as in
+        # ``{image: ghcr.io/a:1.0}``); the pure-Python parser has the last word.
+        return _limit_problem(YAML(typ="safe", pure=True).parse(text))
+
+
+def _limit_problem(parse_events: Any) -> tuple[int, str] | None:
     aliases = depth = 0
-    for event in events(text):
+    for event in parse_events:
         if isinstance(event, AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:

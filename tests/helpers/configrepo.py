@@ -77,9 +77,7 @@ def config_files(
         for a in apps
     )
     channel_text = channels or f"  - name: stable\n    default: true\n    rules:\n{rules}"
-    env_text = "".join(
-        f"  {env}:\n    overlay: deploy/{project}/overlays/{env}\n" for env in envs
-    )
+    env_text = "".join(f"  {env}:\n    overlay: deploy/{project}/overlays/{env}\n" for env in envs)
     files[f"projects/{project}/project.yaml"] = (
         f"apiVersion: reconciler.dev/v1\nkind: Project\nname: {project}\nlifecycle: standard\n"
         f"packages:\n{packages}channels:\n{channel_text}"
@@ -132,13 +130,17 @@ def checkout(remote_path: Path, dest: Path) -> Path:
     return dest
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the reconciler CLI as a whole process (as users and CI do)."""
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "reconciler.cli", *args],
-        capture_output=True, text=True, env=full_env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
     )
 
 

@@ -22,10 +22,26 @@ LAST_LINE = re.compile(
 
 def test_fleet_benchmark_runs_on_a_tiny_fleet() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fleet.py"), "--repos", "6", "--tags", "30",
-         "--projects", "3", "--history", "30", "--warm-runs", "1", "--shards", "2",
-         "--no-json"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fleet.py"),
+            "--repos",
+            "6",
+            "--tags",
+            "30",
+            "--projects",
+            "3",
+            "--history",
+            "30",
+            "--warm-runs",
+            "1",
+            "--shards",
+            "2",
+            "--no-json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
     lines = proc.stdout.strip().splitlines()

@@ -187,8 +187,12 @@ def test_stable_and_beta_channels_release_separately_and_never_share_a_version(
     assert sorted(files_now) == [f"releases/shop/1.0.{i}.yaml" for i in range(6)]
     channels = {v: _record(remote, v)["channel"] for v in [f"1.0.{i}" for i in range(6)]}
     assert channels == {
-        "1.0.0": "stable", "1.0.1": "beta", "1.0.2": "beta",
-        "1.0.3": "stable", "1.0.4": "beta", "1.0.5": "stable",
+        "1.0.0": "stable",
+        "1.0.1": "beta",
+        "1.0.2": "beta",
+        "1.0.3": "stable",
+        "1.0.4": "beta",
+        "1.0.5": "stable",
     }
     state = yamlio.load_one(remote.show("state/shop.yaml"))
     assert dict(state["channels"]) == {"stable": "1.0.5", "beta": "1.0.4"}
@@ -275,10 +279,21 @@ def test_newest_build_on_multi_arch_index_uses_the_chosen_platforms_created_time
     repo = apps[0].repository
     both = ("linux/amd64", "linux/arm64/v8")
     # build-x: amd64 image is the newest; build-y: arm64 image is the newest.
-    registry.push(repo, "build-x", platforms=both, platform_created={
-        "linux/amd64": T0 + timedelta(hours=5), "linux/arm64/v8": T0})
-    registry.push(repo, "build-y", platforms=both, platform_created={
-        "linux/amd64": T0 + timedelta(hours=1), "linux/arm64/v8": T0 + timedelta(hours=6)})
+    registry.push(
+        repo,
+        "build-x",
+        platforms=both,
+        platform_created={"linux/amd64": T0 + timedelta(hours=5), "linux/arm64/v8": T0},
+    )
+    registry.push(
+        repo,
+        "build-y",
+        platforms=both,
+        platform_created={
+            "linux/amd64": T0 + timedelta(hours=1),
+            "linux/arm64/v8": T0 + timedelta(hours=6),
+        },
+    )
     files = config_files(
         registry.url,
         apps,
@@ -372,6 +387,33 @@ def test_digest_strategy_changes_the_overlay_even_without_render_digest(
     assert second in remote.show("deploy/shop/overlays/dev/kustomization.yaml")
 
 
+def test_overlay_without_the_implied_digest_is_not_drift(registry, bare_remote, tmp_path):
+    """Overlays written before the digest strategy implied renderDigest say only
+    ``newTag``: that is the same release, not a hand edit to pin."""
+    apps = _apps("api")
+    registry.push(apps[0].repository, "latest", content=b"first build")
+    files = config_files(
+        registry.url,
+        apps,
+        rules="      - strategy: digest\n        tag: latest\n",
+        lifecycle=DEV_ONLY,
+        envs=("dev",),
+    )
+    remote = bare_remote(seed=files)
+    _once(remote, tmp_path / "w")
+    overlay = "deploy/shop/overlays/dev/kustomization.yaml"
+    text = remote.show(overlay)
+    assert "digest: sha256:" in text
+    without = "".join(line for line in text.splitlines(True) if "digest:" not in line)
+    remote.human_commit({overlay: without + "\n"}, "overlay as an older version wrote it")
+    head = remote.head()
+
+    out = _once(remote, tmp_path / "cold")  # no work-dir cache: everything is observed
+    assert out["releases"] == [] and out["promotions"] == []
+    assert remote.head() == head  # no pin, no revert: nothing to commit
+    assert not any(f.startswith("pins/") for f in remote.files())
+
+
 # ------------------------------------------------------------------------ regex, suffix
 
 
@@ -395,8 +437,9 @@ def test_regex_extracts_a_timestamp_and_orders_numerically(registry, bare_remote
             """),
         "      ",
     )
-    remote = bare_remote(seed=config_files(registry.url, apps, rules=rules, lifecycle=DEV_ONLY,
-                                           envs=("dev",)))
+    remote = bare_remote(
+        seed=config_files(registry.url, apps, rules=rules, lifecycle=DEV_ONLY, envs=("dev",))
+    )
     work = tmp_path / "w"
     out = _once(remote, work)
     assert _released(out) == [("stable", "1.0.0", {"api": "main-9b8e7d-1700003600"})]
@@ -418,8 +461,9 @@ def test_suffix_keeps_the_variant(registry, bare_remote, tmp_path):
     for tag in ("1.2-alpine", "1.3", "1.3-slim"):
         registry.push(repo, tag, content=tag.encode())
     rules = "      - strategy: suffix\n        suffix: alpine\n"
-    remote = bare_remote(seed=config_files(registry.url, apps, rules=rules, lifecycle=DEV_ONLY,
-                                           envs=("dev",)))
+    remote = bare_remote(
+        seed=config_files(registry.url, apps, rules=rules, lifecycle=DEV_ONLY, envs=("dev",))
+    )
     work = tmp_path / "w"
     out = _once(remote, work)
     assert _released(out) == [("stable", "1.0.0", {"api": "1.2-alpine"})]
@@ -437,8 +481,9 @@ def test_suffix_without_explicit_suffix_follows_the_deployed_tag(registry, bare_
     repo = apps[0].repository
     for tag in ("1.2-alpine", "1.3-alpine", "1.3", "1.4"):
         registry.push(repo, tag, content=tag.encode())
-    files = config_files(registry.url, apps, rules="      - strategy: suffix\n",
-                         lifecycle=DEV_ONLY, envs=("dev",))
+    files = config_files(
+        registry.url, apps, rules="      - strategy: suffix\n", lifecycle=DEV_ONLY, envs=("dev",)
+    )
     overlay = "deploy/shop/overlays/dev/kustomization.yaml"
     files[overlay] = files[overlay].replace("newTag: 0.0.0", "newTag: 1.2-alpine")
     remote = bare_remote(seed=files)
@@ -480,8 +525,11 @@ def test_settle_window_collects_a_burst_of_pushes_into_one_release(
     # A burst: api, web, api again, one second apart. No pass during it releases,
     # and none of those passes commits (settle state is local, not in Git).
     head = remote.head()
-    for repo, tag in ((apps[0].repository, "1.1.0"), (apps[1].repository, "1.1.0"),
-                      (apps[0].repository, "1.2.0")):
+    for repo, tag in (
+        (apps[0].repository, "1.1.0"),
+        (apps[1].repository, "1.1.0"),
+        (apps[0].repository, "1.2.0"),
+    ):
         registry.push(repo, tag, content=f"{repo}:{tag}".encode())
         result = step(1)
         assert result.releases == [] and result.commit is None
@@ -531,7 +579,9 @@ def test_plan_and_explain_give_reasons_and_never_commit(registry, bare_remote, t
     assert plan["commit"] is None and [r["version"] for r in plan["releases"]] == ["1.0.0"]
     [trigger] = plan["triggers"]
     assert {k: trigger[k] for k in ("trigger", "channel", "release", "reason", "changes")} == {
-        "trigger": "shop-images", "channel": "stable", "release": "1.0.0",
+        "trigger": "shop-images",
+        "channel": "stable",
+        "release": "1.0.0",
         "reason": "new version of api 1.4.0",
         "changes": [{"package": "api", "from": None, "to": "1.4.0"}],
     }
@@ -580,8 +630,9 @@ def test_dry_run_does_not_disturb_the_settle_window(registry, bare_remote, in_pr
 
 def test_plan_json_lists_rejected_candidates_with_reasons(registry, bare_remote, tmp_path):
     remote = _prerelease_repo(registry, bare_remote)
-    proc = run_cli("plan", "--repo", remote.url, "--work-dir", str(tmp_path / "w"),
-                   "--format", "json")
+    proc = run_cli(
+        "plan", "--repo", remote.url, "--work-dir", str(tmp_path / "w"), "--format", "json"
+    )
     trigger = json.loads(proc.stdout)["triggers"][0]
     api = trigger["packages"]["api"]
     assert api["chosen"] == "1.4.0"

@@ -190,17 +190,21 @@ def test_bad_config_exits_1_with_location_and_commits_nothing(
 
 def test_validate_command_reports_every_problem(tmp_path):
     files = config_files("https://registry.example.com", [AppSpec("api", "a/api", "x/api")])
-    files["projects/shop/project.yaml"] = files["projects/shop/project.yaml"].replace(
-        "lifecycle: standard", "lifecycle: standrd"
-    ).replace("feed: reg", "feed: nope")
+    files["projects/shop/project.yaml"] = (
+        files["projects/shop/project.yaml"]
+        .replace("lifecycle: standard", "lifecycle: standrd")
+        .replace("feed: reg", "feed: nope")
+    )
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     proc = run_cli("validate", str(tmp_path))
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
-    assert "projects/shop/project.yaml:4: lifecycle: unknown lifecycle 'standrd' "\
+    assert (
+        "projects/shop/project.yaml:4: lifecycle: unknown lifecycle 'standrd' "
         "(did you mean 'standard'?)" in lines
+    )
     assert "projects/shop/project.yaml:7: packages[0].feed: unknown feed 'nope'" in lines
     assert lines[-1] == "2 problem(s) found"
 
@@ -220,8 +224,13 @@ def test_progress_is_reported_per_repository(registry, bare_remote, tmp_path):
         registry.push(app.repository, "1.0.0")
     remote = bare_remote(seed=config_files(registry.url, apps))
     seen: list[tuple[int, int]] = []
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w",
-                                        progress=lambda done, total: seen.append((done, total))))
+    reconciler = Reconciler(
+        PassOptions(
+            repo_url=remote.url,
+            work_dir=tmp_path / "w",
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    )
     try:
         reconciler.run_pass(dry_run=True)
     finally:

@@ -136,6 +136,38 @@ def test_push_rejected_when_remote_moved_then_retry_keeps_other_commit(
     assert remote.subjects() == ["bot edit", "human edit", "initial"]
 
 
+@pytest.mark.parametrize(
+    ("human_change", "rebased"),
+    [
+        ({"docs/notes.md": "notes\n"}, True),
+        ({"deploy/app/kustomization.yaml": "images: [x]\n"}, False),
+        # A rename out of a guarded folder changes that folder: with rename
+        # detection git would list only the new (unguarded) path.
+        ({"deploy/app/kustomization.yaml": None, "docs/kustomization.yaml": "images: []\n"}, False),
+    ],
+    ids=["unrelated", "guarded-edit", "renamed-out-of-guarded"],
+)
+def test_rebase_if_unrelated_only_over_unguarded_changes(
+    bare_remote: MakeRemote, worktrees, human_change: dict[str, str | None], rebased: bool
+) -> None:
+    remote = bare_remote(seed=SEED)
+    tree = worktrees(remote.url)
+    tree.sync()
+    human = remote.human_commit(human_change, "human edit")
+    (tree.root / "bot.txt").write_text("bot\n")
+    ours = tree.commit("bot edit")
+    with pytest.raises(PushRejected):
+        tree.push()
+
+    assert tree.rebase_if_unrelated(lambda path: path.startswith("deploy/")) is rebased
+    if rebased:
+        tree.push()
+        assert remote.subjects() == ["bot edit", "human edit", "initial"]
+    else:
+        assert tree.head() == ours  # left alone: the caller re-plans
+        assert remote.head() == human
+
+
 def test_two_writers_racing_both_land_without_force(bare_remote: MakeRemote, worktrees) -> None:
     remote = bare_remote(seed=SEED)
     trees = [worktrees(remote.url, name=f"writer{i}") for i in range(2)]

@@ -50,11 +50,18 @@ def _project(registry, helm_http_repo, helm_chart_factory, helm):
     for version in ("0.1.0", "0.2.0", "0.3.0-rc.1"):
         helm_http_repo.add_chart(helm_chart_factory("demo", version))
     helm_http_repo.index_charts(helm)
-    rules = ('      - {packages: [api], range: ">=1.0.0", prerelease: "^$"}\n'
-             '      - {packages: [chart], prerelease: "^$"}\n')
-    files = config_files(registry.url, apps, envs=("dev",), rules=rules,
-                         lifecycle="apiVersion: reconciler.dev/v1\nkind: Lifecycle\n"
-                         "name: standard\nphases:\n  - {name: dev, environments: [dev]}\n")
+    rules = (
+        '      - {packages: [api], range: ">=1.0.0", prerelease: "^$"}\n'
+        '      - {packages: [chart], prerelease: "^$"}\n'
+    )
+    files = config_files(
+        registry.url,
+        apps,
+        envs=("dev",),
+        rules=rules,
+        lifecycle="apiVersion: reconciler.dev/v1\nkind: Lifecycle\n"
+        "name: standard\nphases:\n  - {name: dev, environments: [dev]}\n",
+    )
     files["feeds/charts.yaml"] = (
         "apiVersion: reconciler.dev/v1\nkind: Feed\nname: charts\ntype: helm\n"
         f"url: {helm_http_repo.url}\ninsecure: true\n"
@@ -75,7 +82,8 @@ def _project(registry, helm_http_repo, helm_chart_factory, helm):
     )
     files["projects/shop/project.yaml"] = project
     files["projects/shop/triggers.yaml"] = files["projects/shop/triggers.yaml"].replace(
-        "sources: [api]", "sources: [api, chart]")
+        "sources: [api]", "sources: [api, chart]"
+    )
     kustomization = "deploy/shop/overlays/dev/kustomization.yaml"
     files[kustomization] += (
         "helmCharts:\n"
@@ -117,9 +125,18 @@ def test_mixed_project_releases_image_and_chart_together_and_kustomize_builds(
     (co / overlay / "helmrelease.yaml").unlink()  # not kustomize resources in this overlay
     (co / overlay / "application.yaml").unlink()
     out = subprocess.run(
-        ["kubectl", "kustomize", "--enable-helm", "--helm-command", str(helm.binary),
-         str(co / overlay)],
-        capture_output=True, text=True, env=helm.env(), check=False,
+        [
+            "kubectl",
+            "kustomize",
+            "--enable-helm",
+            "--helm-command",
+            str(helm.binary),
+            str(co / overlay),
+        ],
+        capture_output=True,
+        text=True,
+        env=helm.env(),
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert "helm.sh/chart: demo-0.2.0" in out.stdout

@@ -37,12 +37,16 @@ DEV = "deploy/shop/overlays/dev/kustomization.yaml"
 def _hand_edit(remote, tag: str) -> str:
     text = remote.show(DEV) + "\n"
     lines = [
-        (line.split("newTag:")[0] + f"newTag: {tag}  # hotfix by hand") if "newTag:" in line
+        (line.split("newTag:")[0] + f"newTag: {tag}  # hotfix by hand")
+        if "newTag:" in line
         else line
         for line in text.splitlines()
     ]
-    return remote.human_commit({DEV: "\n".join(lines) + "\n"}, "hotfix: pin api by hand",
-                               author=("Dana Ops", "dana@example.com"))
+    return remote.human_commit(
+        {DEV: "\n".join(lines) + "\n"},
+        "hotfix: pin api by hand",
+        author=("Dana Ops", "dana@example.com"),
+    )
 
 
 def test_drift_default_pins_and_respects_the_human(registry, bare_remote, tmp_path):
@@ -86,8 +90,9 @@ def test_drift_report_changes_nothing(registry, bare_remote, tmp_path):
     head = _hand_edit(remote, "0.0.1")
     out = _once(remote, work)
     assert remote.head() == head
-    assert any(w["environment"] == "dev" and w["reason"].startswith("drift:")
-               for w in out["waiting"])
+    assert any(
+        w["environment"] == "dev" and w["reason"].startswith("drift:") for w in out["waiting"]
+    )
 
 
 def test_hand_promotion_matching_a_release_is_recorded(registry, bare_remote, tmp_path):
@@ -98,8 +103,11 @@ def test_hand_promotion_matching_a_release_is_recorded(registry, bare_remote, tm
     registry.push(apps[0].repository, "1.1.0")
     _once(remote, work)  # 1.0.1 -> dev, 1.0.0 -> staging
     prod = "deploy/shop/overlays/prod/kustomization.yaml"
-    remote.human_commit({prod: remote.show(prod).replace("newTag: 0.0.0", "newTag: 1.0.0")
-                         + "\n"}, "promote prod by hand", author=("Rev Iewer", "rev@example.com"))
+    remote.human_commit(
+        {prod: remote.show(prod).replace("newTag: 0.0.0", "newTag: 1.0.0") + "\n"},
+        "promote prod by hand",
+        author=("Rev Iewer", "rev@example.com"),
+    )
     out = _once(remote, work)
     assert out["commit"] is not None
     state = remote.show("state/shop.yaml")
@@ -120,31 +128,35 @@ def test_no_automatic_downgrade_when_tags_disappear_or_work_dir_is_lost(
     for _ in range(3):
         out = _once(remote, work)
         assert out["releases"] == []
-        assert ("dev", "1.0.0") not in [(p["environment"], p["release"])
-                                        for p in out["promotions"]]
+        assert ("dev", "1.0.0") not in [(p["environment"], p["release"]) for p in out["promotions"]]
     assert "newTag: 1.5.0" in remote.show(DEV)
 
 
 @pytest.mark.parametrize("passes", [6])
-def test_idle_passes_make_no_commit_and_no_push(registry, bare_remote, git_http_server,
-                                                tmp_path, passes):
+def test_idle_passes_make_no_commit_and_no_push(
+    registry, bare_remote, git_http_server, tmp_path, passes
+):
     apps = [AppSpec("api", f"idle{uuid.uuid4().hex[:8]}/api", "example.com/shop/api")]
     registry.push(apps[0].repository, "1.0.0")
     remote = git_http_server.create_repo("idle", seed=config_files(registry.url, apps))
-    env = {"RECONCILER_GIT_USERNAME": git_http_server.username,
-           "RECONCILER_GIT_PASSWORD": git_http_server.password}
+    env = {
+        "RECONCILER_GIT_USERNAME": git_http_server.username,
+        "RECONCILER_GIT_PASSWORD": git_http_server.password,
+    }
     work = tmp_path / "w"
     for _ in range(3):  # release, dev, staging: then everything is settled
         run_cli("once", "--repo", remote.url, "--work-dir", str(work), env=env)
     head = remote.head()
-    pushes_before = sum(r.path.endswith("git-receive-pack")
-                        for r in git_http_server.requests_for(remote))
+    pushes_before = sum(
+        r.path.endswith("git-receive-pack") for r in git_http_server.requests_for(remote)
+    )
     for _ in range(passes):
         proc = run_cli("once", "--repo", remote.url, "--work-dir", str(work), "--json", env=env)
         assert json.loads(proc.stdout)["commit"] is None
     assert remote.head() == head
-    pushes_after = sum(r.path.endswith("git-receive-pack")
-                       for r in git_http_server.requests_for(remote))
+    pushes_after = sum(
+        r.path.endswith("git-receive-pack") for r in git_http_server.requests_for(remote)
+    )
     assert pushes_after == pushes_before  # not even an empty push
 
 
@@ -156,8 +168,10 @@ def test_idle_passes_send_one_tag_list_request_per_repository_and_nothing_else(
     from tests.reliability.faultproxy import FaultProxy
 
     ns = f"frugal{uuid.uuid4().hex[:8]}"
-    apps = [AppSpec("api", f"{ns}/api", "example.com/shop/api"),
-            AppSpec("web", f"{ns}/web", "example.com/shop/web")]
+    apps = [
+        AppSpec("api", f"{ns}/api", "example.com/shop/api"),
+        AppSpec("web", f"{ns}/web", "example.com/shop/web"),
+    ]
     for app in apps:
         registry.push(app.repository, "1.0.0")
     with FaultProxy(registry.url) as proxy:  # a counting proxy here: no faults set
@@ -174,8 +188,10 @@ def test_idle_passes_send_one_tag_list_request_per_repository_and_nothing_else(
     assert remote.head() == head
     tag_lists = [r for r in requests if r[1].split("?")[0].endswith("/tags/list")]
     others = [r for r in requests if r not in tag_lists]
-    print(f"idle passes: {idle}, requests: {len(requests)} "
-          f"({len(tag_lists)} tags/list, {len(others)} other)")
+    print(
+        f"idle passes: {idle}, requests: {len(requests)} "
+        f"({len(tag_lists)} tags/list, {len(others)} other)"
+    )
     assert sorted(tag_lists) == sorted(
         ("GET", f"/v2/{app.repository}/tags/list") for app in apps for _ in range(idle)
     )

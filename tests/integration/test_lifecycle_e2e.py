@@ -23,8 +23,9 @@ def _once(remote, work):
 
 
 def _cli(remote, work, *args):
-    return run_cli(*args, "--repo", remote.url, "--work-dir", str(work),
-                   env={"RECONCILER_ACTOR": "alice"})
+    return run_cli(
+        *args, "--repo", remote.url, "--work-dir", str(work), env={"RECONCILER_ACTOR": "alice"}
+    )
 
 
 def test_release_flows_to_staging_waits_for_prod_then_promote_block_rollback(
@@ -38,8 +39,9 @@ def test_release_flows_to_staging_waits_for_prod_then_promote_block_rollback(
     assert [(p["environment"], p["release"]) for p in out["promotions"]] == [("staging", "1.0.0")]
     out = _once(remote, work)
     assert out["commit"] is None  # prod is manual: nothing happens by itself
-    assert {"project": "shop", "environment": "prod", "reason": "manual approval pending"} in \
-        out["waiting"]
+    assert {"project": "shop", "environment": "prod", "reason": "manual approval pending"} in out[
+        "waiting"
+    ]
 
     # status shows the wait
     status = _cli(remote, work, "status", "shop")
@@ -53,7 +55,8 @@ def test_release_flows_to_staging_waits_for_prod_then_promote_block_rollback(
     assert "Promoted-By: alice" in trailers and "Environment: prod" in trailers
     co = checkout(remote.path, tmp_path / "co1")
     assert kustomize_images(co / "deploy/shop/overlays/prod") == {
-        "api": "example.com/shop/api:1.0.0"}
+        "api": "example.com/shop/api:1.0.0"
+    }
 
     # promoting again is refused with the reason, nothing committed
     head = remote.head()
@@ -84,7 +87,8 @@ def test_release_flows_to_staging_waits_for_prod_then_promote_block_rollback(
     assert proc.returncode == 0, proc.stderr
     co = checkout(remote.path, tmp_path / "co2")
     assert kustomize_images(co / "deploy/shop/overlays/dev") == {
-        "api": "example.com/shop/api:1.0.0"}
+        "api": "example.com/shop/api:1.0.0"
+    }
     # automatic promotion does not undo a rollback
     assert _once(remote, work)["promotions"] == []
 

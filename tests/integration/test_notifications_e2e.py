@@ -35,14 +35,20 @@ def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
         f"url: {registry_basic.url}\ninsecure: true\n"
         "credentials: {usernameEnv: REG_USER, passwordEnv: REG_PASSWORD}\n"
     )
-    other = config_files(registry_basic.url, [AppSpec("worker", f"{ns}/worker", "x/worker")],
-                         project="billing")
+    other = config_files(
+        registry_basic.url, [AppSpec("worker", f"{ns}/worker", "x/worker")], project="billing"
+    )
     for name, text in other.items():
         if name.startswith(("projects/billing", "deploy/billing")):
             files[name] = text.replace("feed: reg", "feed: locked")
     remote = bare_remote(seed=files)
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w",
-                                        notify_transport=httpx.MockTransport(slack)))
+    reconciler = Reconciler(
+        PassOptions(
+            repo_url=remote.url,
+            work_dir=tmp_path / "w",
+            notify_transport=httpx.MockTransport(slack),
+        )
+    )
     try:
         for _ in range(4):
             reconciler.run_pass()

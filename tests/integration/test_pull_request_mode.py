@@ -33,9 +33,13 @@ class FakeGitHub:
             body = json.loads(request.content)
             number = len(self.pulls) + 1
             pull = {
-                "number": number, "state": "open", "title": body["title"], "merged_at": None,
+                "number": number,
+                "state": "open",
+                "title": body["title"],
+                "merged_at": None,
                 "html_url": f"https://github.com/acme/config/pull/{number}",
-                "head": {"ref": body["head"]}, "base": {"ref": body["base"]},
+                "head": {"ref": body["head"]},
+                "base": {"ref": body["base"]},
             }
             self.pulls.append(pull)
             return httpx.Response(201, json=pull)
@@ -53,10 +57,15 @@ def _merge(remote, branch: str, tmp_path) -> None:
     """What the Git host does when a reviewer merges: a merge commit on main."""
     clone = tmp_path / f"merge-{uuid.uuid4().hex[:6]}"
     run_git("clone", "-q", str(remote.path), str(clone))
-    env = {"GIT_AUTHOR_NAME": "Rev Iewer", "GIT_AUTHOR_EMAIL": "rev@example.com",
-           "GIT_COMMITTER_NAME": "Rev Iewer", "GIT_COMMITTER_EMAIL": "rev@example.com"}
-    run_git("merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}",
-            cwd=clone, env=env)
+    env = {
+        "GIT_AUTHOR_NAME": "Rev Iewer",
+        "GIT_AUTHOR_EMAIL": "rev@example.com",
+        "GIT_COMMITTER_NAME": "Rev Iewer",
+        "GIT_COMMITTER_EMAIL": "rev@example.com",
+    }
+    run_git(
+        "merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}", cwd=clone, env=env
+    )
     run_git("push", "-q", "origin", "HEAD:main", cwd=clone)
 
 
@@ -72,10 +81,12 @@ def test_prod_promotion_is_a_pull_request_and_the_merge_is_the_approval(
     )
     remote = bare_remote(seed=files)
     github = FakeGitHub()
-    host = host_for("https://github.com/acme/config", env={"RECONCILER_GIT_TOKEN": "t0ken"},
-                    transport=httpx.MockTransport(github.handle))
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w",
-                                        pr_host=host))
+    host = host_for(
+        "https://github.com/acme/config",
+        env={"RECONCILER_GIT_TOKEN": "t0ken"},
+        transport=httpx.MockTransport(github.handle),
+    )
+    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w", pr_host=host))
     try:
         reconciler.run_pass()  # 1.0.0 -> dev
         reconciler.run_pass()  # 1.0.0 -> staging
@@ -83,8 +94,9 @@ def test_prod_promotion_is_a_pull_request_and_the_merge_is_the_approval(
         assert [p["action"] for p in result.pull_requests] == ["opened"]
         branch = "promote/shop/prod/1.0.0"
         assert github.pulls[0]["head"]["ref"] == branch
-        assert "newTag: 1.0.0" in remote.show("deploy/shop/overlays/prod/kustomization.yaml",
-                                               ref=branch)
+        assert "newTag: 1.0.0" in remote.show(
+            "deploy/shop/overlays/prod/kustomization.yaml", ref=branch
+        )
         assert "newTag: 0.0.0" in remote.show("deploy/shop/overlays/prod/kustomization.yaml")
 
         # the next pass keeps the open PR: no duplicate branch or pull request

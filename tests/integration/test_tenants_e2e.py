@@ -34,8 +34,9 @@ def _once(remote, work):
 
 
 def _cli(remote, work, *args):
-    return run_cli(*args, "--repo", remote.url, "--work-dir", str(work),
-                   env={"RECONCILER_ACTOR": "alice"})
+    return run_cli(
+        *args, "--repo", remote.url, "--work-dir", str(work), env={"RECONCILER_ACTOR": "alice"}
+    )
 
 
 def test_each_tenant_is_promoted_on_its_own_through_the_same_phases(
@@ -62,9 +63,11 @@ def test_each_tenant_is_promoted_on_its_own_through_the_same_phases(
     assert "Environment: prod@acme" in remote.log_format("%(trailers:only,unfold)")
     co = checkout(remote.path, tmp_path / "co1")
     assert kustomize_images(co / "deploy/shop/overlays/prod-acme") == {
-        "api": "example.com/shop/api:1.0.0"}
+        "api": "example.com/shop/api:1.0.0"
+    }
     assert kustomize_images(co / "deploy/shop/overlays/prod-globex") == {
-        "api": "example.com/shop/api:0.0.0"}  # the other tenant has not moved
+        "api": "example.com/shop/api:0.0.0"
+    }  # the other tenant has not moved
 
     status = _cli(remote, work, "status", "shop", "--json")
     assert status.returncode == 0, status.stderr
@@ -101,8 +104,10 @@ def test_tenant_config_errors_name_the_tenant(tmp_path):
         raise AssertionError("config accepted")
     assert any(
         p.startswith("projects/shop/project.yaml:")
-        and p.endswith("environments.prod.tenants.globex.overlay: overlay "
-                       "'deploy/shop/overlays/prod-globex' has no kustomization.yaml")
+        and p.endswith(
+            "environments.prod.tenants.globex.overlay: overlay "
+            "'deploy/shop/overlays/prod-globex' has no kustomization.yaml"
+        )
         for p in problems
     ), problems
     assert any(

@@ -47,28 +47,48 @@ def test_published_schema_copy_is_current():
 @pytest.mark.parametrize(
     ("file", "text", "expected"),
     [
-        ("feeds/x.yaml", "apiVersion: reconciler.dev/v1\nkind: Feed\nname: x\ntype: oci\n"
-         "url: u\nlimts: {}\n", "feeds/x.yaml:6: limts: unknown field 'limts' "
-         "(did you mean 'limits'?)"),
-        ("feeds/x.yaml", "apiVersion: reconciler.dev/v1\nkind: Feed\nname: x\ntype: oci\n"
-         "url: u\nurl: v\n", "feeds/x.yaml:6: invalid YAML: found duplicate key \"url\" with "
-         "value \"v\" (original value: \"u\")"),
-        ("feeds/x.yaml", "apiVersion: reconciler.dev/v1\nkind: Feed\nname: ../x\ntype: oci\n"
-         "url: u\n", "feeds/x.yaml:3: name: '../x' is not a valid name (lower-case letters, "
-         "digits, '.', '_', '-'; used in file paths)"),
-        ("feeds/x.yaml", "apiVersion: reconciler.dev/v1\nkind: Feed\nname: x\ntype: oci\n"
-         "url: u\ntimeout: soon\n", "feeds/x.yaml:6: timeout: 'soon' is not a duration "
-         "(use e.g. 90s, 2m, 1h30m)"),
-        ("feeds/x.yaml", "apiVersion: reconciler.dev/v1\nkind: Fed\nname: x\n",
-         "feeds/x.yaml:2: kind: unknown kind 'Fed' (did you mean 'Feed'?); expected one of "
-         "Feed, Lifecycle, Project, Settings, Trigger"),
-        ("triggers/t.yaml", "apiVersion: reconciler.dev/v1\nkind: Trigger\nname: t\n"
-         "project: shop\nchannel: stabel\nsources: [api]\n",
-         "triggers/t.yaml:5: channel: unknown channel 'stabel' in project 'shop'"),
-        ("lifecycles/l.yaml", "apiVersion: reconciler.dev/v1\nkind: Lifecycle\nname: l\n"
-         "phases:\n  - {name: a, environments: [dev, dev2], minimumEnvironments: 3}\n",
-         "lifecycles/l.yaml:5: phases[0].minimumEnvironments: 3 is more than the phase's "
-         "2 environments"),
+        (
+            "feeds/x.yaml",
+            "apiVersion: reconciler.dev/v1\nkind: Feed\nname: x\ntype: oci\nurl: u\nlimts: {}\n",
+            "feeds/x.yaml:6: limts: unknown field 'limts' (did you mean 'limits'?)",
+        ),
+        (
+            "feeds/x.yaml",
+            "apiVersion: reconciler.dev/v1\nkind: Feed\nname: x\ntype: oci\nurl: u\nurl: v\n",
+            'feeds/x.yaml:6: invalid YAML: found duplicate key "url" with '
+            'value "v" (original value: "u")',
+        ),
+        (
+            "feeds/x.yaml",
+            "apiVersion: reconciler.dev/v1\nkind: Feed\nname: ../x\ntype: oci\nurl: u\n",
+            "feeds/x.yaml:3: name: '../x' is not a valid name (lower-case letters, "
+            "digits, '.', '_', '-'; used in file paths)",
+        ),
+        (
+            "feeds/x.yaml",
+            "apiVersion: reconciler.dev/v1\nkind: Feed\nname: x\ntype: oci\n"
+            "url: u\ntimeout: soon\n",
+            "feeds/x.yaml:6: timeout: 'soon' is not a duration (use e.g. 90s, 2m, 1h30m)",
+        ),
+        (
+            "feeds/x.yaml",
+            "apiVersion: reconciler.dev/v1\nkind: Fed\nname: x\n",
+            "feeds/x.yaml:2: kind: unknown kind 'Fed' (did you mean 'Feed'?); expected one of "
+            "Feed, Lifecycle, Project, Settings, Trigger",
+        ),
+        (
+            "triggers/t.yaml",
+            "apiVersion: reconciler.dev/v1\nkind: Trigger\nname: t\n"
+            "project: shop\nchannel: stabel\nsources: [api]\n",
+            "triggers/t.yaml:5: channel: unknown channel 'stabel' in project 'shop'",
+        ),
+        (
+            "lifecycles/l.yaml",
+            "apiVersion: reconciler.dev/v1\nkind: Lifecycle\nname: l\n"
+            "phases:\n  - {name: a, environments: [dev, dev2], minimumEnvironments: 3}\n",
+            "lifecycles/l.yaml:5: phases[0].minimumEnvironments: 3 is more than the phase's "
+            "2 environments",
+        ),
     ],
 )
 def test_problem_messages_are_exact(tmp_path, file, text, expected):
@@ -76,10 +96,14 @@ def test_problem_messages_are_exact(tmp_path, file, text, expected):
 
 
 def test_alias_bomb_and_huge_files_are_refused(tmp_path):
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n"
-        for i in range(8)
-    ) * 2
+    bomb = (
+        "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+            for i in range(8)
+        )
+        * 2
+    )
     problems = _problems(tmp_path, **{"feeds/bomb.yaml": bomb})
     assert any(p.startswith("feeds/bomb.yaml: too many YAML aliases") for p in problems)
     problems = _problems(tmp_path, **{"feeds/huge.yaml": "# x\n" * 300_000})
@@ -93,15 +117,19 @@ def test_deep_nesting_is_refused_with_its_line(tmp_path):
 
 
 def test_bad_rule_regex_is_a_config_error(tmp_path):
-    files = config_files("https://r.example.com", [AppSpec("api", "acme/api", "r/api")],
-                         rules='      - {prerelease: "(unclosed"}\n')
+    files = config_files(
+        "https://r.example.com",
+        [AppSpec("api", "acme/api", "r/api")],
+        rules='      - {prerelease: "(unclosed"}\n',
+    )
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, files))
     assert any("channels[0].rules[0]" in str(p) for p in info.value.problems)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("2m", 120), ("1h30m", 5400),
-                                                ("250ms", 0.25), (5, 5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("2m", 120), ("1h30m", 5400), ("250ms", 0.25), (5, 5)]
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 

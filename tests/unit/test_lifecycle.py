@@ -768,11 +768,15 @@ def test_project_lifecycle_expands_tenants_in_phases_and_freezes():
             Phase("dev", (PhaseEnvironment("dev"),)),
             Phase("prod", (PhaseEnvironment("prod", automatic=False),), minimum_environments=1),
         ),
-        freezes=(FreezeWindow("weekend", environments=("prod",), days=("sat",),
-                              start="00:00", end="24:00"),),
+        freezes=(
+            FreezeWindow(
+                "weekend", environments=("prod",), days=("sat",), start="00:00", end="24:00"
+            ),
+        ),
     )
-    project = Project("shop", "standard", (), (), {},
-                      tenants={"prod": ("prod@acme", "prod@globex")})
+    project = Project(
+        "shop", "standard", (), (), {}, tenants={"prod": ("prod@acme", "prod@globex")}
+    )
     expanded = project_lifecycle(lifecycle, project)
     assert [e.name for e in expanded.phases[1].environments] == ["prod@acme", "prod@globex"]
     assert not any(e.automatic for e in expanded.phases[1].environments)

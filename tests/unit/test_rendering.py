@@ -601,6 +601,39 @@ def test_invalid_yaml_is_a_render_error() -> None:
         )
 
 
+MARKED = 'tag: v0 # {"$reconciler": "p:a:tag"}\n'
+DEEP = MARKED + "images:\n- name: a\n  newTag: " + "[" * 5000 + "]" * 5000 + "\n"
+BOMB = MARKED + "a: &a [x, x]\n" + "".join(f"b{i}: *a\n" for i in range(150))
+TARGET_KINDS = {  # target kind -> the artifact kind it renders
+    "kustomize-images": "image",
+    "kustomize-helm": "chart",
+    "helmrelease": "chart",
+    "application": "chart",
+    "markers": "image",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TARGET_KINDS))
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (DEEP, "k: line 4: nesting deeper than 100 levels"),
+        (BOMB, "k: too many YAML aliases (>100): refusing a possible alias bomb"),
+    ],
+    ids=["deep", "alias-bomb"],
+)
+def test_hostile_target_files_are_render_errors_for_every_target_kind(
+    kind: str, text: str, message: str
+) -> None:
+    artifacts = [Artifact("a", TARGET_KINDS[kind], "a", "v1")]
+    with pytest.raises(RenderError) as read_error:
+        current_versions(kind, text, artifacts, project="p", file="k")
+    assert str(read_error.value) == message
+    with pytest.raises(RenderError) as render_error:
+        render(kind, text, artifacts, project="p", digest=False, file="k")
+    assert str(render_error.value) == message
+
+
 def test_read_kustomization_reports_values_as_written() -> None:
     state = read_kustomization((CORPUS / "kustomization-helmcharts.yaml").read_text(), file="k")
     assert state.charts == {"podinfo": Current("6.5.0"), "redis": Current("18.1.0")}
@@ -724,6 +757,7 @@ TEMPLATES = [
 @given(tag=TAGS, template=st.sampled_from(TEMPLATES))
 def test_any_valid_tag_reads_back_as_the_same_string(tag: str, template: str) -> None:
     import yaml as yaml11  # PyYAML (test extra): a YAML 1.1 reader, like go-yaml v2
+
     out = render_kustomization(template, [Artifact("a", "image", "a", tag)], digest=False, file="k")
     assert read_kustomization(out, file="k").images["a"].version == tag
     assert yamlio.load_one(out)["images"][0]["newTag"] == tag

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from reconciler import yamlio
 
@@ -18,8 +19,9 @@ scalars = st.one_of(
 )
 documents = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(text.filter(bool), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(text.filter(bool), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -61,3 +63,28 @@ def test_timestamps_stay_text():
 def test_refuses_what_the_reconciler_never_writes(text, message):
     with pytest.raises(ValueError, match=message):
         yamlio.load_one_fast(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: [" * 101 + "]" * 101 + "\n", (1, "nesting deeper than 100 levels")),
+        (
+            "a: &a [x]\n" + "".join(f"b{i}: *a\n" for i in range(101)),
+            (0, "too many YAML aliases (>100): refusing a possible alias bomb"),
+        ),
+        # YAML 1.2 that libyaml (1.1) refuses: decided by the pure-Python parser.
+        ("- {name: migrate, image: ghcr.io/acme/migrate:1.2.3}\n", None),
+        ("a: " + "[" * 99 + "]" * 99 + "\n", None),  # the root mapping is level 1
+    ],
+    ids=["too-deep", "alias-bomb", "colon-in-flow-scalar", "at-the-depth-limit"],
+)
+def test_limit_problem(text, problem):
+    assert yamlio.limit_problem(text) == problem
+    if problem is None:
+        yamlio.load_all(text)  # what passes the limits loads
+
+
+def test_limit_problem_lets_syntax_errors_through():
+    with pytest.raises(YAMLError):
+        yamlio.limit_problem("a: [\n")
