@@ -47,6 +47,7 @@ from reconciler.model import (
     Settings,
     Trigger,
     VersionRule,
+    project_lifecycle,
 )
 
 CONFIG_DIRS = ("feeds", "lifecycles", "projects", "triggers")
@@ -331,7 +332,8 @@ def _rule(d: Any) -> VersionRule:
 
 def _environments(name: str, data: Any) -> list[Environment]:
     """One environment, or with ``tenants`` one per tenant (``prod@acme``), each with its
-    own overlay and targets; promotion and onDrift default to the environment's."""
+    own overlay and targets (targets are per tenant: shared ones are refused by
+    validation); promotion and onDrift default to the environment's."""
 
     def make(env_name: str, e: Any, defaults: Any) -> Environment:
         return Environment(
@@ -546,6 +548,9 @@ def _check_project(
                 else "needs an overlay (or tenants, each with its overlay)"
             )
             out.at(doc, ["environments", name], message)
+        if has_tenants and data.get("targets"):
+            # Shared targets would have every tenant write the same files.
+            out.at(doc, ["environments", name, "targets"], "targets go on each tenant")
     for env in project.environments.values():
         if not env.overlay:
             continue  # reported above
@@ -582,6 +587,37 @@ def _check_project(
                         f"lifecycle {lc_name!r} phase {phase.name!r} uses environment "
                         f"{phase_env.name!r}, which this project does not map to an overlay",
                     )
+
+
+def _check_minimums(
+    docs: list[_Doc],
+    lifecycles: dict[str, Lifecycle],
+    projects: dict[str, Project],
+    out: _Collector,
+) -> None:
+    """``minimumEnvironments`` counts environments as each project deploys them (an
+    environment with tenants counts once per tenant), so it is checked per project."""
+    users: dict[str, list[Project]] = {}
+    for project in projects.values():
+        for name in {project.lifecycle, *(c.lifecycle for c in project.channels if c.lifecycle)}:
+            users.setdefault(name, []).append(project)
+    for doc in docs:
+        lifecycle = lifecycles.get(doc.data["name"])
+        if lifecycle is None or lifecycles.get(lifecycle.name) is not lifecycle:
+            continue  # a duplicate name: reported elsewhere
+        reported: set[str] = set()
+        for project in users.get(lifecycle.name) or [None]:
+            followed = lifecycle if project is None else project_lifecycle(lifecycle, project)
+            for pi, phase in enumerate(followed.phases):
+                minimum, count = phase.minimum_environments, len(phase.environments)
+                if minimum is None or minimum <= count:
+                    continue
+                message = f"{minimum} is more than the phase's {count} environments"
+                if project is not None and count != len(lifecycle.phases[pi].environments):
+                    message += f" (tenants of project {project.name!r} included)"
+                if message not in reported:
+                    reported.add(message)
+                    out.at(doc, ["phases", pi, "minimumEnvironments"], message)
 
 
 def _config_files(root: Path) -> list[Path]:
@@ -704,18 +740,12 @@ def _load(root: Path, *, fast: bool) -> Config:
                         f"environment {env_name!r} appears in more than one phase",
                     )
                 seen_envs.add(env_name)
-            minimum = phase.get("minimumEnvironments")
-            if minimum is not None and minimum > len(phase["environments"]):
-                out.at(
-                    lc_doc,
-                    ["phases", pi, "minimumEnvironments"],
-                    f"{minimum} is more than the phase's {len(phase['environments'])} environments",
-                )
     projects: dict[str, Project] = {}
     for doc in _unique(by_kind["Project"], "project", out):
         project = _project(doc, feeds)
         _check_project(project, doc, root, feeds, lifecycles, out)
         projects[project.name] = project
+    _check_minimums(by_kind["Lifecycle"], lifecycles, projects, out)
     triggers: dict[str, Trigger] = {}
     for doc in _unique(by_kind["Trigger"], "trigger", out):
         trigger = _trigger(doc)

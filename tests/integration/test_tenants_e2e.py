@@ -90,7 +90,8 @@ def test_tenant_config_errors_name_the_tenant(tmp_path):
     files["projects/shop/project.yaml"] = files["projects/shop/project.yaml"].replace(
         "  dev:\n    overlay: deploy/shop/overlays/dev\n",
         "  dev:\n    overlay: deploy/shop/overlays/dev\n    tenants:\n"
-        "      x:\n        overlay: deploy/shop/overlays/dev\n",
+        "      x:\n        overlay: deploy/shop/overlays/dev\n"
+        "    targets: [{kind: markers, file: deploy/shop/values.yaml}]\n",
     )
     for name, text in files.items():
         path = tmp_path / name
@@ -114,3 +115,48 @@ def test_tenant_config_errors_name_the_tenant(tmp_path):
         p.endswith("environments.dev: give either an overlay or tenants, not both")
         for p in problems
     ), problems
+    assert any(
+        p.endswith("environments.dev.targets: targets go on each tenant") for p in problems
+    ), problems
+
+
+def test_minimum_environments_counts_tenants_per_project(tmp_path):
+    from reconciler.config import load_config
+    from reconciler.errors import ConfigError
+
+    def load(files: dict[str, str], folder: str) -> list[str]:
+        for name, text in files.items():
+            path = tmp_path / folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        try:
+            load_config(tmp_path / folder)
+        except ConfigError as error:
+            return [str(p) for p in error.problems]
+        return []
+
+    apps = [AppSpec("api", "acme/api", "r/api")]
+    files = _tenant_files("https://r.example.com", apps)
+    minimum = "environments: [prod], minimumEnvironments: 2,"
+    files["lifecycles/standard.yaml"] = files["lifecycles/standard.yaml"].replace(
+        "environments: [prod],", minimum
+    )
+    assert minimum in files["lifecycles/standard.yaml"]
+    # prod stands for two tenants in this project: two of them is a valid minimum ...
+    assert load(files, "tenanted") == []
+
+    # ... but not for a project that deploys prod once.
+    plain = config_files("https://r.example.com", apps)
+    plain["lifecycles/standard.yaml"] = files["lifecycles/standard.yaml"]
+    assert load(plain, "plain") == [
+        "lifecycles/standard.yaml:7: phases[2].minimumEnvironments: "
+        "2 is more than the phase's 1 environments"
+    ]
+
+    files["lifecycles/standard.yaml"] = files["lifecycles/standard.yaml"].replace(
+        "minimumEnvironments: 2", "minimumEnvironments: 3"
+    )
+    assert load(files, "too-many") == [
+        "lifecycles/standard.yaml:7: phases[2].minimumEnvironments: "
+        "3 is more than the phase's 2 environments (tenants of project 'shop' included)"
+    ]
