@@ -603,18 +603,19 @@ def _check_minimums(
             users.setdefault(name, []).append(project)
     for doc in docs:
         lifecycle = lifecycles.get(doc.data["name"])
-        if lifecycle is None or lifecycles.get(lifecycle.name) is not lifecycle:
-            continue  # a duplicate name: reported elsewhere
+        if lifecycle is None or lifecycle.location != Location(doc.file, yamlio.position(doc.data)):
+            continue  # a second lifecycle of that name: reported as a duplicate
         reported: set[str] = set()
-        for project in users.get(lifecycle.name) or [None]:
-            followed = lifecycle if project is None else project_lifecycle(lifecycle, project)
+        followers: list[Project | None] = list(users.get(lifecycle.name, ())) or [None]
+        for follower in followers:
+            followed = lifecycle if follower is None else project_lifecycle(lifecycle, follower)
             for pi, phase in enumerate(followed.phases):
                 minimum, count = phase.minimum_environments, len(phase.environments)
                 if minimum is None or minimum <= count:
                     continue
                 message = f"{minimum} is more than the phase's {count} environments"
-                if project is not None and count != len(lifecycle.phases[pi].environments):
-                    message += f" (tenants of project {project.name!r} included)"
+                if follower is not None and count != len(lifecycle.phases[pi].environments):
+                    message += f" (tenants of project {follower.name!r} included)"
                 if message not in reported:
                     reported.add(message)
                     out.at(doc, ["phases", pi, "minimumEnvironments"], message)

@@ -8,11 +8,15 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options
+
+if TYPE_CHECKING:  # imported lazily at run time: `reconciler --help` stays fast
+    from reconciler.loop import Backoff, PassOutcome, PassRequest
+    from reconciler.reconcile import Reconciler
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -50,6 +54,37 @@ def touched_projects(config: Any, repositories: frozenset[str]) -> set[str]:
             ):
                 touched.add(project.name)
     return touched
+
+
+def sidecar_pass(
+    reconciler: Reconciler, backoff: Backoff, credential_files: set[str], request: PassRequest
+) -> PassOutcome:
+    """One pass of the sidecar loop, as ``request`` asks."""
+    from reconciler.loop import PassOutcome
+
+    if credential_files & request.changed_paths:
+        # A rotated credential: feeds refused with the old one are retried at once.
+        # Other events (commits, webhooks, the timer) keep each feed's backoff, so a
+        # failing registry is not hammered and a Retry-After is never cut short.
+        backoff.reset()
+    only = None
+    config = reconciler.last_config
+    if not request.full and request.repositories and config is not None:
+        only = touched_projects(config, request.repositories) or None
+    result = reconciler.run_pass(only_projects=only, recheck=request.repositories)
+    errors = [f"{k}: {v}" for k, v in result.feed_errors.items()]
+    if result.config_error:
+        errors.append(f"config invalid: {len(result.config_error.problems)} problem(s)")
+    if result.git_error:
+        errors.append(f"git: {result.git_error}")
+    return PassOutcome(
+        ok=result.config_error is None and result.git_error is None,
+        releases_created=len(result.releases) if result.pushed else 0,
+        promotions=len(result.promotions) if result.pushed else 0,
+        errors=tuple(errors),
+        duration=result.duration,
+        repo_reachable=result.git_error is None,
+    )
 
 
 @click.command("run", help=__doc__)
@@ -102,8 +137,6 @@ def command(
     from reconciler.loop import (
         Backoff,
         ConfigChanged,
-        PassOutcome,
-        PassRequest,
         install_signal_handlers,
         run_loop,
         watch_paths,
@@ -126,6 +159,11 @@ def command(
         backoff=backoff,
         shard=Shard.parse(shard) if shard else None,
     )
+    # Serve /healthz before the first clone, which can take a while on a big repo;
+    # /readyz stays "not ready" until a pass succeeds.
+    health = Health(max_age=3 * (interval or 180.0) + 60)
+    server = ReconcilerServer(_listen(listen), on_event=events.put, health=health, metrics=metrics)
+    server.start()
     every = interval
     feed_files: list[str] = []  # feeds' passwordFile mounts, watched like the env-named ones
     try:
@@ -141,9 +179,9 @@ def command(
         pass
     if every is None:
         every = 180.0
-    health = Health(max_age=3 * every + 60)
-    server = ReconcilerServer(_listen(listen), on_event=events.put, health=health, metrics=metrics)
+    health.max_age = 3 * every + 60
     ref_files = set(local_branch_files(repo, reconciler.tree.branch))
+    credential_files = set(_watched_files(dict(os.environ)) + feed_files)
 
     def changed(path: str) -> None:
         # A config repository on this machine: a commit or push to its branch starts a
@@ -156,47 +194,26 @@ def command(
         events.put(ConfigChanged(path))
 
     watcher = watch_paths(
-        _watched_files(dict(os.environ))
-        + [p for p in feed_files if Path(p).exists()]
-        + sorted(ref_files),
+        sorted(p for p in credential_files if Path(p).exists()) + sorted(ref_files),
         changed,
     )
 
     def run_pass(request: PassRequest) -> PassOutcome:
-        if request.changed_paths:
-            backoff.reset()  # a rotated credential file: retry refused feeds at once
-        only = None
-        config = reconciler.last_config
-        if not request.full and request.repositories and config is not None:
-            only = touched_projects(config, request.repositories) or None
-        result = reconciler.run_pass(only_projects=only, recheck=request.repositories)
-        errors = [f"{k}: {v}" for k, v in result.feed_errors.items()]
-        if result.config_error:
-            errors.append(f"config invalid: {len(result.config_error.problems)} problem(s)")
-        if result.git_error:
-            errors.append(f"git: {result.git_error}")
-        return PassOutcome(
-            ok=result.config_error is None and result.git_error is None,
-            releases_created=len(result.releases) if result.pushed else 0,
-            promotions=len(result.promotions) if result.pushed else 0,
-            errors=tuple(errors),
-            duration=result.duration,
-            repo_reachable=result.git_error is None,
-        )
+        return sidecar_pass(reconciler, backoff, credential_files, request)
 
     try:
-        with server:
-            click.echo(f"reconciler: serving on {listen}, a pass every {every:.0f}s", err=True)
-            run_loop(
-                run_pass,
-                interval=every,
-                jitter=jitter,
-                stop=stop,
-                events=events,
-                health=health,
-                metrics=metrics,
-            )
+        click.echo(f"reconciler: serving on {listen}, a pass every {every:.0f}s", err=True)
+        run_loop(
+            run_pass,
+            interval=every,
+            jitter=jitter,
+            stop=stop,
+            events=events,
+            health=health,
+            metrics=metrics,
+        )
     finally:
         watcher.close()
+        server.close()
         reconciler.close()
     raise SystemExit(EXIT_OK)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from reconciler.webhooks import hmac_sha256_hex
 from tests.helpers.configrepo import AppSpec, config_files, run_cli
 from tests.helpers.gitserver import BareRemote
 from tests.helpers.registry import RegistryServer, _htpasswd_line, start_registry
+from tests.reliability.faultproxy import FaultProxy
 
 SECRET = "sidecar-webhook-secret-0123"
 HOUR = "3600"  # --interval: no timer-driven pass during a test
@@ -590,6 +592,31 @@ def test_a_rotated_credential_file_ends_the_backoff_of_a_rejected_feed(
         registry.stop()
 
 
+def test_only_a_credential_rotation_cuts_a_feeds_retry_after_short(
+    registry: RegistryServer,
+    start_sidecar: Callable[..., Sidecar],
+    bare_remote: Callable[..., BareRemote],
+) -> None:
+    """A registry that said 429 with Retry-After: 120 is left alone until then, even when
+    a commit to the config repository wakes a pass in between."""
+    with FaultProxy(registry.url) as proxy:
+        proxy.retry_after = "120"
+        proxy.set_fault(r"/tags/list", "429")
+        app, files = shop(proxy.url)
+        registry.push(app.repository, "1.0.0")
+        remote = bare_remote(seed=files)
+        sidecar = start_sidecar(remote)
+        sidecar.wait_passes(1)
+        assert proxy.hits["429"] >= 1
+        asked = list(proxy.requests)
+
+        remote.human_commit({"docs/notes.md": "a commit wakes a pass\n"}, "docs")
+        sidecar.wait_passes(2)
+        assert sidecar.messages("pass starting")[1]["msg"].startswith("pass starting: event")
+        assert proxy.requests == asked  # nothing sent before the Retry-After deadline
+        assert not release_on_remote(remote, "1.0.0")
+
+
 # ------------------------------------------------------------------- 5. /metrics
 
 
@@ -718,6 +745,30 @@ def test_a_push_to_a_repository_on_this_machine_starts_a_pass_without_a_webhook(
     sidecar.wait_passes(2)
     time.sleep(2)  # the release commit moved the branch too: that must not wake a pass
     assert sidecar.passes_finished() == 2, sidecar.text()
+
+
+def test_healthz_answers_while_the_first_clone_hangs(
+    start_sidecar: Callable[..., Sidecar],
+) -> None:
+    """The kubelet's liveness probe must not kill a sidecar whose first clone is slow:
+    /healthz is served before the clone starts, /readyz says why it is not ready."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel accepts; nobody ever answers
+        hung = SimpleNamespace(url=f"http://127.0.0.1:{listener.getsockname()[1]}/cfg.git")
+        sidecar = start_sidecar(hung)
+
+        def healthy() -> bool:
+            sidecar.assert_alive()
+            try:
+                return sidecar.client.get(f"{sidecar.url}/healthz").status_code == 200
+            except httpx.TransportError:
+                return False  # not listening yet
+
+        wait_until(healthy, 10, "/healthz 200 during the first clone")
+        ready = sidecar.client.get(f"{sidecar.url}/readyz")
+        assert ready.status_code == 503
+        assert sidecar.passes_finished() == 0  # still cloning
 
 
 # ------------------------------------------------------------------------- IPv6

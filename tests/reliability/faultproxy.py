@@ -13,7 +13,7 @@ Faults:
     ``500``           answer 500 with a JSON error body
     ``reset``         close the connection with a TCP RST before answering
     ``stall``         accept and say nothing for ``stall_seconds`` (past the client timeout)
-    ``429``           answer 429 Too Many Requests with ``Retry-After: 1``
+    ``429``           answer 429 Too Many Requests with ``Retry-After: <proxy.retry_after>`` (1)
     ``truncate``      forward, announce the full Content-Length, send half, close
     ``not-json``      200 with an HTML body labelled application/json
     ``content-type``  forward the real body but label it text/html
@@ -41,6 +41,7 @@ class FaultProxy:
         assert parts.hostname in ("127.0.0.1", "localhost", "::1"), "loopback only"
         self.upstream = (parts.hostname, parts.port or 80)
         self.stall_seconds = stall_seconds
+        self.retry_after = "1"  # seconds, as the 429 fault's Retry-After header says
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self._rules: list[tuple[re.Pattern[str], str]] = []
@@ -169,7 +170,11 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _fault_429(self, body: bytes) -> None:
             error = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
-            self._reply(429, [("Content-Type", "application/json"), ("Retry-After", "1")], error)
+            self._reply(
+                429,
+                [("Content-Type", "application/json"), ("Retry-After", proxy.retry_after)],
+                error,
+            )
 
         def _fault_truncate(self, body: bytes) -> None:
             status, headers, payload = self._forward(body)
