@@ -8,17 +8,18 @@ every change is a Git commit.
 
 import hashlib
 from pathlib import Path
-from types import ModuleType
 
 __version__ = "0.1.0"
 API_VERSION = "reconciler.dev/v1"
 
 
-def source_stamp(*modules: ModuleType) -> str:
-    """A hash of this version and the source of ``modules``: keys caches of results
-    those modules computed, so a changed module (even without a version bump, as in
-    development) never reuses a stale result."""
+def source_stamp(*modules: str) -> str:
+    """A hash of this version and the source of ``modules`` (names of this package's
+    modules, ``"selection"``): keys caches of results those modules computed, so a
+    changed module (even without a version bump, as in development) never reuses a
+    stale result. Modules are read as files, not imported."""
+    here = Path(__file__).parent
     digest = hashlib.sha256(__version__.encode())
     for module in modules:
-        digest.update(Path(str(module.__file__)).read_bytes())
+        digest.update((here / f"{module.replace('.', '/')}.py").read_bytes())
     return digest.hexdigest()

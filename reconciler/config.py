@@ -14,7 +14,6 @@ import hashlib
 import os
 import pickle
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -644,9 +643,12 @@ def _checked_paths(config: Config) -> list[str]:
 
 @functools.cache
 def _code_stamp() -> str:
-    from reconciler import model, source_stamp
+    """Every module whose code decides what a loaded Config holds or which problems a
+    config has: a change to any of them must not reuse a cached Config."""
+    from reconciler import source_stamp
 
-    return source_stamp(model, schema, sys.modules[__name__])
+    modules = ("config", "model", "schema", "errors", "freeze", "selection", "versions", "yamlio")
+    return source_stamp(*modules)
 
 
 def load_config_cached(root: Path, cache_file: Path) -> Config:

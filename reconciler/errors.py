@@ -21,7 +21,9 @@
 
 CLI exit codes (documented in the README):
     0 success, 1 config invalid / refused / usage problem, 2 CLI usage error
-    (click), 3 a feed failed (other work still done), 4 git failure, 70 internal error.
+    (click), 3 a feed failed (other work still done), 4 git failure, 5 a project
+    was skipped (one of its files cannot be read or edited; other projects were
+    still done), 70 internal error.
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ruamel.yaml.error import YAMLError
+
 from reconciler import records, yamlio
 from reconciler.config import load_config
-from reconciler.errors import PromotionRefused, PushRejected
+from reconciler.errors import PromotionRefused, PushRejected, ReconcilerError
 from reconciler.lifecycle import ReleaseState, check_manual, current_release
 from reconciler.model import Config, Deployment, Lifecycle, Project, Release, project_lifecycle
 
@@ -116,8 +118,12 @@ def read_pins(root: Path, project: str) -> dict[str, dict[str, str]]:
     if not folder.is_dir():
         return pins
     for path in sorted(folder.glob("*.yaml")):
-        data = yamlio.load_one_fast(path.read_text(encoding="utf-8")) or {}
-        pins[path.stem] = {str(k): str(v) for k, v in data.items() if v is not None}
+        try:
+            data = yamlio.load_one_fast(path.read_text(encoding="utf-8")) or {}
+            pins[path.stem] = {str(k): str(v) for k, v in data.items() if v is not None}
+        except (OSError, ValueError, AttributeError, YAMLError) as exc:
+            # Pins are edited by hand and by pull request: name the file.
+            raise ReconcilerError(f"pins/{project}/{path.name}: unreadable pin: {exc}") from exc
     return pins
 
 

@@ -88,6 +88,21 @@ def _guarded_paths(config: Config) -> _Guarded:
     return _Guarded(frozenset(files), tuple(folders))
 
 
+def _project_paths(project: Project) -> list[str]:
+    """Every file a pass may write for ``project``: its records, state, pins, overlays
+    and rendering targets."""
+    paths = [
+        f"releases/{project.name}/",
+        records.state_path(project.name),
+        f"pins/{project.name}/",
+    ]
+    for env in project.environments.values():
+        if env.overlay:
+            paths.append(posixpath.normpath(env.overlay) + "/")
+        paths.extend(posixpath.normpath(target.file) for target in env.targets)
+    return paths
+
+
 def _hook(step: str) -> None:
     if os.environ.get(HOOK_ENV) == step:
         os.kill(os.getpid(), 9)
@@ -156,6 +171,19 @@ class PassResult:
     proposals: list[tuple[str, str, str]] = field(default_factory=list)  # proj, env, release
     pull_requests: list[dict[str, Any]] = field(default_factory=list)  # opened/kept/closed
     drift: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, policy, why
+    project_errors: dict[str, str] = field(default_factory=dict)  # project -> why it was skipped
+
+    _PER_PROJECT = ("releases", "promotions", "decisions", "waiting", "files_changed",
+                    "adopted", "proposals", "drift")  # fmt: skip
+
+    def mark(self) -> dict[str, int]:
+        """Where each per-project list ends now (see :meth:`rewind`)."""
+        return {name: len(getattr(self, name)) for name in self._PER_PROJECT}
+
+    def rewind(self, mark: dict[str, int]) -> None:
+        """Forget what was added since ``mark``: a project that failed half-way."""
+        for name, length in mark.items():
+            del getattr(self, name)[length:]
 
     def to_json(self, *, candidates: bool = False) -> dict[str, Any]:
         """The pass as JSON; ``candidates`` adds each package's accepted and rejected
@@ -184,6 +212,7 @@ class PassResult:
             ],
             "waiting": [{"project": p, "environment": e, "reason": r} for p, e, r in self.waiting],
             "feedErrors": self.feed_errors,
+            "projectErrors": self.project_errors,
             "configErrors": [str(p) for p in self.config_error.problems]
             if self.config_error
             else [],
@@ -232,9 +261,7 @@ def _release_json(release: Release) -> dict[str, Any]:
 
 @functools.cache
 def _selection_stamp() -> str:
-    from reconciler import model, selection, versions
-
-    return source_stamp(model, selection, versions)
+    return source_stamp("model", "selection", "versions")
 
 
 class _SelectionCache:
@@ -463,9 +490,16 @@ class Reconciler:
         jobs: list[tuple[tuple[str, str], str, Any]] = []
         remembered = _SelectionCache(self.local.data.setdefault("selections", {}))
         for project in projects:
-            state = records.read_state(self.tree.root, project.name)
+            try:
+                state = records.read_state(self.tree.root, project.name)
+                previous_of = {
+                    channel: _previous_release(self.tree.root, project, channel, state)
+                    for channel in channel_of[project.name]
+                }
+            except ReconcilerError:
+                continue  # an unreadable record: the project is skipped (and says why) later
             for channel in sorted(channel_of[project.name]):
-                previous = _previous_release(self.tree.root, project, channel, state)
+                previous = previous_of[channel]
                 choices: dict[str, PackageChoice] = {}
                 for pkg in project.packages:
                     found = tags[(pkg.feed, pkg.repository)]
@@ -780,61 +814,98 @@ class Reconciler:
         write: bool,
     ) -> bool:
         """Plan releases and promotions on the current tree; write files. True if changed."""
-        root = self.tree.root
         changed = False
         for project in projects:
-            state = records.read_state(root, project.name)
-            changed |= self._observe(project, state, now, result, write=write)
-            existing = set(records.release_versions(root, project.name))
-            new_releases: dict[str, Release] = {}
-            for trigger in sorted(
-                (t for t in config.triggers.values() if t.project == project.name),
-                key=lambda t: t.name,
-            ):
-                per_package = choices.get((project.name, trigger.channel))
-                if per_package is None:
-                    continue
-                previous = _previous_release(root, project, trigger.channel, state, new_releases)
-                decision = plan_release(
-                    project,
-                    trigger,
-                    previous,
-                    per_package,
-                    existing,
-                    now,
-                    settle_state=self.local.settle(trigger.name),
-                )
-                result.decisions.append(decision)
-                release = decision.release
-                if release is None:
-                    continue
-                log.info(
-                    "release %s %s: %s",
-                    project.name,
-                    release.version,
-                    decision.reason,
-                    extra={"project": project.name, "release": release.version},
-                )
-                new_releases[release.version] = release
-                existing.add(release.version)
-                state.channels[release.channel] = release.version
-                state.remember(release)
-                result.releases.append(release)
-                if write:
-                    path = root / records.release_path(project.name, release.version)
-                    if path.exists():  # never overwrite an immutable record
-                        raise ReconcilerError(f"{path}: release record already exists")
-                    records.write_if_changed(path, records.release_to_text(release))
-                    result.files_changed.append(records.release_path(project.name, release.version))
-                changed = True
-            if self.options.promote:
-                changed |= self._promote(
-                    config, project, state, new_releases, now, result, write=write
-                )
-            if write and changed:
-                text = records.state_to_text(state)
-                if records.write_if_changed(root / records.state_path(project.name), text):
-                    result.files_changed.append(records.state_path(project.name))
+            mark = result.mark()
+            try:
+                changed |= self._apply_project(config, project, choices, now, result, write=write)
+            except ReconcilerError as error:
+                # One project's bad file (overlay, pin, state) must not stop the others:
+                # put its files back and go on, unless they overlap another project's.
+                if not self._drop_project(project, result, mark, write=write):
+                    raise
+                result.ok = False
+                result.project_errors[project.name] = str(error)
+                log.error("project %s skipped: %s", project.name, error,
+                          extra={"project": project.name})  # fmt: skip
+        return changed
+
+    def _drop_project(
+        self, project: Project, result: PassResult, mark: dict[str, int], *, write: bool
+    ) -> bool:
+        """Undo what a failing project did in this pass; False when that cannot be
+        done without also undoing another project's changes."""
+        if write:
+            dirty = self.tree.uncommitted(_project_paths(project))
+            if set(dirty) & set(result.files_changed[: mark["files_changed"]]):
+                return False
+            self.tree.discard(dirty)
+        result.rewind(mark)
+        return True
+
+    def _apply_project(
+        self,
+        config: Config,
+        project: Project,
+        choices: Mapping[tuple[str, str], dict[str, PackageChoice]],
+        now: datetime,
+        result: PassResult,
+        *,
+        write: bool,
+    ) -> bool:
+        """Plan and write one project's releases and promotions. True if changed."""
+        root = self.tree.root
+        changed = False
+        state = records.read_state(root, project.name)
+        changed |= self._observe(project, state, now, result, write=write)
+        existing = set(records.release_versions(root, project.name))
+        new_releases: dict[str, Release] = {}
+        for trigger in sorted(
+            (t for t in config.triggers.values() if t.project == project.name),
+            key=lambda t: t.name,
+        ):
+            per_package = choices.get((project.name, trigger.channel))
+            if per_package is None:
+                continue
+            previous = _previous_release(root, project, trigger.channel, state, new_releases)
+            decision = plan_release(
+                project,
+                trigger,
+                previous,
+                per_package,
+                existing,
+                now,
+                settle_state=self.local.settle(trigger.name),
+            )
+            result.decisions.append(decision)
+            release = decision.release
+            if release is None:
+                continue
+            log.info(
+                "release %s %s: %s",
+                project.name,
+                release.version,
+                decision.reason,
+                extra={"project": project.name, "release": release.version},
+            )
+            new_releases[release.version] = release
+            existing.add(release.version)
+            state.channels[release.channel] = release.version
+            state.remember(release)
+            result.releases.append(release)
+            if write:
+                path = root / records.release_path(project.name, release.version)
+                if path.exists():  # never overwrite an immutable record
+                    raise ReconcilerError(f"{path}: release record already exists")
+                records.write_if_changed(path, records.release_to_text(release))
+                result.files_changed.append(records.release_path(project.name, release.version))
+            changed = True
+        if self.options.promote:
+            changed |= self._promote(config, project, state, new_releases, now, result, write=write)
+        if write and changed:
+            text = records.state_to_text(state)
+            if records.write_if_changed(root / records.state_path(project.name), text):
+                result.files_changed.append(records.state_path(project.name))
         return changed
 
     def _observe(

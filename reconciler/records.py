@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ruamel.yaml.error import YAMLError
+
 from reconciler import API_VERSION, yamlio
 from reconciler.errors import ReconcilerError
 from reconciler.model import Deployment, Release, ReleasedPackage
@@ -108,7 +110,7 @@ def read_release(root: Path, project: str, version: str) -> Release | None:
         return memo[1]
     try:
         release = release_from_data(yamlio.load_one_fast(text))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, YAMLError) as exc:
         raise ReconcilerError(
             f"{release_path(project, version)}: unreadable release: {exc}"
         ) from exc
@@ -202,7 +204,11 @@ def read_state(root: Path, project: str) -> ProjectState:
     memo = _STATE_MEMO.get(path)
     if memo is not None and memo[0] == text:
         return _copy_state(memo[1])
-    state = _parse_state(project, text)
+    try:
+        state = _parse_state(project, text)
+    except (KeyError, TypeError, ValueError, AttributeError, YAMLError) as exc:
+        # A hand-edited or damaged state file: stop this project, say which file.
+        raise ReconcilerError(f"{state_path(project)}: unreadable state: {exc}") from exc
     if len(_STATE_MEMO) >= _RELEASE_MEMO_LIMIT:
         _STATE_MEMO.clear()
     _STATE_MEMO[path] = (text, _copy_state(state))

@@ -124,6 +124,10 @@ class Version:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Version is immutable: cannot set {name}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle and copy would set slots one by one, which __setattr__ refuses.
+        return (Version, (self.tag, self.numbers, self.prerelease, self.build))
+
     def __repr__(self) -> str:
         return (
             f"Version(tag={self.tag!r}, numbers={self.numbers!r}, "

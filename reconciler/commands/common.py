@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_FEED = 3
 EXIT_GIT = 4
+EXIT_PROJECT = 5
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +73,8 @@ def exit_code(result: Any) -> int:
         return EXIT_INVALID
     if result.git_error:
         return EXIT_GIT
+    if result.project_errors:
+        return EXIT_PROJECT
     if result.feed_errors:
         return EXIT_FEED
     return EXIT_OK

@@ -33,6 +33,8 @@ def describe(result: Any) -> str:
         parts.append(f"deploy {project} {version} -> {env}")
     for project, env, reason in result.waiting:
         parts.append(f"waiting {project}/{env}: {reason}")
+    for project, error in sorted(result.project_errors.items()):
+        parts.append(f"project {project} skipped: {error}")
     for key, error in sorted(result.feed_errors.items()):
         parts.append(f"feed error {key}: {error}")
     if result.git_error:

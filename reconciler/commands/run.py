@@ -73,6 +73,7 @@ def sidecar_pass(
         only = touched_projects(config, request.repositories) or None
     result = reconciler.run_pass(only_projects=only, recheck=request.repositories)
     errors = [f"{k}: {v}" for k, v in result.feed_errors.items()]
+    errors += [f"project {k} skipped: {v}" for k, v in result.project_errors.items()]
     if result.config_error:
         errors.append(f"config invalid: {len(result.config_error.problems)} problem(s)")
     if result.git_error:

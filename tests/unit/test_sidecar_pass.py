@@ -29,6 +29,7 @@ class FakeReconciler:
 @dataclass
 class _Result:
     feed_errors: dict[str, str] = field(default_factory=dict)
+    project_errors: dict[str, str] = field(default_factory=dict)
     config_error: Any = None
     git_error: str | None = None
     releases: list[Any] = field(default_factory=list)

@@ -291,3 +291,20 @@ def test_parse_range_raises_only_value_error(text: str) -> None:
         parse_range(text)
     except ValueError:
         pass
+
+
+@pytest.mark.parametrize("tag", ["v1.2.3-rc.1+build.5", "1.2", "2024.01.02.3"])
+def test_versions_survive_pickle_and_copy(tag: str) -> None:
+    import copy
+    import pickle
+
+    version = parse_version(tag)
+    assert version is not None
+    for clone in (pickle.loads(pickle.dumps(version)), copy.deepcopy(version), copy.copy(version)):
+        assert clone == version
+        assert (clone.tag, clone.numbers, clone.prerelease, clone.build) == (
+            version.tag,
+            version.numbers,
+            version.prerelease,
+            version.build,
+        )
