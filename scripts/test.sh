@@ -23,6 +23,7 @@ fi
 
 echo "--- ruff"
 ruff check reconciler tests bench
+ruff format --check reconciler tests bench
 echo "--- mypy --strict"
 mypy
 echo "--- hadolint"
