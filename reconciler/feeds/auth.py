@@ -1,9 +1,9 @@
 """Feed credentials and the bearer-token cache.
 
 Credentials are *located* by ``model.Credentials`` (env vars, mounted files, a docker
-``config.json``) and resolved at call time, so a rotated Kubernetes secret or a
-re-run ``docker login`` is picked up without a restart. Files are re-read only when
-their modification time or size changes.
+``config.json`` with its credential helpers) and resolved at call time, so a rotated
+Kubernetes secret or a re-run ``docker login`` is picked up without a restart. Files are
+re-read only when their modification time or size changes.
 
 Nothing in this module logs or formats a secret value: error messages name the
 variable or file that was missing, never its contents.
@@ -16,6 +16,8 @@ import binascii
 import json
 import logging
 import os
+import re
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,15 +46,18 @@ MAX_SECRET_FILE_BYTES = 1_000_000
 class Secret:
     """Resolved credentials for one registry host.
 
-    Either ``username``/``password`` (sent as Basic, or to a token server), or
+    Either ``username``/``password`` (sent as Basic, or to a token server),
     ``registry_token`` (docker config ``registrytoken``: sent to the registry as a
-    bearer token as-is). ``repr`` hides the secret parts so a stray log line or a
+    bearer token as-is), or ``identity_token`` (docker config ``identitytoken``, or a
+    credential helper's ``<token>`` user: an OAuth2 refresh token exchanged at the
+    token server). ``repr`` hides the secret parts so a stray log line or a
     traceback cannot leak them.
     """
 
     username: str | None = None
     password: str | None = None
     registry_token: str | None = None
+    identity_token: str | None = None
 
     @property
     def has_basic(self) -> bool:
@@ -61,7 +66,11 @@ class Secret:
     def __repr__(self) -> str:
         shown = "***" if self.password is not None else None
         token = "***" if self.registry_token is not None else None
-        return f"Secret(username={self.username!r}, password={shown}, registry_token={token})"
+        identity = "***" if self.identity_token is not None else None
+        return (
+            f"Secret(username={self.username!r}, password={shown}, registry_token={token}, "
+            f"identity_token={identity})"
+        )
 
 
 class _FileCache:
@@ -120,6 +129,7 @@ class CredentialResolver:
         self._host = host
         self._env = env
         self._files = _FileCache()
+        self._helpers = CredentialHelperCache()
 
     def resolve(self) -> Secret | None:
         """The current secret, or None for anonymous access.
@@ -187,7 +197,9 @@ class CredentialResolver:
             raise FeedAuthError(
                 self._feed, f"docker config {path}: not valid JSON (line {exc.lineno})"
             ) from None
-        return parse_docker_config(document, self._host, feed=self._feed, source=path)
+        return parse_docker_config(
+            document, self._host, feed=self._feed, source=path, helpers=self._helpers
+        )
 
 
 def _reason(exc: Exception) -> str:
@@ -198,22 +210,32 @@ def _reason(exc: Exception) -> str:
 
 
 def parse_docker_config(
-    document: Any, host: str, *, feed: str, source: str = "config.json"
+    document: Any,
+    host: str,
+    *,
+    feed: str,
+    source: str = "config.json",
+    helpers: CredentialHelperCache | None = None,
 ) -> Secret | None:
-    """Pick ``host``'s credentials out of a parsed docker ``config.json``.
+    """Pick ``host``'s credentials out of a parsed docker ``config.json``, as the
+    docker CLI does: ``credHelpers[host]`` first, then ``credsStore``, then ``auths``.
 
-    Exact ``auths`` key first, then any key that reduces to the same ``host[:port]``
-    (legacy ``https://host/v1/`` keys, Docker Hub aliases). ``credHelpers`` and
-    ``credsStore`` are not run (no helper binaries in a reconciler pod); an entry
-    holding only ``identitytoken`` (an OAuth2 refresh token) is not supported and
-    resolves to anonymous, with a log line saying so.
+    ``auths``: the exact key first, then any key that reduces to the same
+    ``host[:port]`` (legacy ``https://host/v1/`` keys, Docker Hub aliases); an entry
+    may hold ``auth`` (base64 ``user:password``), ``username``/``password``,
+    ``registrytoken`` or ``identitytoken``. Helpers (``docker-credential-<name>``, found
+    on PATH) are run through ``helpers`` (a fresh cache when None).
     """
     if not isinstance(document, dict):
         raise FeedAuthError(feed, f"docker config {source}: top level is not an object")
+    wanted = normalise_registry_host(host)
+    helper = _helper_for(document, host, wanted, feed=feed, source=source)
+    if helper is not None:
+        server = DOCKER_HUB_AUTH_KEY if wanted == "index.docker.io" else host
+        return (helpers or CredentialHelperCache()).get(helper, server, feed=feed)
     auths = document.get("auths") or {}
     if not isinstance(auths, dict):
         raise FeedAuthError(feed, f"docker config {source}: auths is not an object")
-    wanted = normalise_registry_host(host)
     entry = auths.get(host)
     if entry is None:
         entry = next(
@@ -244,15 +266,104 @@ def parse_docker_config(
     plain_password = entry.get("password")
     if isinstance(plain_user, str) and plain_user and isinstance(plain_password, str):
         return Secret(username=plain_user, password=plain_password)
-    if entry.get("identitytoken"):
-        log.warning(
-            "feed %s: docker config %s holds an identitytoken for %s; identity tokens "
-            "are not supported, using anonymous access",
-            feed,
-            source,
-            host,
-        )
+    identity = entry.get("identitytoken")
+    if isinstance(identity, str) and identity:
+        return Secret(identity_token=identity)
     return None
+
+
+def _helper_for(
+    document: dict[str, Any], host: str, wanted: str, *, feed: str, source: str
+) -> str | None:
+    """The credential helper name for ``host``, or None to read ``auths``."""
+    helpers = document.get("credHelpers") or {}
+    if not isinstance(helpers, dict):
+        raise FeedAuthError(feed, f"docker config {source}: credHelpers is not an object")
+    name = helpers.get(host)
+    if name is None:
+        name = next((v for k, v in helpers.items() if normalise_registry_host(k) == wanted), None)
+    if name is None:
+        name = document.get("credsStore") or None
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _HELPER_NAME.fullmatch(name):
+        raise FeedAuthError(feed, f"docker config {source}: invalid credential helper name")
+    return name
+
+
+_HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A helper runs as ``docker-credential-<name>``: no paths, no shell syntax."""
+
+HELPER_TIMEOUT = 15.0
+"""Seconds a credential helper may take (cloud helpers call their provider's API)."""
+
+HELPER_CACHE_SECONDS = 300.0
+"""How long a helper's answer is reused: cloud registry tokens last hours, and a
+helper run per request would cost a process (and an API call) each time."""
+
+MAX_HELPER_OUTPUT = 100_000
+
+
+class CredentialHelperCache:
+    """Runs ``docker-credential-<name> get`` (the docker credential helper protocol:
+    the server URL on stdin, ``{"ServerURL", "Username", "Secret"}`` on stdout) and
+    keeps each answer for ``HELPER_CACHE_SECONDS``. Thread-safe.
+
+    A ``Username`` of ``<token>`` means ``Secret`` is an identity (refresh) token.
+    "credentials not found" is anonymous access; any other failure is a
+    FeedAuthError that names the helper but never repeats its output.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str], tuple[float, Secret | None]] = {}
+
+    def get(self, helper: str, server: str, *, feed: str) -> Secret | None:
+        key = (helper, server)
+        with self._lock:
+            cached = self._answers.get(key)
+            if cached is not None and self._clock() < cached[0]:
+                return cached[1]
+        secret = _run_helper(helper, server, feed=feed)
+        with self._lock:
+            self._answers[key] = (self._clock() + HELPER_CACHE_SECONDS, secret)
+        return secret
+
+
+def _run_helper(helper: str, server: str, *, feed: str) -> Secret | None:
+    program = f"docker-credential-{helper}"
+    try:
+        done = subprocess.run(  # a fixed argv; the name is validated
+            [program, "get"],
+            input=server.encode(),
+            capture_output=True,
+            timeout=HELPER_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise FeedAuthError(feed, f"credential helper {program} is not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise FeedAuthError(
+            feed, f"credential helper {program} did not answer within {HELPER_TIMEOUT:.0f}s"
+        ) from None
+    except OSError as exc:
+        raise FeedAuthError(feed, f"credential helper {program}: {_reason(exc)}") from None
+    output = done.stdout[:MAX_HELPER_OUTPUT]
+    if done.returncode != 0:
+        if b"credentials not found" in output.lower() + done.stderr[:1000].lower():
+            return None
+        raise FeedAuthError(feed, f"credential helper {program} failed (exit {done.returncode})")
+    try:
+        answer = json.loads(output)
+        username, secret = answer["Username"], answer["Secret"]
+    except (ValueError, TypeError, KeyError):
+        raise FeedAuthError(feed, f"credential helper {program} gave no credentials") from None
+    if not isinstance(username, str) or not isinstance(secret, str) or not secret:
+        raise FeedAuthError(feed, f"credential helper {program} gave no credentials")
+    if username == "<token>":
+        return Secret(identity_token=secret)
+    return Secret(username=username, password=secret)
 
 
 TokenKey = tuple[str, str, tuple[str, ...], str]

@@ -654,6 +654,7 @@ class RegistryClient:
         accept: str,
         authorization: str | None,
         budget: int | None,
+        form: dict[str, str] | None = None,
     ) -> _Response:
         self._check_deadline()
         headers = {"Accept": accept}
@@ -663,7 +664,7 @@ class RegistryClient:
         with self._slot():
             self._count(kind)
             try:
-                with self._http.stream(method, url, headers=headers) as response:
+                with self._http.stream(method, url, headers=headers, data=form) as response:
                     body = self._read_limited(response, limit, url)
                     return _Response(response.status_code, response.headers, body, response.url)
             except httpx.TimeoutException:
@@ -738,7 +739,13 @@ class RegistryClient:
 
     def _token_key(self, challenge: Challenge, scope: str) -> TokenKey:
         secret = self._credentials.resolve()
-        identity = (secret.username or "") if secret is not None else ""
+        identity = ""
+        if secret is not None:
+            # Tokens are per identity; a refresh token is one identity (it never
+            # appears in logs: cache keys are not logged).
+            identity = secret.username or (
+                f"<token>{secret.identity_token}" if secret.identity_token else ""
+            )
         return (challenge.realm, challenge.service, tuple(sorted(scope.split())), identity)
 
     def _authorization(self, scope: str) -> str | None:
@@ -778,6 +785,8 @@ class RegistryClient:
             raise FeedAuthError(
                 self.feed.name, "token realm uses plain http; set insecure: true to allow it"
             )
+        if secret is not None and secret.identity_token is not None:
+            return self._exchange_refresh_token(realm, challenge, scope, secret.identity_token)
         params: list[tuple[str, str | int | float | bool | None]] = []
         if challenge.service:
             params.append(("service", challenge.service))
@@ -803,6 +812,39 @@ class RegistryClient:
                 + ("credentials" if secret is not None else "anonymous request"),
                 retry_after=600.0,
             )
+        return self._token_from(response, realm)
+
+    def _exchange_refresh_token(
+        self, realm: httpx.URL, challenge: Challenge, scope: str, refresh_token: str
+    ) -> tuple[str, float]:
+        """POST an OAuth2 refresh-token grant (the distribution token spec's OAuth2
+        flow, what ``docker login`` with an identity token does)."""
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": "reconciler",
+            "scope": scope,
+        }
+        if challenge.service:
+            form["service"] = challenge.service
+        response = self._send(
+            "POST",
+            realm,
+            kind="token",
+            accept="application/json",
+            authorization=None,
+            budget=None,
+            form=form,
+        )
+        if response.status in (400, 401, 403):
+            raise FeedAuthError(
+                self.feed.name,
+                f"token server {realm.host} rejected the identity token",
+                retry_after=600.0,
+            )
+        return self._token_from(response, realm)
+
+    def _token_from(self, response: _Response, realm: httpx.URL) -> tuple[str, float]:
         self._check_status(response)
         document = self._json(response, what=f"token from {realm.host}")
         token = None

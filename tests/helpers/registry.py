@@ -37,6 +37,7 @@ from tests.helpers.oci import RegistryAuth, delete_manifest, push_image
 REGISTRY_BINARY = "docker-registry"
 USERNAME = "tester"
 PASSWORD = "s3cret:with-colon"  # a colon checks that user:password is split at the first
+REFRESH_TOKEN = "refresh-0a1b2c"  # an identity token the token server exchanges for USERNAME
 TOKEN_SERVICE = "test-registry"
 TOKEN_ISSUER = "test-issuer"
 START_TIMEOUT = 15.0
@@ -49,9 +50,13 @@ class TokenServer:
     Users in ``users`` get every action they ask for; anonymous callers get ``pull``
     on repositories under ``public/`` only. ``requests`` logs every call (user or
     None, scopes), so tests can count token fetches. ``expires_in`` is adjustable.
+    ``POST /token`` takes the OAuth2 refresh-token grant (form: ``grant_type=
+    refresh_token``, ``refresh_token``, ``scope``, ``service``, ``client_id``) for the
+    tokens in ``refresh_tokens`` (token -> user), as ``docker login`` identity tokens use.
     """
 
     users: dict[str, str]
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
     expires_in: int = 300
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
@@ -143,6 +148,22 @@ class TokenServer:
                     200,
                     {"token": token, "access_token": token, "expires_in": server.expires_in},
                 )
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                grant = form.get("grant_type", [""])[0]
+                user = server.refresh_tokens.get(form.get("refresh_token", [""])[0])
+                if grant != "refresh_token" or user is None or not form.get("client_id"):
+                    server.requests.append({"grant": grant, "user": None, "rejected": True})
+                    self._send(401, {"error": "invalid_grant"})
+                    return
+                scopes = form.get("scope", [""])[0].split()
+                server.requests.append(
+                    {"grant": grant, "user": user, "scopes": scopes, "rejected": False}
+                )
+                token = server.issue(user, scopes, form.get("service", [""])[0])
+                self._send(200, {"access_token": token, "expires_in": server.expires_in})
 
             def _send(self, status: int, document: dict[str, Any]) -> None:
                 body = json.dumps(document).encode()
@@ -318,7 +339,7 @@ def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """A registry with bearer-token auth; ``.token_server.requests`` logs token fetches."""
     workdir = tmp_path_factory.mktemp("registry-token")
-    tokens = TokenServer(users={USERNAME: PASSWORD})
+    tokens = TokenServer(users={USERNAME: PASSWORD}, refresh_tokens={REFRESH_TOKEN: USERNAME})
     tokens.start(workdir)
     auth = {
         "token": {

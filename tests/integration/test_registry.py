@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from reconciler.errors import FeedAuthError, FeedError, FeedNotFound
 from reconciler.feeds.ocilayout import OciLayoutClient, build_image, write_image
 from reconciler.feeds.registry import HELM_CONFIG, MANIFEST_ACCEPT, RegistryClient
 from tests.helpers.oci import write_layout
-from tests.helpers.registry import RegistryServer, unique_repo
+from tests.helpers.registry import REFRESH_TOKEN, RegistryServer, unique_repo
 
 JAN = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 FEB = datetime(2024, 2, 20, 8, 30, tzinfo=UTC)
@@ -209,6 +210,53 @@ def test_token_flow_wrong_password(registry_token: RegistryServer) -> None:
         client.list_tags(repo)
     assert "token server" in str(caught.value)
     assert "nope-nope" not in str(caught.value)
+
+
+@pytest.mark.parametrize("source", ["identitytoken", "credential-helper"])
+def test_identity_token_is_exchanged_at_the_token_server(
+    registry_token: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+) -> None:
+    """An identity token (``docker login`` against Azure/Harbor OIDC, or a credential
+    helper answering ``<token>``) is a refresh token: it goes to the token server as an
+    OAuth2 refresh-token grant, and the access token it buys reads the registry."""
+    tokens = registry_token.token_server
+    assert tokens is not None
+    repo = unique_repo()
+    registry_token.push(repo, "1.0.0")
+    host = registry_token.host
+    if source == "identitytoken":
+        document = {"auths": {host: {"identitytoken": REFRESH_TOKEN}}}
+    else:
+        helper = tmp_path / "bin" / "docker-credential-oidc"
+        helper.parent.mkdir()
+        answer = {"ServerURL": host, "Username": "<token>", "Secret": REFRESH_TOKEN}
+        helper.write_text(f"#!/bin/sh\nread -r server\necho '{json.dumps(answer)}'\n")
+        helper.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{helper.parent}:{os.environ['PATH']}")
+        document = {"credHelpers": {host: "oidc"}}
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(document))
+    feed = registry_token.feed(credentials=model.Credentials(docker_config=str(config)))
+    before = len(tokens.requests)
+    with RegistryClient(feed, env={}) as client:
+        assert client.list_tags(repo) == ["1.0.0"]
+    [grant] = tokens.requests[before:]
+    assert grant == {
+        "grant": "refresh_token",
+        "user": registry_token.username,
+        "scopes": [f"repository:{repo}:pull"],
+        "rejected": False,
+    }
+
+    config.write_text(json.dumps({"auths": {host: {"identitytoken": "revoked-token"}}}))
+    other = registry_token.feed(credentials=model.Credentials(docker_config=str(config)))
+    with RegistryClient(other, env={}) as client, pytest.raises(FeedAuthError) as caught:
+        client.list_tags(repo)
+    assert str(caught.value).endswith("rejected the identity token")
+    assert "revoked-token" not in str(caught.value)
 
 
 def test_anonymous_token_reads_public_repositories_only(registry_token: RegistryServer) -> None:

@@ -141,17 +141,103 @@ def test_username_password_fields_and_registrytoken() -> None:
     assert parse_docker_config(token, "reg.test", feed="f") == Secret(registry_token="rt")
 
 
-def test_entries_without_usable_secret_are_anonymous(caplog: pytest.LogCaptureFixture) -> None:
+def test_entries_without_usable_secret_are_anonymous() -> None:
     assert parse_docker_config({"auths": {"reg.test": {}}}, "reg.test", feed="f") is None
     assert (
         parse_docker_config({"auths": {"other": {"auth": b64("a:b")}}}, "reg.test", feed="f")
         is None
     )
-    assert parse_docker_config({"credsStore": "pass"}, "reg.test", feed="f") is None
+
+
+def test_identity_token_entry_is_a_refresh_token() -> None:
     identity = {"auths": {"reg.test": {"identitytoken": "refresh-me"}}}
-    assert parse_docker_config(identity, "reg.test", feed="f") is None
-    assert "identitytoken" in caplog.text
-    assert "refresh-me" not in caplog.text
+    secret = parse_docker_config(identity, "reg.test", feed="f")
+    assert secret == Secret(identity_token="refresh-me")
+    assert "refresh-me" not in repr(secret)
+
+
+# -- credential helpers (real executables on PATH) ---------------------------------
+
+HELPER = """#!/bin/sh
+# docker-credential-{name}: answers like a real helper; logs each call.
+read -r server
+echo "$server" >> "{log}"
+{body}
+"""
+
+
+@pytest.fixture
+def helper_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """install(name, body) -> log file; helpers go into a directory put first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def install(name: str, body: str) -> Path:
+        log = tmp_path / f"{name}.log"
+        script = bin_dir / f"docker-credential-{name}"
+        script.write_text(HELPER.format(name=name, log=log, body=body))
+        script.chmod(0o755)
+        return log
+
+    return install
+
+
+ANSWER = """echo '{{"ServerURL":"'"$server"'","Username":"{user}","Secret":"{secret}"}}'"""
+
+
+def test_cred_helper_for_the_host_wins_over_store_and_auths(helper_path) -> None:
+    ecr_log = helper_path("ecr", ANSWER.format(user="AWS", secret="ecr-pass"))
+    store_log = helper_path("store", ANSWER.format(user="s", secret="store-pass"))
+    document = {
+        "credHelpers": {"reg.test:5000": "ecr"},
+        "credsStore": "store",
+        "auths": {"reg.test:5000": {"auth": b64("file:pass")}, "other.test": {}},
+    }
+    assert parse_docker_config(document, "reg.test:5000", feed="f") == Secret("AWS", "ecr-pass")
+    assert ecr_log.read_text() == "reg.test:5000\n"  # the server URL on stdin
+    # Any other host goes to the store, which docker prefers over auths too.
+    assert parse_docker_config(document, "other.test", feed="f") == Secret("s", "store-pass")
+    assert store_log.read_text() == "other.test\n"
+
+
+def test_cred_helper_answers(helper_path) -> None:
+    helper_path("tok", ANSWER.format(user="<token>", secret="refresh-1"))
+    helper_path("none", 'echo "credentials not found in native keychain"; exit 1')
+    helper_path("broken", 'echo "secret-ish output"; echo oops >&2; exit 2')
+    helper_path("garbage", 'echo "not json"')
+
+    def ask(name: str) -> Secret | None:
+        return parse_docker_config({"credsStore": name}, "reg.test", feed="f")
+
+    assert ask("tok") == Secret(identity_token="refresh-1")
+    assert ask("none") is None  # nothing stored for this registry: anonymous
+    with pytest.raises(FeedAuthError) as failed:
+        ask("broken")
+    assert str(failed.value).endswith("credential helper docker-credential-broken failed (exit 2)")
+    assert "secret-ish" not in str(failed.value)
+    with pytest.raises(FeedAuthError, match="docker-credential-garbage gave no credentials"):
+        ask("garbage")
+    with pytest.raises(FeedAuthError, match="docker-credential-missing is not on PATH"):
+        ask("missing")
+    with pytest.raises(FeedAuthError, match="invalid credential helper name"):
+        ask("../../bin/sh")
+
+
+def test_docker_hub_helper_is_asked_for_the_historical_key(helper_path) -> None:
+    log = helper_path("desktop", ANSWER.format(user="hub", secret="pw"))
+    secret = parse_docker_config({"credsStore": "desktop"}, "registry-1.docker.io", feed="f")
+    assert secret == Secret("hub", "pw")
+    assert log.read_text() == "https://index.docker.io/v1/\n"
+
+
+def test_helper_answers_are_reused_for_a_while(helper_path, tmp_path: Path) -> None:
+    log = helper_path("counted", ANSWER.format(user="u", secret="p"))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credsStore": "counted"}))
+    resolver = CredentialResolver("f", Credentials(docker_config=str(config)), "reg.test", env={})
+    assert [resolver.resolve() for _ in range(5)] == [Secret("u", "p")] * 5
+    assert log.read_text().count("reg.test") == 1  # one helper run, not one per request
 
 
 @pytest.mark.parametrize(
