@@ -13,7 +13,8 @@ Endpoints (``/hooks/<endpoint>``) and how each is authenticated:
     dockerhub     Docker Hub                        secret token in the URL path
     github        GitHub package/registry_package   X-Hub-Signature-256: sha256=<hmac>
                   and push events
-    harbor        Harbor PUSH_ARTIFACT              Authorization: <secret> verbatim
+    harbor        Harbor artifact pushes (Default   Authorization: <secret> verbatim
+                  and CloudEvents payload formats)
     gitlab        GitLab push / tag push            X-Gitlab-Token: <secret>
     gitea         Gitea push                        X-Gitea-Signature: <hmac>
 
@@ -285,19 +286,47 @@ def parse_github_package(
     ]
 
 
-def parse_harbor(document: Mapping[str, Any]) -> list[WebhookEvent]:
-    """Harbor ``PUSH_ARTIFACT``: one event per tagged resource."""
-    if document.get("type") != "PUSH_ARTIFACT":
+HARBOR_CLOUDEVENT_PUSH = "harbor.artifact.pushed"
+
+
+def parse_harbor(
+    document: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> list[WebhookEvent]:
+    """Harbor artifact pushes: one event per tagged resource.
+
+    Both of Harbor's payload formats: ``Default`` (``type: PUSH_ARTIFACT``, the
+    payload under ``event_data``) and ``CloudEvents`` (``type:
+    harbor.artifact.pushed``, the payload under ``data``; in binary mode the type
+    comes in a ``ce-type`` header and the body is the payload). A CloudEvent's ``id``
+    is its delivery id, so a redelivery is recognised as a replay.
+    """
+    headers = headers or {}
+    delivery_id: str | None = None
+    if document.get("type") == "PUSH_ARTIFACT":
+        payload = document.get("event_data")
+        where = "event_data"
+    elif "specversion" in document:
+        if document.get("type") != HARBOR_CLOUDEVENT_PUSH:
+            return []
+        payload, where, delivery_id = document.get("data"), "data", _text(document, "id")
+    elif headers.get("ce-type"):
+        if headers["ce-type"] != HARBOR_CLOUDEVENT_PUSH:
+            return []
+        payload, where, delivery_id = document, "", headers.get("ce-id")
+    else:
         return []
-    repository = _required_text(document, "event_data", "repository", "repo_full_name")
-    resources = _field(document, "event_data", "resources")
+    prefix = f"{where}." if where else ""
+    repository = _text(payload, "repository", "repo_full_name")
+    if repository is None:
+        raise WebhookRejected(400, f"missing field {prefix}repository.repo_full_name")
+    resources = _field(payload, "resources")
     if not isinstance(resources, list):
-        raise WebhookRejected(400, "missing field event_data.resources")
+        raise WebhookRejected(400, f"missing field {prefix}resources")
     found = []
     for resource in resources:
         tag = _text(resource, "tag")
-        if tag is None:
-            continue
+        if tag is None or tag.startswith("sha256:"):
+            continue  # untagged: Harbor puts the digest where the tag would be
         resource_url = _text(resource, "resource_url")
         host = resource_url.split("/", 1)[0] if resource_url and "/" in resource_url else None
         found.append(
@@ -308,6 +337,7 @@ def parse_harbor(document: Mapping[str, Any]) -> list[WebhookEvent]:
                 tag=tag,
                 digest=_text(resource, "digest"),
                 host=host,
+                delivery_id=delivery_id,
             )
         )
     return found
@@ -341,7 +371,7 @@ def parse_event(endpoint: str, headers: Mapping[str, str], body: bytes) -> list[
     if endpoint == "dockerhub":
         return parse_dockerhub(document)
     if endpoint == "harbor":
-        return parse_harbor(document)
+        return parse_harbor(document, headers)
     if endpoint == "github":
         delivery = headers.get("x-github-delivery")
         event_type = headers.get("x-github-event", "")

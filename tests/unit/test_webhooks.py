@@ -354,6 +354,51 @@ def test_harbor_push_artifact() -> None:
     assert parse_event("harbor", {}, body_of(pulled)) == []
 
 
+HARBOR_CLOUDEVENT = {
+    "specversion": "1.0",
+    "id": "66e18103-09c1-41f6-982f-37df223f3eeb",
+    "requestid": "51c0b694-0168-4f3c-b0db-282565455d7b",
+    "source": "/projects/2/webhook/policies/15",
+    "type": "harbor.artifact.pushed",
+    "datacontenttype": "application/json",
+    "time": "2023-04-03T06:04:46Z",
+    "data": {
+        "resources": [
+            {
+                "digest": "sha256:" + "954b" * 16,
+                "tag": "1.4.0",
+                "resource_url": "hub.harbor.com/team/api:1.4.0",
+            },
+            {  # an untagged push: Harbor repeats the digest as the tag
+                "digest": "sha256:" + "954b" * 16,
+                "tag": "sha256:" + "954b" * 16,
+                "resource_url": "hub.harbor.com/team/api@sha256:" + "954b" * 16,
+            },
+        ],
+        "repository": {"name": "api", "namespace": "team", "repo_full_name": "team/api"},
+    },
+    "operator": "robot$ci",
+}
+
+
+def test_harbor_cloudevents_structured_and_binary() -> None:
+    expected = ("team/api", "1.4.0", "sha256:" + "954b" * 16, "hub.harbor.com")
+    [event] = parse_event("harbor", {}, body_of(HARBOR_CLOUDEVENT))
+    assert (event.repository, event.tag, event.digest, event.host) == expected
+    assert event.delivery_id == HARBOR_CLOUDEVENT["id"]  # redeliveries are replays
+
+    binary = {"ce-specversion": "1.0", "ce-type": "harbor.artifact.pushed", "ce-id": "b-1"}
+    [event] = parse_event("harbor", binary, body_of(HARBOR_CLOUDEVENT["data"]))
+    assert (event.repository, event.tag, event.digest, event.host) == expected
+    assert event.delivery_id == "b-1"
+
+    pulled = dict(HARBOR_CLOUDEVENT, type="harbor.artifact.pulled")
+    assert parse_event("harbor", {}, body_of(pulled)) == []
+    broken = dict(HARBOR_CLOUDEVENT, data={"resources": []})
+    with pytest.raises(WebhookRejected, match=r"missing field data\.repository\.repo_full_name"):
+        parse_event("harbor", {}, body_of(broken))
+
+
 @pytest.mark.parametrize(
     ("endpoint", "headers", "document", "source"),
     [
