@@ -14,6 +14,17 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# sshd for the Git-over-SSH tests (its own config on a loopback port; the system
+# service is not used). Installed apart: a container may refuse to start the service
+# in the package's postinst, which leaves the binary usable; without it those tests skip.
+if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
+    [ ${#need[@]} -gt 0 ] || $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        openssh-server >/dev/null 2>&1 || echo "openssh-server: install failed; SSH tests will skip"
+fi
+if [ -x /usr/sbin/sshd ] && [ ! -d /run/sshd ]; then
+    $SUDO mkdir -p /run/sshd  # sshd's privilege separation directory
+fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 if [ -f scripts/install-helm.sh ]; then

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.helpers.registry",
     "tests.helpers.gitserver",
     "tests.helpers.helmrepo",
+    "tests.helpers.sshserver",
 ]

@@ -16,6 +16,7 @@ from tests.helpers.configrepo import (
     result_json,
     run_cli,
 )
+from tests.helpers.sshserver import SshServer
 
 
 def _apps(registry) -> list[AppSpec]:
@@ -107,6 +108,20 @@ def test_once_over_smart_http_with_basic_auth(registry, git_http_server, tmp_pat
     proc = run_cli("once", "--repo", remote.url, "--work-dir", str(tmp_path / "w2"), "--json")
     assert proc.returncode == 4
     assert remote.head() == head
+
+
+def test_once_over_real_ssh(registry, bare_remote, ssh_server: SshServer, tmp_path):
+    apps = _apps(registry)[:1]
+    registry.push(apps[0].repository, "1.4.0")
+    remote = bare_remote(seed=config_files(registry.url, apps))
+    env = {
+        "RECONCILER_GIT_SSH_KEY_FILE": str(ssh_server.client_key),
+        "RECONCILER_GIT_KNOWN_HOSTS": str(ssh_server.known_hosts),
+    }
+    url = ssh_server.url(remote.path)
+    proc = run_cli("once", "--repo", url, "--work-dir", str(tmp_path / "w"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "Release: shop 1.0.0" in remote.log_format("%(trailers:only,unfold)")
 
 
 @pytest.mark.parametrize(

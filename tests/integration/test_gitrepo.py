@@ -16,6 +16,7 @@ import pytest
 from reconciler.errors import GitError, PushRejected
 from reconciler.gitrepo import WorkTree, scrub
 from tests.helpers.gitserver import BareRemote, GitHttpServer, run_git
+from tests.helpers.sshserver import SshServer
 
 AUTHOR = ("Reconciler Bot", "bot@example.com")
 SEED = {"README.md": "config repo\n", "deploy/app/kustomization.yaml": "images: []\n"}
@@ -430,6 +431,56 @@ def test_ssh_key_and_known_hosts_reach_ssh(
     ):
         assert option in args
     assert "git@gitserver.invalid" in args
+
+
+# -- a real sshd -----------------------------------------------------------------
+
+
+def test_round_trip_over_real_ssh_with_key_and_known_hosts(
+    bare_remote: MakeRemote, worktrees, ssh_server: SshServer
+) -> None:
+    remote = bare_remote(seed=SEED)
+    env = {
+        "RECONCILER_GIT_SSH_KEY_FILE": str(ssh_server.client_key),
+        "RECONCILER_GIT_KNOWN_HOSTS": str(ssh_server.known_hosts),
+    }
+    tree = worktrees(ssh_server.url(remote.path), env=env)
+    assert tree.sync() == remote.head()
+    (tree.root / "bot.txt").write_text("over ssh\n")
+    sha = tree.commit("bot edit over ssh")
+    tree.push()
+    assert remote.head() == sha
+    assert remote.show("bot.txt") == "over ssh"
+
+
+@pytest.mark.parametrize(
+    ("key", "known_hosts", "message"),
+    [
+        ("other_key", "known_hosts", "Permission denied"),
+        ("client_key", "wrong_known_hosts", "Host key verification failed"),
+    ],
+    ids=["key-not-authorised", "host-key-changed"],
+)
+def test_real_ssh_refusals_are_git_errors(
+    bare_remote: MakeRemote,
+    worktrees,
+    ssh_server: SshServer,
+    key: str,
+    known_hosts: str,
+    message: str,
+) -> None:
+    remote = bare_remote(seed=SEED)
+    env = {
+        "RECONCILER_GIT_SSH_KEY_FILE": str(getattr(ssh_server, key)),
+        "RECONCILER_GIT_KNOWN_HOSTS": str(getattr(ssh_server, known_hosts)),
+    }
+    tree = worktrees(ssh_server.url(remote.path), env=env, timeout=20)
+    started = time.monotonic()
+    with pytest.raises(GitError) as caught:
+        tree.sync()
+    assert message in str(caught.value)
+    assert time.monotonic() - started < 15  # BatchMode: never waits for a prompt
+    assert "BEGIN OPENSSH PRIVATE KEY" not in str(caught.value)
 
 
 # -- log and trailers ---------------------------------------------------------------
