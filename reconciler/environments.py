@@ -11,7 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler import rendering
+from reconciler import records, rendering
+from reconciler.errors import RenderError
 from reconciler.model import Project, Release, RenderTarget
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -58,13 +59,23 @@ def targets_for(
     return targets
 
 
+def read_target(root: Path, file: str) -> str:
+    """A target file's text; unreadable or not UTF-8 is a RenderError naming the file."""
+    try:
+        return (root / file).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RenderError(file, f"not UTF-8 (at byte offset {exc.start})") from None
+    except OSError as exc:
+        raise RenderError(file, exc.strerror or type(exc).__name__) from None
+
+
 def render(root: Path, project: Project, environment: str, release: Release) -> list[str]:
     """Write ``release`` into the environment's files; returns the paths that changed."""
     artifacts = artifacts_for(project, release)
     changed = []
     for target in targets_for(root, project, environment, artifacts):
         path = root / target.file
-        text = path.read_bytes().decode("utf-8")
+        text = read_target(root, target.file)
         new = rendering.render(
             target.kind,
             text,
@@ -74,7 +85,7 @@ def render(root: Path, project: Project, environment: str, release: Release) -> 
             file=target.file,
         )
         if new != text:
-            path.write_bytes(new.encode("utf-8"))
+            records.write_file(path, new.encode("utf-8"))
             changed.append(target.file)
     return changed
 
@@ -98,7 +109,7 @@ def observe(root: Path, project: Project, environment: str, release: Release) ->
         if not path.is_file():
             continue
         files.append(target.file)
-        text = path.read_bytes().decode("utf-8")
+        text = read_target(root, target.file)
         found.update(
             rendering.current_versions(
                 target.kind, text, artifacts, project=project.name, file=target.file

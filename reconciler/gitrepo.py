@@ -328,28 +328,6 @@ class WorkTree:
         self._run(["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-m", message])
         return self.head()
 
-    def uncommitted(self, pathspecs: Sequence[str]) -> list[str]:
-        """Files under ``pathspecs`` that differ from HEAD or are new (not committed)."""
-        if not pathspecs:
-            return []
-        status = self._run(
-            ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--"]
-            + [f":(literal){p}" for p in pathspecs]
-        ).stdout
-        return [entry[3:] for entry in status.split("\0") if entry]
-
-    def discard(self, files: Sequence[str]) -> None:
-        """Put ``files`` back as HEAD has them (new files are removed)."""
-        tracked = []
-        has_head = bool(self.head())
-        for file in files:
-            if has_head and self._run(["cat-file", "-e", f"HEAD:{file}"], check=False).status == 0:
-                tracked.append(file)
-            else:
-                (self.root / file).unlink(missing_ok=True)
-        if tracked:
-            self._run(["checkout", "HEAD", "--", *(f":(literal){f}" for f in tracked)])
-
     def push(self) -> None:
         """Push HEAD to ``origin/<branch>`` as a fast-forward; never forced.
 

@@ -355,11 +355,17 @@ class _ChangeHandler(FileSystemEventHandler):
     """Turns watchdog events under one directory into ``callback(watched path)`` calls."""
 
     def __init__(
-        self, directory: Path, names: dict[str, str] | None, callback: Callable[[str], None]
+        self,
+        directory: Path,
+        names: dict[str, str] | None,
+        callback: Callable[[str], None],
+        *,
+        given: str = "",
     ) -> None:
         super().__init__()
         self._directory = directory
         self._names = names  # file name -> path as the caller gave it; None = whole directory
+        self._given = given  # the directory as the caller gave it (reported for changes)
         self._callback = callback
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -372,7 +378,7 @@ class _ChangeHandler(FileSystemEventHandler):
             if self._names is None:
                 inside = changed.parts[len(self._directory.parts) :]
                 if ".git" not in inside:
-                    self._callback(str(self._directory))
+                    self._callback(self._given)
                     return
             elif changed.name in self._names:
                 self._callback(self._names[changed.name])
@@ -404,7 +410,7 @@ class PathWatcher:
         for raw in paths:
             path = Path(raw).absolute()
             if path.is_dir():
-                handler = _ChangeHandler(path, None, callback)
+                handler = _ChangeHandler(path, None, callback, given=str(raw))
                 self._observer.schedule(handler, str(path), recursive=True)
             elif path.parent.is_dir():
                 files_by_dir.setdefault(path.parent, {})[path.name] = str(raw)

@@ -88,21 +88,6 @@ def _guarded_paths(config: Config) -> _Guarded:
     return _Guarded(frozenset(files), tuple(folders))
 
 
-def _project_paths(project: Project) -> list[str]:
-    """Every file a pass may write for ``project``: its records, state, pins, overlays
-    and rendering targets."""
-    paths = [
-        f"releases/{project.name}/",
-        records.state_path(project.name),
-        f"pins/{project.name}/",
-    ]
-    for env in project.environments.values():
-        if env.overlay:
-            paths.append(posixpath.normpath(env.overlay) + "/")
-        paths.extend(posixpath.normpath(target.file) for target in env.targets)
-    return paths
-
-
 def _hook(step: str) -> None:
     if os.environ.get(HOOK_ENV) == step:
         os.kill(os.getpid(), 9)
@@ -702,9 +687,15 @@ class Reconciler:
         if result.feed_errors:
             result.ok = False
 
+        planned = result.mark()
         for attempt in range(1, self.options.max_push_attempts + 1):
             result.push_attempts = attempt
             if attempt > 1:
+                # A fresh plan on the new head: nothing of the lost plan may remain.
+                result.rewind(planned)
+                result.project_errors.clear()
+                result.ok = not result.feed_errors
+                result.commit = None
                 self.tree.sync()
                 try:
                     config = load_config_cached(self.tree.root, self.cache_dir / "config.pickle")
@@ -731,12 +722,6 @@ class Reconciler:
             _hook("after-commit")
             if not self._push(config, result):
                 log.warning("push rejected (remote moved); re-planning (attempt %d)", attempt)
-                result.releases.clear()
-                result.promotions.clear()
-                result.decisions.clear()
-                result.waiting.clear()
-                result.files_changed.clear()
-                result.commit = None
                 continue
             _hook("after-push")
             result.pushed = True
@@ -815,33 +800,25 @@ class Reconciler:
     ) -> bool:
         """Plan releases and promotions on the current tree; write files. True if changed."""
         changed = False
-        for project in projects:
-            mark = result.mark()
-            try:
-                changed |= self._apply_project(config, project, choices, now, result, write=write)
-            except ReconcilerError as error:
-                # One project's bad file (overlay, pin, state) must not stop the others:
-                # put its files back and go on, unless they overlap another project's.
-                if not self._drop_project(project, result, mark, write=write):
-                    raise
-                result.ok = False
-                result.project_errors[project.name] = str(error)
-                log.error("project %s skipped: %s", project.name, error,
-                          extra={"project": project.name})  # fmt: skip
+        with records.journal() as journal:
+            for project in projects:
+                mark, written = result.mark(), journal.mark()
+                try:
+                    changed |= self._apply_project(
+                        config, project, choices, now, result, write=write
+                    )
+                except GitError:
+                    raise  # the repository, not the project: the whole pass fails
+                except ReconcilerError as error:
+                    # One project's bad file (overlay, pin, state) must not stop the
+                    # others: undo exactly what it wrote in this pass and go on.
+                    journal.undo(written)
+                    result.rewind(mark)
+                    result.ok = False
+                    result.project_errors[project.name] = str(error)
+                    log.error("project %s skipped: %s", project.name, error,
+                              extra={"project": project.name})  # fmt: skip
         return changed
-
-    def _drop_project(
-        self, project: Project, result: PassResult, mark: dict[str, int], *, write: bool
-    ) -> bool:
-        """Undo what a failing project did in this pass; False when that cannot be
-        done without also undoing another project's changes."""
-        if write:
-            dirty = self.tree.uncommitted(_project_paths(project))
-            if set(dirty) & set(result.files_changed[: mark["files_changed"]]):
-                return False
-            self.tree.discard(dirty)
-        result.rewind(mark)
-        return True
 
     def _apply_project(
         self,

@@ -9,7 +9,10 @@ releases, so a pass never scans the whole release history.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,16 +264,70 @@ def state_to_text(state: ProjectState) -> str:
     return yamlio.dump_new(data, _HEADER.format(what="the reconciler keeps this file"))
 
 
+class WriteJournal:
+    """Every file written while it is active, with what the file held before that
+    write, so the writes made since a :meth:`mark` can be undone exactly (newest
+    first): a project that fails half-way through a pass leaves no trace, even in
+    files another project changed earlier in the same pass."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[Path, bytes | None]] = []
+
+    def mark(self) -> int:
+        return len(self._entries)
+
+    def note(self, path: Path) -> None:
+        try:
+            before: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            before = None
+        self._entries.append((path, before))
+
+    def undo(self, mark: int) -> None:
+        for path, before in reversed(self._entries[mark:]):
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(before)
+        del self._entries[mark:]
+
+
+_JOURNAL: contextvars.ContextVar[WriteJournal | None] = contextvars.ContextVar(
+    "write_journal", default=None
+)
+
+
+@contextlib.contextmanager
+def journal() -> Iterator[WriteJournal]:
+    """Record the writes of :func:`write_if_changed` and :func:`write_file` in this
+    context (one pass) in a :class:`WriteJournal`."""
+    active = WriteJournal()
+    token = _JOURNAL.set(active)
+    try:
+        yield active
+    finally:
+        _JOURNAL.reset(token)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Replace ``path``'s bytes atomically (a crash leaves the old or the new file)."""
+    active = _JOURNAL.get()
+    if active is not None:
+        active.note(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def write_if_changed(path: Path, text: str) -> bool:
     """Write ``text`` unless the file already holds exactly that. True when written."""
     try:
         if path.read_text(encoding="utf-8") == text:
             return False
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(text.encode("utf-8"))
-    os.replace(tmp, path)
+        pass
+    write_file(path, text.encode("utf-8"))
     return True
 
 

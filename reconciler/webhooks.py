@@ -441,5 +441,14 @@ def receive(
     events = parse_event(endpoint, lower, body)
     if replays is None:
         return events, 0
-    fresh = [e for e in events if replays.first_time(e.source, e.delivery_id)]
+    # Several events may share one delivery id (a Harbor CloudEvent lists every
+    # resource of a push): each id is asked about once, and all its events kept.
+    first: dict[tuple[str, str | None], bool] = {}
+    fresh = []
+    for event in events:
+        key = (event.source, event.delivery_id)
+        if key not in first:
+            first[key] = replays.first_time(*key)
+        if first[key]:
+            fresh.append(event)
     return fresh, len(events) - len(fresh)

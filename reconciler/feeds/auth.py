@@ -301,6 +301,9 @@ HELPER_CACHE_SECONDS = 300.0
 """How long a helper's answer is reused: cloud registry tokens last hours, and a
 helper run per request would cost a process (and an API call) each time."""
 
+HELPER_MISS_SECONDS = 30.0
+"""How long a helper's "credentials not found" is reused."""
+
 MAX_HELPER_OUTPUT = 100_000
 
 
@@ -326,8 +329,11 @@ class CredentialHelperCache:
             if cached is not None and self._clock() < cached[0]:
                 return cached[1]
         secret = _run_helper(helper, server, feed=feed)
+        # "Nothing stored" is remembered briefly: a `docker login` made meanwhile
+        # should count soon, without running the helper for every request.
+        keep = HELPER_CACHE_SECONDS if secret is not None else HELPER_MISS_SECONDS
         with self._lock:
-            self._answers[key] = (self._clock() + HELPER_CACHE_SECONDS, secret)
+            self._answers[key] = (self._clock() + keep, secret)
         return secret
 
 

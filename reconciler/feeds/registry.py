@@ -664,7 +664,11 @@ class RegistryClient:
         with self._slot():
             self._count(kind)
             try:
-                with self._http.stream(method, url, headers=headers, data=form) as response:
+                # A form carries a secret (a refresh token): never re-sent to wherever
+                # a redirect points (httpx drops Authorization on redirects, not bodies).
+                with self._http.stream(
+                    method, url, headers=headers, data=form, follow_redirects=form is None
+                ) as response:
                     body = self._read_limited(response, limit, url)
                     return _Response(response.status_code, response.headers, body, response.url)
             except httpx.TimeoutException:
@@ -741,11 +745,12 @@ class RegistryClient:
         secret = self._credentials.resolve()
         identity = ""
         if secret is not None:
-            # Tokens are per identity; a refresh token is one identity (it never
-            # appears in logs: cache keys are not logged).
-            identity = secret.username or (
-                f"<token>{secret.identity_token}" if secret.identity_token else ""
-            )
+            # Tokens are per identity; a refresh token is one identity (kept in the
+            # key only as a hash, so no secret sits in the cache's keys).
+            identity = secret.username or ""
+            if not identity and secret.identity_token:
+                digest = hashlib.sha256(secret.identity_token.encode()).hexdigest()[:16]
+                identity = f"<token>{digest}"
         return (challenge.realm, challenge.service, tuple(sorted(scope.split())), identity)
 
     def _authorization(self, scope: str) -> str | None:

@@ -369,3 +369,21 @@ def test_watched_directory_ignores_git_internals(tmp_path: Path) -> None:
     finally:
         watcher.close()
     assert set(changes) == {str(config)}
+
+
+def test_a_watched_directory_is_reported_as_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sidecar matches reported paths against its credential list as configured
+    (relative, trailing slash): a reported absolute path would never match."""
+    (tmp_path / "secrets").mkdir()
+    monkeypatch.chdir(tmp_path)
+    changes: list[str] = []
+    watcher = watch_paths(["secrets/"], changes.append)
+    try:
+        time.sleep(0.1)
+        (tmp_path / "secrets" / "token").write_text("rotated")
+        assert wait_until(lambda: len(changes) > 0)
+    finally:
+        watcher.close()
+    assert set(changes) == {"secrets/"}

@@ -82,3 +82,76 @@ def test_a_project_with_a_bad_file_fails_alone(registry, bare_remote, tmp_path, 
     out = json.loads(run.stdout)
     assert out["projectErrors"] == {}
     assert "releases/bad/" + out["releases"][0]["version"] + ".yaml" in remote.files()
+
+
+def test_a_failing_project_gives_back_a_shared_file_as_the_other_project_left_it(
+    registry, bare_remote, tmp_path
+):
+    """``beta`` renders into a kustomization it shares with ``alpha`` (applied first in
+    the same pass), then fails on its second target: the shared file must keep
+    alpha's change and lose only beta's."""
+    ns = f"iso{uuid.uuid4().hex[:8]}"
+    alpha = AppSpec("api", f"{ns}/alpha", "example.com/alpha/api")
+    beta = AppSpec("api", f"{ns}/beta", "example.com/beta/api")
+    registry.push(alpha.repository, "1.0.0")
+    registry.push(beta.repository, "2.0.0")
+    files = config_files(registry.url, [alpha], project="alpha")
+    other = config_files(registry.url, [beta], project="beta")
+    files.update({k: v for k, v in other.items() if k.startswith(("projects/", "deploy/"))})
+    shared = "deploy/alpha/overlays/dev/kustomization.yaml"
+    files[shared] += "  - name: example.com/beta/api\n    newTag: 0.0.0\n"
+    files["deploy/beta/values.yaml"] = f'tag: x # {{"$reconciler": "beta:api:tag"}}\nx: {DEEP}\n'
+    files["projects/beta/project.yaml"] = files["projects/beta/project.yaml"].replace(
+        "  dev:\n    overlay: deploy/beta/overlays/dev\n",
+        "  dev:\n    overlay: deploy/beta/overlays/dev\n    targets:\n"
+        f"      - {{kind: kustomize-images, file: {shared}}}\n"
+        "      - {kind: markers, file: deploy/beta/values.yaml}\n",
+    )
+    remote = bare_remote(seed=files)
+
+    run = once(remote.url, tmp_path / "work", "--json")
+
+    assert run.returncode == 5, run.output
+    out = json.loads(run.stdout)
+    assert list(out["projectErrors"]) == ["beta"]
+    assert "deploy/beta/values.yaml: line 2: nesting deeper" in out["projectErrors"]["beta"]
+    text = remote.show(shared)
+    alpha_tag = text.split("example.com/alpha/api\n    newTag: ")[1].split()[0]
+    beta_tag = text.split("example.com/beta/api\n    newTag: ")[1].split()[0]
+    assert (alpha_tag, beta_tag) == ("1.0.0", "0.0.0")  # alpha's change kept, beta's undone
+    assert "dev" in remote.show("state/alpha.yaml")
+    assert not any(f.startswith(("releases/beta/", "state/beta")) for f in remote.files())
+    assert shared in out["filesChanged"]
+
+
+def test_a_replan_forgets_the_errors_of_the_lost_plan(registry, bare_remote, tmp_path):
+    """The bad pin is fixed by a person while the pass is pushing: the push is
+    rejected, the pass plans again on the new head, and that plan is the whole story."""
+    from reconciler.reconcile import PassOptions, Reconciler
+
+    ns = f"iso{uuid.uuid4().hex[:8]}"
+    good = AppSpec("api", f"{ns}/good", "example.com/good/api")
+    bad = AppSpec("api", f"{ns}/bad", "example.com/bad/api")
+    registry.push(good.repository, "1.0.0")
+    registry.push(bad.repository, "2.0.0")
+    files = _files(registry.url, good, bad)
+    files["pins/bad/dev.yaml"] = "release: [1.0.0\n"
+    remote = bare_remote(seed=files)
+    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
+    real_push = reconciler.tree.push
+    fixed: list[str] = []
+
+    def racing_push() -> None:
+        if not fixed:
+            fixed.append(remote.human_commit({"pins/bad/dev.yaml": None}, "drop the bad pin"))
+        real_push()
+
+    reconciler.tree.push = racing_push  # type: ignore[method-assign]
+    try:
+        result = reconciler.run_pass()
+    finally:
+        reconciler.close()
+    assert result.pushed and result.push_attempts == 2
+    assert result.ok and result.project_errors == {}
+    assert sorted(r.project for r in result.releases) == ["bad", "good"]
+    assert remote.files().count("releases/good/1.0.0.yaml") == 1

@@ -645,3 +645,28 @@ def test_requests_per_second_paces_requests() -> None:
         client.list_tags("app")
     # a burst of 2, then one request every 0.5 s
     assert clock.slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
+
+
+def test_identity_token_is_never_re_sent_to_a_redirect_target(tmp_path) -> None:
+    """httpx drops Authorization on a redirect but not a POST body: the refresh-token
+    grant must not follow a 307 to wherever it points."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.host}")
+        if request.url.host == "registry.test":
+            return httpx.Response(
+                401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.test/token"'}
+            )
+        if request.url.host == "auth.test":
+            return httpx.Response(307, headers={"Location": "https://elsewhere.test/steal"})
+        return httpx.Response(200, json={"access_token": "t"})
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auths": {"registry.test": {"identitytoken": SECRET}}}))
+    client = make_client(handler, credentials=model.Credentials(docker_config=str(config)))
+    with pytest.raises(FeedError) as caught:
+        client.list_tags("app")
+    assert "elsewhere.test" not in " ".join(seen)
+    assert seen[-1] == "POST auth.test"
+    assert SECRET not in str(caught.value)

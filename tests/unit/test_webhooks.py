@@ -484,6 +484,19 @@ def test_replayed_delivery_is_dropped() -> None:
     assert len(other) == 1
 
 
+def test_all_resources_of_a_new_harbor_cloudevent_are_kept_and_a_redelivery_dropped() -> None:
+    guard = ReplayGuard()
+    document = json.loads(json.dumps(HARBOR_CLOUDEVENT))
+    second = dict(document["data"]["resources"][0], tag="1.4.0-alpine")
+    document["data"]["resources"].append(second)
+    body = body_of(document)
+    headers = {"Authorization": SECRET}
+    first, replayed = receive("harbor", headers, body, SECRET, replays=guard)
+    assert ([e.tag for e in first], replayed) == (["1.4.0", "1.4.0-alpine"], 0)
+    again, replayed = receive("harbor", headers, body, SECRET, replays=guard)
+    assert (again, replayed) == ([], 2)
+
+
 def test_replay_guard_is_bounded_lru() -> None:
     guard = ReplayGuard(capacity=2)
     assert guard.first_time("s", "a")
