@@ -239,6 +239,7 @@ class ReleasedPackage:
     source: str  # image reference "host/repo" or chart name
     version: str  # the tag exactly as in the registry (chart: its version)
     digest: str | None = None
+    built: datetime | None = None  # newest-build: the image's creation time (what "newer" means)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class PackageChoice:
     error: str | None = None  # the feed failed; the reason
     retry_after: float | None = None
     error_class: str | None = None  # "auth" | "rate-limited" | "not-found" | "unavailable"
+    built: datetime | None = None  # newest-build: the chosen image's creation time
 
 
 def failed_choice(package: str, error: FeedError) -> PackageChoice:
@@ -100,12 +101,20 @@ def _newer(rule: VersionRule, choice: PackageChoice, previous: ReleasedPackage |
         and choice.digest != previous.digest
     ):
         return True  # the same tag re-pushed with new content
+    created = None
+    if rule.strategy == "newest-build" and choice.built is not None:
+        # Build times decide, also when the previous tag has gone from the registry:
+        # an older build behind a different tag must never count as newer.
+        created = {choice.tag: choice.built}
+        if previous.built is not None and previous.version != choice.tag:
+            created[previous.version] = previous.built
     return is_newer(
         rule,
         choice.tag,
         previous.version,
         candidate_digest=choice.digest,
         previous_digest=previous.digest,
+        created=created,
     )
 
 
@@ -236,7 +245,9 @@ def _resolve(
     rule = rule_for(project, trigger.channel, pkg.name)
     source = pkg.manifest_name or pkg.repository
     if choice.tag is not None and (prev is None or _newer(rule, choice, prev)):
-        return ReleasedPackage(pkg.name, pkg.kind, source, choice.tag, choice.digest)
+        return ReleasedPackage(
+            pkg.name, pkg.kind, source, choice.tag, choice.digest, built=choice.built
+        )
     if prev is not None:
         return prev
     return None

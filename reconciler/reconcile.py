@@ -26,7 +26,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -497,9 +497,9 @@ class Reconciler:
                     if current is None and rule.strategy == "suffix":
                         current = self._deployed_tag(project, pkg.name)
                     selection = remembered.select(pkg, rule, found, current)
+                    created: dict[str, datetime] = {}
                     if rule.strategy == "newest-build" and selection.needs_metadata:
                         client = self._client(config, pkg.feed)
-                        created = {}
                         for tag in selection.needs_metadata:
                             try:
                                 when = client.created(pkg.repository, tag, rule.platform)
@@ -511,7 +511,10 @@ class Reconciler:
                         if pkg.name in choices:
                             continue
                         selection = select(rule, found, current=current, created=created)
-                    choices[pkg.name] = PackageChoice(pkg.name, selection.chosen, None, selection)
+                    built = created.get(selection.chosen) if selection.chosen else None
+                    choices[pkg.name] = PackageChoice(
+                        pkg.name, selection.chosen, None, selection, built=built
+                    )
                     if selection.chosen is not None:
                         jobs.append(((project.name, channel), pkg.name, (pkg, selection.chosen)))
                 result[(project.name, channel)] = choices
@@ -537,7 +540,7 @@ class Reconciler:
             )
             if fresh:
                 assert cached is not None
-                result[key][name] = PackageChoice(name, tag, cached[0], old.selection)
+                result[key][name] = replace(old, digest=cached[0])
                 return
             try:
                 digest = self._client(config, pkg.feed).digest(pkg.repository, tag)
@@ -545,7 +548,7 @@ class Reconciler:
                 result[key][name] = failed_choice(name, exc)
                 return
             cache[cache_key] = [digest, wall]
-            result[key][name] = PackageChoice(name, tag, digest, old.selection)
+            result[key][name] = replace(old, digest=digest)
 
         with ThreadPoolExecutor(workers, thread_name_prefix="digest") as pool:
             list(pool.map(resolve, jobs))

@@ -58,6 +58,8 @@ def release_to_text(release: Release) -> str:
         entry: dict[str, Any] = {p.kind: p.source, "version": p.version}
         if p.digest:
             entry["digest"] = p.digest
+        if p.built is not None:
+            entry["built"] = iso(p.built)
         packages[p.name] = entry
     data = {
         "apiVersion": API_VERSION,
@@ -83,6 +85,7 @@ def release_from_data(data: Any) -> Release:
                 source=str(entry[kind]),
                 version=str(entry["version"]),
                 digest=entry.get("digest"),
+                built=parse_time(entry["built"]) if entry.get("built") else None,
             )
         )
     return Release(

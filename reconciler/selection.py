@@ -480,8 +480,10 @@ def is_newer(
       ``1.2.0`` is not newer than ``v1.2``; with ``pick: lowest``, lower is
       better). A previous tag the rule cannot rank counts as older than any
       other tag.
-    - newest-build: created strictly later; when either time is unknown, a
-      different tag counts as newer.
+    - newest-build: created strictly later (the previous release's build time comes
+      from its record, so a vanished tag changes nothing); when either time is
+      unknown (records written before build times were kept), a different tag
+      counts as newer.
     - digest: the digest differs from ``previous_digest``; an unknown candidate
       digest is never newer (nothing to compare), an unknown previous digest is.
     """

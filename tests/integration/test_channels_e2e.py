@@ -245,6 +245,34 @@ def test_newest_build_picks_the_newest_created_image_not_the_highest_name(
     assert [r.package("api").version for r in result.releases] == ["build-c"]
 
 
+def test_newest_build_never_goes_back_when_the_newest_build_disappears(
+    registry, bare_remote, in_process, tmp_path
+):
+    """The release record keeps the build time, so a vanished newest tag (or a fresh
+    work dir) leaves an older build behind a different tag looking older, not new."""
+    apps = _apps("api")
+    repo = apps[0].repository
+    registry.push(repo, "build-1", created=T0, content=b"one")
+    files = config_files(
+        registry.url,
+        apps,
+        rules='      - strategy: newest-build\n        allow: "^build-"\n',
+        lifecycle=DEV_ONLY,
+        envs=("dev",),
+    )
+    remote = bare_remote(seed=files)
+    assert [r.package("api").version for r in in_process(remote).run_pass().releases] == ["build-1"]
+    newest = registry.push(repo, "build-2", created=T0 + timedelta(hours=1), content=b"two")
+    [release] = in_process(remote).run_pass().releases
+    assert release.package("api").version == "build-2"
+    assert _record(remote, release.version)["packages"]["api"]["built"] == "2024-05-01T13:00:00Z"
+
+    registry.delete(repo, newest)  # build-2 vanishes: build-1 is the newest left
+    head = remote.head()
+    result = in_process(remote).run_pass()  # a new work dir: nothing remembered locally
+    assert result.releases == [] and remote.head() == head
+
+
 def test_scan_limit_bounds_metadata_requests(registry, bare_remote, in_process):
     apps = _apps("api")
     repo = apps[0].repository
