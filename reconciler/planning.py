@@ -95,6 +95,13 @@ def _newer(rule: VersionRule, choice: PackageChoice, previous: ReleasedPackage |
     if previous is None:
         return True
     if (
+        choice.tag != previous.version
+        and rule.strategy != "digest"
+        and choice.digest
+        and choice.digest == previous.digest
+    ):
+        return False  # the released content under one more name: not a new build
+    if (
         choice.tag == previous.version
         and choice.digest
         and previous.digest

@@ -210,7 +210,12 @@ class RegistryServer:
         return model.Credentials(username_env="REG_USER", password_env="REG_PASSWORD")
 
     def push(self, repo: str, tag: str, **options: Any) -> str:
-        """Push a tiny image; options as ``tests.helpers.oci.image_kwargs``."""
+        """Push a tiny image; options as ``tests.helpers.oci.image_kwargs``.
+
+        Without ``content`` each tag is its own build (content ``repo:tag``), as in a
+        real registry; pass the same ``content`` (and ``created``) to tag one image twice.
+        """
+        options.setdefault("content", f"{repo}:{tag}".encode())
         return push_image(self.client, self.url, repo, tag, **options)
 
     def delete(self, repo: str, digest: str) -> None:

@@ -390,6 +390,23 @@ def test_digest_strategy_releases_once_per_new_content_of_the_followed_tag(
     assert out["releases"] == [] and remote.head() == head
 
 
+def test_one_digest_under_new_tags_is_released_at_most_once(registry, bare_remote, tmp_path):
+    apps = _apps("api")
+    repo = apps[0].repository
+    first = registry.push(repo, "1.0.0", created=T0, content=b"build one")
+    remote = bare_remote(seed=config_files(registry.url, apps, lifecycle=DEV_ONLY, envs=("dev",)))
+    work = tmp_path / "w"
+    assert _released(_once(remote, work)) == [("stable", "1.0.0", {"api": "1.0.0"})]
+
+    # The same image tagged again (a promotion-by-retag in CI): same digest, no release.
+    assert registry.push(repo, "1.0.1", created=T0, content=b"build one") == first
+    head = remote.head()
+    assert _once(remote, work)["releases"] == [] and remote.head() == head
+
+    registry.push(repo, "1.0.2", created=T0, content=b"build two")  # new content: released
+    assert _released(_once(remote, work)) == [("stable", "1.0.1", {"api": "1.0.2"})]
+
+
 def test_digest_strategy_changes_the_overlay_even_without_render_digest(
     registry, bare_remote, tmp_path
 ):
