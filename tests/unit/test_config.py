@@ -127,6 +127,17 @@ def test_bad_rule_regex_is_a_config_error(tmp_path):
     assert any("channels[0].rules[0]" in str(p) for p in info.value.problems)
 
 
+@pytest.mark.parametrize("extract", ["$ts", "${ts}", "$1"])
+def test_every_documented_extract_form_loads(tmp_path, extract):
+    files = config_files(
+        "https://r.example.com",
+        [AppSpec("api", "acme/api", "r/api")],
+        rules=f'      - {{strategy: regex, allow: "^m-(?P<ts>[0-9]+)$", extract: "{extract}"}}\n',
+    )
+    config = load_config(_write(tmp_path, files))
+    assert config.projects["shop"].channels[0].rules[0].extract == extract
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90s", 90), ("2m", 120), ("1h30m", 5400), ("250ms", 0.25), (5, 5)]
 )
