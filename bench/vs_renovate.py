@@ -10,7 +10,8 @@ every run (fresh work dir / cache dir). The newest version each one finds is com
 Node 24 and Renovate 44 are installed from npm on first use into bench/.cache/
 (about 2 minutes and 450 MB; set BENCH_CACHE to put them elsewhere).
 
-The last line printed: `ratio=<renovate/reconciler> agree=<n>/<m>`.
+The last line printed: `renovate_median_s=<s> reconciler_median_s=<s>
+ratio=<renovate/reconciler> agree=<n>/<m>`.
 """
 
 from __future__ import annotations
@@ -295,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         print(f"results: {path.relative_to(REPO_ROOT)}")
-    print(f"ratio={ratio:.2f} agree={agree}/{len(expected)}")
+    print(
+        f"renovate_median_s={renovate_s:.3f} reconciler_median_s={reconciler_s:.3f} "
+        f"ratio={ratio:.2f} agree={agree}/{len(expected)}"
+    )
     return 0
 
 

@@ -687,6 +687,9 @@ class Reconciler:
                     result.feed_errors[f"{key[0]}/{choice.package}"] = choice.error
                     feed = config.projects[key[0]].package(choice.package).feed
                     result.failed_feeds[feed] = (choice.error_class or "unavailable", choice.error)
+        for feed, (error_class, error) in sorted(result.failed_feeds.items()):
+            log.warning("feed %s failed (%s): %s", feed, error_class, error,
+                        extra={"feed": feed})  # fmt: skip
         if result.feed_errors:
             result.ok = False
 

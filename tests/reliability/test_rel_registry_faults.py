@@ -79,6 +79,9 @@ def test_registry_fault_is_isolated(registry, bare_remote, tmp_path, pattern, fa
         partial += [f for f in pushed if f.startswith(("releases/faulty", "state/faulty"))]
         if partial:
             violations.append(f"faulty project files changed: {partial}")
+        logged = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+        if not any(e.get("feed") == "bad" and e["level"] == "warning" for e in logged):
+            violations.append("no warning log line with feed=bad")
         if run.peak_rss_mb > MEMORY_CEILING_MB:
             violations.append(f"peak RSS {run.peak_rss_mb:.0f} MB")
         if run.duration > TIME_CEILING_S:
