@@ -266,6 +266,7 @@ class Deployment:
     at: datetime
     by: str = "reconciler"
     automatic: bool = True
+    phase: str | None = None  # the lifecycle phase the environment belongs to, when known
 
 
 TENANT_SEPARATOR = "@"

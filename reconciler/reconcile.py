@@ -38,7 +38,7 @@ from reconciler.config import CONFIG_DIRS, SETTINGS_FILE, load_config_cached
 from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
-from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, decide
+from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, current_release, decide
 from reconciler.model import (
     Config,
     Deployment,
@@ -132,6 +132,18 @@ class PassOptions:
     progress: Callable[[int, int], None] | None = None  # (done, total) repositories polled
 
 
+@dataclass(frozen=True)
+class AutomaticDeployment:
+    """One automatic promotion of a pass, for the commit message."""
+
+    project: str
+    environment: str
+    before: str | None  # the release the environment ran (None: its first deployment)
+    release: str
+    phase: str
+    changes: list[tuple[str, str | None, str]]  # (package, old version, new version)
+
+
 @dataclass
 class PassResult:
     """What a pass did. ``ok`` is False when something failed (and was recorded)."""
@@ -157,9 +169,10 @@ class PassResult:
     pull_requests: list[dict[str, Any]] = field(default_factory=list)  # opened/kept/closed
     drift: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, policy, why
     project_errors: dict[str, str] = field(default_factory=dict)  # project -> why it was skipped
+    deployments: list[AutomaticDeployment] = field(default_factory=list)
 
     _PER_PROJECT = ("releases", "promotions", "decisions", "waiting", "files_changed",
-                    "adopted", "proposals", "drift")  # fmt: skip
+                    "adopted", "proposals", "drift", "deployments")  # fmt: skip
 
     def mark(self) -> dict[str, int]:
         """Where each per-project list ends now (see :meth:`rewind`)."""
@@ -1148,8 +1161,21 @@ class Reconciler:
                 env = project.environments[promotion.environment]
                 if write:
                     result.files_changed.extend(self.render_environment(project, env.name, release))
-                state.deploy(Deployment(env.name, release.version, now, "reconciler", True))
+                before = current_release(state.history, env.name)
+                state.deploy(
+                    Deployment(env.name, release.version, now, "reconciler", True, promotion.phase)
+                )
                 result.promotions.append((project.name, env.name, release.version))
+                result.deployments.append(
+                    AutomaticDeployment(
+                        project.name,
+                        env.name,
+                        before,
+                        release.version,
+                        promotion.phase,
+                        _package_changes(self.tree.root, project.name, before, release),
+                    )
+                )
                 changed = True
         return changed
 
@@ -1184,6 +1210,20 @@ DEFAULT_COMMIT_TEMPLATE = "{subject}\n\n{body}\n\n{trailers}\n"
 trailers. Trailers are appended when a template leaves them out: history reads them."""
 
 
+def _package_changes(
+    root: Path, project: str, before: str | None, release: Release
+) -> list[tuple[str, str | None, str]]:
+    """(package, old version, new version) for every package an environment moving
+    from release ``before`` to ``release`` changes."""
+    old = records.read_release(root, project, before) if before else None
+    was = {p.name: p.version for p in old.packages} if old is not None else {}
+    return [
+        (p.name, was.get(p.name), p.version)
+        for p in release.packages
+        if was.get(p.name) != p.version
+    ]
+
+
 def _commit_message(config: Config, result: PassResult) -> str:
     """What changed, exactly: every package old -> new and every environment moved."""
     subject_parts = [f"release {r.project} {r.version}" for r in result.releases]
@@ -1208,8 +1248,10 @@ def _commit_message(config: Config, result: PassResult) -> str:
         body += [
             f"  {package}: {old or '(new)'} -> {new}" for package, old, new in decision.changes
         ]
-    for project, env, version in result.promotions:
-        body.append(f"{project}/{env}: -> {version} (automatic)")
+    for d in result.deployments:
+        moved = f"{d.before or '(none)'} -> {d.release}"
+        body.append(f"{d.project}/{d.environment}: {moved} (phase {d.phase}, automatic)")
+        body += [f"  {package}: {old or '(new)'} -> {new}" for package, old, new in d.changes]
     for project, env, version, who in result.adopted:
         body.append(f"{project}/{env}: now runs {version} (changed by {who})")
     for project, env, policy, why in result.drift:

@@ -233,6 +233,7 @@ def _parse_state(project: str, text: str) -> ProjectState:
                 at=parse_time(e["at"]),
                 by=str(e.get("by", "reconciler")),
                 automatic=bool(e.get("automatic", True)),
+                phase=str(e["phase"]) if e.get("phase") else None,
             )
             for e in entries or []
         ]
@@ -244,6 +245,14 @@ def _parse_state(project: str, text: str) -> ProjectState:
     return state
 
 
+def _deployment_data(d: Deployment) -> dict[str, Any]:
+    data: dict[str, Any] = {"release": d.release, "at": iso(d.at), "by": d.by}
+    data["automatic"] = d.automatic
+    if d.phase:
+        data["phase"] = d.phase
+    return data
+
+
 def state_to_text(state: ProjectState) -> str:
     data: dict[str, Any] = {
         "apiVersion": API_VERSION,
@@ -251,10 +260,7 @@ def state_to_text(state: ProjectState) -> str:
         "project": state.project,
         "channels": dict(sorted(state.channels.items())),
         "environments": {
-            env: [
-                {"release": d.release, "at": iso(d.at), "by": d.by, "automatic": d.automatic}
-                for d in entries
-            ]
+            env: [_deployment_data(d) for d in entries]
             for env, entries in sorted(state.history.items())
         },
     }

@@ -16,6 +16,7 @@ from tests.helpers.configrepo import (
     result_json,
     run_cli,
 )
+from tests.helpers.gitserver import run_git
 from tests.helpers.sshserver import SshServer
 
 
@@ -251,3 +252,38 @@ def test_progress_is_reported_per_repository(registry, bare_remote, tmp_path):
     finally:
         reconciler.close()
     assert sorted(seen) == [(1, 2), (2, 2)]
+
+
+def test_commit_messages_say_exactly_what_changed_from_the_template(
+    registry, bare_remote, tmp_path
+):
+    apps = _apps(registry)
+    registry.push(apps[0].repository, "1.0.0")
+    registry.push(apps[1].repository, "2.0.0")
+    files = config_files(registry.url, apps)
+    files["reconciler.yaml"] += 'commitTemplate: "gitops: {subject}\\n\\n{body}\\n"\n'
+    remote = bare_remote(seed=files)
+    work = tmp_path / "w"
+
+    def once() -> str:
+        proc = run_cli("once", "--repo", remote.url, "--work-dir", str(work), "--json")
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        return run_git("--git-dir", str(remote.path), "log", "-1", "--format=%B", "main")
+
+    first = once()
+    assert first.startswith("gitops: reconciler: release shop 1.0.0; deploy shop 1.0.0 to dev")
+    assert "shop/dev: (none) -> 1.0.0 (phase development, automatic)" in first
+    assert "Release: shop 1.0.0" in first  # left out by the template: appended anyway
+    once()  # staging catches up
+    registry.push(apps[0].repository, "1.1.0")
+    third = once()
+    body = third.split("\n\n", 1)[1]
+    assert body.startswith(
+        "shop 1.0.1 (channel stable, trigger shop-images):\n"
+        "  api: 1.0.0 -> 1.1.0\n"
+        "shop/dev: 1.0.0 -> 1.0.1 (phase development, automatic)\n"
+        "  api: 1.0.0 -> 1.1.0\n"
+    ), third
+    assert "web" not in body.split("Release:")[0]  # unchanged packages are not listed
+    state = remote.show("state/shop.yaml")
+    assert "phase: development" in state and "phase: staging" in state
