@@ -35,7 +35,14 @@ import httpx
 
 from reconciler import environments, records, rendering, source_stamp
 from reconciler.config import CONFIG_DIRS, SETTINGS_FILE, load_config_cached
-from reconciler.errors import ConfigError, FeedError, GitError, PushRejected, ReconcilerError
+from reconciler.errors import (
+    ConfigError,
+    FeedError,
+    FeedRateLimited,
+    GitError,
+    PushRejected,
+    ReconcilerError,
+)
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
 from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, current_release, decide
@@ -450,9 +457,23 @@ class Reconciler:
             for name in {f for f, _ in wanted}
             if backoff is not None and not backoff.ready(name, time.monotonic())
         }
+        # A registry's Retry-After outlives the process (a cron-style `once` included):
+        # deadlines are kept in the work dir as wall-clock times.
+        deadlines: dict[str, float] = self.local.data.setdefault("retryAfter", {})
+        now_wall = time.time()
+        for name in [n for n, deadline in deadlines.items() if deadline <= now_wall]:
+            del deadlines[name]
 
         def fetch(key: tuple[str, str]) -> None:
             feed, repository = key
+            if feed in deadlines:
+                remaining = deadlines[feed] - now_wall
+                tags[key] = FeedRateLimited(
+                    feed,
+                    f"rate limited by the registry; next request allowed in {remaining:.0f} s",
+                    retry_after=remaining,
+                )
+                return
             if feed in waiting_feeds:
                 tags[key] = FeedError(feed, "backing off after earlier failures")
                 return
@@ -473,6 +494,9 @@ class Reconciler:
         workers = max(1, min(32, len(wanted)))
         with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
             list(pool.map(fetch, sorted(wanted)))
+        for (feed, _), found in tags.items():
+            if isinstance(found, FeedRateLimited) and feed not in deadlines:
+                deadlines[feed] = now_wall + found.retry_after
         if backoff is not None:
             failed: dict[str, FeedError] = {}
             for (feed, _), found in tags.items():
@@ -570,6 +594,12 @@ class Reconciler:
         for stale in [k for k in cache if k not in chosen and k[: k.rindex("|") + 1] in polled]:
             del cache[stale]  # keep only what the current choices need
         remembered.forget_unused(polled)
+        for (project_name, _), per_package in result.items():  # 429s on manifest requests
+            for choice in per_package.values():
+                if choice.error_class == "rate-limited" and choice.retry_after:
+                    feed = config.projects[project_name].package(choice.package).feed
+                    deadline = now_wall + choice.retry_after
+                    deadlines[feed] = max(deadlines.get(feed, 0.0), deadline)
         return result
 
     def _deployed_tag(self, project: Project, package: str) -> str | None:

@@ -196,3 +196,30 @@ def test_idle_passes_send_one_tag_list_request_per_repository_and_nothing_else(
         ("GET", f"/v2/{app.repository}/tags/list") for app in apps for _ in range(idle)
     )
     assert others == []  # no manifest, blob or ping requests
+
+
+def test_no_request_before_the_retry_after_deadline_even_across_restarts(
+    registry, bare_remote, tmp_path
+):
+    """A 429 with Retry-After: 120 and then passes as new processes (cron-style `once`):
+    none of them asks the registry again before the deadline."""
+    from tests.reliability.faultproxy import FaultProxy
+
+    ns = f"patient{uuid.uuid4().hex[:8]}"
+    apps = [AppSpec("api", f"{ns}/api", "example.com/shop/api")]
+    registry.push(apps[0].repository, "1.0.0")
+    with FaultProxy(registry.url) as proxy:
+        proxy.retry_after = "120"
+        proxy.set_fault(r"/tags/list", "429")
+        remote = bare_remote(seed=config_files(proxy.url, apps))
+        work = tmp_path / "w"
+        first = run_cli("once", "--repo", remote.url, "--work-dir", str(work), "--json")
+        assert first.returncode == 3 and proxy.hits["429"] == 1, first.stdout
+        asked = len(proxy.requests)
+        proxy.clear()  # the registry would answer now: the deadline must still be kept
+        for _ in range(3):
+            again = run_cli("once", "--repo", remote.url, "--work-dir", str(work), "--json")
+            assert again.returncode == 3
+            error = json.loads(again.stdout)["feedErrors"]["shop/api"]
+            assert "rate limited by the registry; next request allowed in" in error
+        assert len(proxy.requests) == asked

@@ -11,6 +11,7 @@ time (the stall; feed timeout 2s). Once the fault is lifted the next pass releas
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -87,8 +88,11 @@ def test_registry_fault_is_isolated(registry, bare_remote, tmp_path, pattern, fa
         if run.duration > TIME_CEILING_S:
             violations.append(f"took {run.duration:.1f}s")
 
-        # fault lifted: the same work dir recovers on the next pass
+        # fault lifted: the same work dir recovers on the next pass (after the
+        # registry's Retry-After, which the work dir remembers across processes)
         proxy.clear()
+        if fault == "429":
+            time.sleep(float(proxy.retry_after) + 0.2)
         again = once(remote.url, work, "--json")
         if again.returncode != 0 or "releases/faulty/1.0.0.yaml" not in remote.files():
             violations.append(f"no recovery: exit {again.returncode}: {again.output[-500:]}")
