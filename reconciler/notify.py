@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 import httpx
 
-from reconciler.errors import ConfigError, FeedAuthError, FeedRateLimited, PushRejected
 from reconciler.logs import scrub
 
 log = logging.getLogger(__name__)
@@ -134,19 +133,6 @@ def parse_targets(raw: Any) -> tuple[NotificationTarget, ...]:
             raise ValueError(f"{where}.events: each must be one of {', '.join(EVENTS)}")
         targets.append(NotificationTarget(kind=kind, url_env=url_env, events=tuple(events)))
     return tuple(targets)
-
-
-def failure_event(error: BaseException) -> str | None:
-    """The failure event an exception reports, or None when it has none."""
-    if isinstance(error, FeedAuthError):
-        return "auth-failed"
-    if isinstance(error, FeedRateLimited):
-        return "rate-limited"
-    if isinstance(error, PushRejected):
-        return "push-rejected"
-    if isinstance(error, ConfigError):
-        return "config-invalid"
-    return None
 
 
 # ---------------------------------------------------------------------- payloads

@@ -11,13 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.errors import ConfigError, FeedAuthError, FeedRateLimited, Problem, PushRejected
 from reconciler.logs import clear_secrets, register_secret
 from reconciler.notify import (
     Notification,
     NotificationTarget,
     Notifier,
-    failure_event,
     parse_targets,
 )
 
@@ -228,13 +226,3 @@ def test_parse_targets() -> None:
     ]:
         with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
             parse_targets([bad])
-
-
-def test_failure_event_classifies_errors() -> None:
-    assert failure_event(FeedAuthError("ghcr", "denied")) == "auth-failed"
-    assert failure_event(FeedRateLimited("ghcr", "429", retry_after=30)) == "rate-limited"
-    assert failure_event(PushRejected("non-fast-forward")) == "push-rejected"
-    assert (
-        failure_event(ConfigError([Problem("feeds/a.yaml", 3, "url", "bad")])) == "config-invalid"
-    )
-    assert failure_event(RuntimeError("x")) is None
