@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options
+from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options, tty_progress
 
 if TYPE_CHECKING:  # imported lazily at run time: `reconciler --help` stays fast
     from reconciler.loop import Backoff, PassOutcome, PassRequest
@@ -159,6 +159,7 @@ def command(
         metrics=metrics,
         backoff=backoff,
         shard=Shard.parse(shard) if shard else None,
+        progress=tty_progress(),  # on a terminal only: quiet in containers
     )
     # Serve /healthz before the first clone, which can take a while on a big repo;
     # /readyz stays "not ready" until a pass succeeds.

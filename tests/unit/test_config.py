@@ -176,3 +176,22 @@ def test_cached_config_is_reused_until_anything_it_read_changes(tmp_path, monkey
     assert load_config_cached(root, cache).projects["shop"].name == "shop"
     assert load_config_cached(root, cache).projects["shop"].name == "shop"
     assert len(loads) == 5  # the last call reused the rewritten cache
+
+
+def test_duplicate_names_are_reported_with_both_places(tmp_path):
+    feed = "apiVersion: reconciler.dev/v1\nkind: Feed\nname: reg\ntype: oci\nurl: u\n"
+    problems = _problems(tmp_path, **{"feeds/again.yaml": feed})
+    # files are read in sorted order: again.yaml first, so reg.yaml is the duplicate
+    assert problems == [
+        "feeds/reg.yaml:3: name: duplicate feed name 'reg' (first defined at feeds/again.yaml:3)"
+    ]
+    files = config_files("https://r.example.com", [AppSpec("api", "acme/api", "r/api")])
+    project = files["projects/shop/project.yaml"]
+    files["projects/shop/project.yaml"] = project.replace(
+        "channels:\n", "channels:\n  - name: stable\n    rules: []\n", 1
+    ).replace("packages:\n", "packages:\n  - {name: api, feed: reg, image: acme/api}\n", 1)
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path / "dups", files))
+    messages = [str(p) for p in info.value.problems]
+    assert any(m.endswith("packages[1].name: duplicate package name 'api'") for m in messages)
+    assert any(m.endswith("channels[1].name: duplicate channel name 'stable'") for m in messages)

@@ -59,3 +59,42 @@ def test_only_a_rotated_credential_ends_the_backoff(
 
     assert outcome.ok and len(reconciler.calls) == 1
     assert backoff.ready("reg", now=101.0) is not backoff_kept
+
+
+def _config_with(**packages: list[str]) -> Any:
+    """project -> image repositories, as a stand-in for model.Config."""
+    from types import SimpleNamespace
+
+    from reconciler.model import Package
+
+    return SimpleNamespace(
+        projects={
+            name: SimpleNamespace(
+                name=name,
+                packages=[Package(f"p{i}", "reg", image=r) for i, r in enumerate(repos)],
+            )
+            for name, repos in packages.items()
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("named", "polled"),
+    [
+        ({"acme/api"}, {"shop"}),
+        ({"registry.example/acme/api"}, {"shop"}),  # webhooks may name the host too
+        ({"acme/api", "acme/batch"}, {"shop", "billing"}),
+        ({"acme/unknown"}, None),  # nobody uses it: a full pass, not nothing
+    ],
+)
+def test_a_registry_webhook_polls_only_the_projects_using_the_repository(
+    named: set[str], polled: set[str] | None
+) -> None:
+    reconciler = FakeReconciler(
+        last_config=_config_with(shop=["acme/api", "acme/web"], billing=["acme/batch"])
+    )
+    request = PassRequest(reason="event", full=False, repositories=frozenset(named))
+    sidecar_pass(reconciler, Backoff(), set(), request)  # type: ignore[arg-type]
+    [call] = reconciler.calls
+    assert call["only_projects"] == polled
+    assert call["recheck"] == frozenset(named)  # their digests are checked again
