@@ -164,6 +164,7 @@ class PassResult:
     waiting: list[tuple[str, str, str]] = field(default_factory=list)  # project, env, reason
     feed_errors: dict[str, str] = field(default_factory=dict)  # project/package -> error
     failed_feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # feed -> class, why
+    retry_after: dict[str, float] = field(default_factory=dict)  # failed feed -> seconds to wait
     config_error: ConfigError | None = None
     git_error: str | None = None
     push_attempts: int = 0  # plans pushed (more than one: the remote moved under us)
@@ -217,6 +218,7 @@ class PassResult:
             ],
             "waiting": [{"project": p, "environment": e, "reason": r} for p, e, r in self.waiting],
             "feedErrors": self.feed_errors,
+            "feedRetryAfterSeconds": self.retry_after,
             "projectErrors": self.project_errors,
             "configErrors": [str(p) for p in self.config_error.problems]
             if self.config_error
@@ -730,6 +732,8 @@ class Reconciler:
                     result.feed_errors[f"{key[0]}/{choice.package}"] = choice.error
                     feed = config.projects[key[0]].package(choice.package).feed
                     result.failed_feeds[feed] = (choice.error_class or "unavailable", choice.error)
+                    delay = max(choice.retry_after or 0.0, result.retry_after.get(feed, 0.0))
+                    result.retry_after[feed] = round(delay, 1)
         for feed, (error_class, error) in sorted(result.failed_feeds.items()):
             log.warning("feed %s failed (%s): %s", feed, error_class, error,
                         extra={"feed": feed})  # fmt: skip

@@ -71,6 +71,8 @@ def test_registry_fault_is_isolated(registry, bare_remote, tmp_path, pattern, fa
         out = stdout_json(run.stdout)
         if set(out["feedErrors"]) != {"faulty/api"}:
             violations.append(f"feedErrors {out['feedErrors']}")
+        if not out["feedRetryAfterSeconds"].get("bad", 0) > 0:
+            violations.append(f"no retry delay recorded: {out['feedRetryAfterSeconds']}")
         if [(r["project"], r["version"]) for r in out["releases"]] != [("good", "1.0.0")]:
             violations.append(f"releases {out['releases']}")
         pushed = remote.files()
