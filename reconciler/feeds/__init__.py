@@ -6,6 +6,8 @@ Clients raise only ``FeedError`` subclasses (errors.py), never raw httpx errors.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +16,25 @@ from typing import Protocol
 import httpx
 
 from reconciler.model import Feed
+
+log = logging.getLogger(__name__)
+_warned_insecure: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_if_insecure(feed: Feed) -> None:
+    """Log once per feed (per process) that it allows plain http and unverified TLS."""
+    if not feed.insecure:
+        return
+    with _warned_lock:
+        if feed.name in _warned_insecure:
+            return
+        _warned_insecure.add(feed.name)
+    log.warning(
+        "feed %s is insecure: plain http and unverified TLS are allowed",
+        feed.name,
+        extra={"feed": feed.name},
+    )
 
 
 class FeedClient(Protocol):

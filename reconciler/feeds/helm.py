@@ -55,6 +55,7 @@ from ruamel.yaml.events import (
 
 from reconciler import yamlio
 from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
+from reconciler.feeds import warn_if_insecure
 from reconciler.feeds.auth import CredentialResolver
 from reconciler.feeds.registry import RegistryClient, parse_created, parse_retry_after
 from reconciler.model import Feed
@@ -362,6 +363,7 @@ class HelmRepoClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._feed = feed
+        warn_if_insecure(feed)
         self._index_url = index_url(feed.url)
         self._display_url = redacted_url(self._index_url)
         self._credentials = CredentialResolver(
@@ -470,7 +472,7 @@ class HelmRepoClient:
         except httpx.HTTPError as exc:
             raise FeedError(
                 self._feed.name,
-                f"cannot read {self._display_url}: {type(exc).__name__}",
+                f"cannot read {self._display_url}: {_http_error_text(exc)}",
                 retry_after=30.0,
             ) from None
         self._drop_body()
@@ -690,6 +692,15 @@ class HelmOciClient:
 
 
 HelmFeedClient = HelmRepoClient | HelmOciClient
+
+
+def _http_error_text(exc: httpx.HTTPError) -> str:
+    """The error's class and its text (a TLS failure says why), unless the text
+    could carry credentials (a URL with user info)."""
+    detail = str(exc)[:200]
+    if not detail or ("://" in detail and "@" in detail):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {detail}"
 
 
 def open_helm_feed(

@@ -39,6 +39,7 @@ import httpx
 
 from reconciler import model
 from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
+from reconciler.feeds import warn_if_insecure
 from reconciler.feeds.auth import CredentialResolver, Secret, TokenCache, TokenKey
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ CACHE_ENTRIES = 4096
 TRANSIENT_RETRY_AFTER = 30.0
 """Suggested retry delay for 5xx, timeouts and malformed answers."""
 
-_warned_insecure: set[str] = set()
-_warned_lock = threading.Lock()
 
 _CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
 _LINK_NEXT = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
@@ -310,14 +309,7 @@ class RegistryClient:
         if parts.scheme == "http" and not feed.insecure:
             self._config_error = f"url {feed.url!r} uses plain http; set insecure: true to allow it"
             return None, ""
-        if feed.insecure:
-            with _warned_lock:
-                if feed.name not in _warned_insecure:
-                    _warned_insecure.add(feed.name)
-                    log.warning(
-                        "feed %s is insecure: plain http and unverified TLS are allowed",
-                        feed.name,
-                    )
+        warn_if_insecure(feed)
         prefix = parts.path.strip("/")
         return httpx.URL(f"{parts.scheme}://{parts.netloc}"), prefix
 
