@@ -64,7 +64,7 @@ from reconciler.planning import (
     plan_release,
     rule_for,
 )
-from reconciler.selection import Selection, select
+from reconciler.selection import Candidate, Selection, select
 
 if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus or watchdog
     from reconciler.loop import Backoff
@@ -465,6 +465,9 @@ class Reconciler:
         now_wall = time.time()
         for name in [n for n, deadline in deadlines.items() if deadline <= now_wall]:
             del deadlines[name]
+        platforms: dict[str, list[Any]] = self.local.data.setdefault("platforms", {})
+        for key in [k for k, (_, when) in platforms.items() if now_wall - when > 7 * 86400]:
+            del platforms[key]  # answers about tags nobody asked about for a week
 
         def fetch(key: tuple[str, str]) -> None:
             feed, repository = key
@@ -550,6 +553,12 @@ class Reconciler:
                         if pkg.name in choices:
                             continue
                         selection = select(rule, found, current=current, created=created)
+                    elif rule.platform and selection.chosen is not None:
+                        try:
+                            selection = self._on_platform(config, pkg, rule, selection)
+                        except FeedError as exc:
+                            choices[pkg.name] = failed_choice(pkg.name, exc)
+                            continue
                     built = created.get(selection.chosen) if selection.chosen else None
                     choices[pkg.name] = PackageChoice(
                         pkg.name, selection.chosen, None, selection, built=built
@@ -603,6 +612,42 @@ class Reconciler:
                     deadline = now_wall + choice.retry_after
                     deadlines[feed] = max(deadlines.get(feed, 0.0), deadline)
         return result
+
+    def _on_platform(
+        self, config: Config, pkg: Any, rule: VersionRule, selection: Selection
+    ) -> Selection:
+        """``selection`` narrowed to tags with an image for ``rule.platform``: the best
+        accepted tag that has one (at most ``scanLimit`` tried, best first).
+
+        Answers are kept in the work dir like digests (re-checked after
+        ``digest_recheck``), so an idle pass sends no manifest requests for this.
+        """
+        assert rule.platform is not None
+        client = self._client(config, pkg.feed)
+        has_platform = getattr(client, "has_platform", None)
+        if has_platform is None:  # a feed kind without platforms (OCI layout, Helm HTTP)
+            return selection
+        known: dict[str, list[Any]] = self.local.data.setdefault("platforms", {})
+        wall = time.time()
+
+        def supported(tag: str) -> bool:
+            key = f"{pkg.feed}|{pkg.repository}|{tag}|{rule.platform}"
+            cached = known.get(key)
+            if cached is not None and wall - cached[1] < self.options.digest_recheck:
+                return bool(cached[0])
+            answer = bool(has_platform(pkg.repository, tag, rule.platform))
+            known[key] = [answer, wall]
+            return answer
+
+        if selection.chosen is not None and supported(selection.chosen):
+            return selection  # the usual case: no per-tag detail needed
+        refused: list[Candidate] = []
+        for tag in selection.accepted[: max(1, rule.scan_limit)]:
+            if supported(tag):
+                kept = tuple(t for t in selection.accepted if t not in {c.tag for c in refused})
+                return Selection(tag, kept, (*refused, *selection.rejected))
+            refused.append(Candidate(tag, f"no image for platform {rule.platform}"))
+        return Selection(None, (), (*refused, *selection.rejected))
 
     def _deployed_tag(self, project: Project, package: str) -> str | None:
         """The tag the environments' files hold now (first environment naming it).

@@ -379,6 +379,23 @@ class RegistryClient:
                 created = parse_created(annotations.get("org.opencontainers.image.created"))
         return created
 
+    def has_platform(self, repository: str, tag: str, platform: str) -> bool:
+        """Whether ``repository:tag`` has an image for ``platform`` (os/arch[/variant]):
+        an entry of its index, or a single image whose config names that platform.
+        Images that say nothing about their platform (charts) count as having it."""
+        try:
+            _media_type, config, _manifest = self._image(repository, tag, platform)
+        except FeedNotFound as exc:
+            if "no image for platform" in exc.message:
+                return False
+            raise
+        want_os, want_arch, want_variant = parse_platform(platform)
+        if not isinstance(config, dict) or not config.get("os") or not config.get("architecture"):
+            return True
+        if (config["os"], config["architecture"]) != (want_os, want_arch):
+            return False
+        return want_variant is None or config.get("variant") in (None, want_variant)
+
     def manifest_config(
         self, repository: str, reference: str, platform: str | None = None
     ) -> tuple[str, Any]:

@@ -300,6 +300,41 @@ def test_scan_limit_bounds_metadata_requests(registry, bare_remote, in_process):
     assert [r.package("api").version for r in result.releases] == ["build-6"]
 
 
+def test_platform_filter_skips_tags_without_an_image_for_the_platform(
+    registry, bare_remote, in_process
+):
+    """semver with `platform: linux/arm64`: the highest versions are amd64 only (an
+    index without arm64, a single amd64 image), so 1.1.0 is the release."""
+    apps = _apps("api")
+    repo = apps[0].repository
+    registry.push(repo, "1.1.0", platforms=("linux/amd64", "linux/arm64/v8"), platform_index=True)
+    registry.push(repo, "1.2.0", platforms=("linux/amd64", "linux/s390x"), platform_index=True)
+    registry.push(repo, "1.3.0", platforms=("linux/amd64",))
+    files = config_files(
+        registry.url,
+        apps,
+        rules='      - {range: ">=1.0.0", platform: linux/arm64}\n',
+        lifecycle=DEV_ONLY,
+        envs=("dev",),
+    )
+    remote = bare_remote(seed=files)
+    reconciler = in_process(remote)
+    result = reconciler.run_pass()
+    assert [r.package("api").version for r in result.releases] == ["1.1.0"]
+    selection = result.choices[("shop", "stable")]["api"].selection
+    assert selection is not None
+    reasons = {c.tag: c.reason for c in selection.rejected}
+    assert reasons["1.3.0"] == reasons["1.2.0"] == "no image for platform linux/arm64"
+
+    # The answers are kept: an idle pass asks the registry for tags/list only.
+    before = dict(reconciler._clients["reg"][1].requests_by_kind)
+    assert reconciler.run_pass().releases == []
+    after = reconciler._clients["reg"][1].requests_by_kind
+    assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
+        "tags": 1
+    }
+
+
 def test_newest_build_on_multi_arch_index_uses_the_chosen_platforms_created_time(
     registry, bare_remote, in_process
 ):
