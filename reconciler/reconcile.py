@@ -465,9 +465,10 @@ class Reconciler:
         now_wall = time.time()
         for name in [n for n, deadline in deadlines.items() if deadline <= now_wall]:
             del deadlines[name]
-        platforms: dict[str, list[Any]] = self.local.data.setdefault("platforms", {})
-        for key in [k for k, (_, when) in platforms.items() if now_wall - when > 7 * 86400]:
-            del platforms[key]  # answers about tags nobody asked about for a week
+        for table in ("platforms", "created"):  # answers about tags not asked for a week
+            kept: dict[str, list[Any]] = self.local.data.setdefault(table, {})
+            for key in [k for k, (_, when) in kept.items() if now_wall - when > 7 * 86400]:
+                del kept[key]
 
         def fetch(key: tuple[str, str]) -> None:
             feed, repository = key
@@ -544,7 +545,7 @@ class Reconciler:
                         client = self._client(config, pkg.feed)
                         for tag in selection.needs_metadata:
                             try:
-                                when = client.created(pkg.repository, tag, rule.platform)
+                                when = self._created(client, pkg, tag, rule.platform)
                             except FeedError as exc:
                                 choices[pkg.name] = failed_choice(pkg.name, exc)
                                 break
@@ -613,6 +614,30 @@ class Reconciler:
                     deadlines[feed] = max(deadlines.get(feed, 0.0), deadline)
         return result
 
+    def _kept_answer(self, table: str, key: str, ask: Callable[[], Any]) -> Any:
+        """An answer about a tag (JSON-able) kept in the work dir's ``table``, asked
+        again after ``digest_recheck`` (a tag can be pushed again)."""
+        known: dict[str, list[Any]] = self.local.data.setdefault(table, {})
+        wall = time.time()
+        cached = known.get(key)
+        if cached is not None and wall - cached[1] < self.options.digest_recheck:
+            return cached[0]
+        answer = ask()
+        known[key] = [answer, wall]
+        return answer
+
+    def _created(
+        self, client: FeedClient, pkg: Any, tag: str, platform: str | None
+    ) -> datetime | None:
+        """An image's creation time, fetched once and kept in the work dir."""
+
+        def ask() -> str | None:
+            when = client.created(pkg.repository, tag, platform)
+            return when.isoformat() if when is not None else None
+
+        text = self._kept_answer("created", f"{pkg.feed}|{pkg.repository}|{tag}|{platform}", ask)
+        return datetime.fromisoformat(text) if text else None
+
     def _on_platform(
         self, config: Config, pkg: Any, rule: VersionRule, selection: Selection
     ) -> Selection:
@@ -627,17 +652,14 @@ class Reconciler:
         has_platform = getattr(client, "has_platform", None)
         if has_platform is None:  # a feed kind without platforms (OCI layout, Helm HTTP)
             return selection
-        known: dict[str, list[Any]] = self.local.data.setdefault("platforms", {})
-        wall = time.time()
 
         def supported(tag: str) -> bool:
             key = f"{pkg.feed}|{pkg.repository}|{tag}|{rule.platform}"
-            cached = known.get(key)
-            if cached is not None and wall - cached[1] < self.options.digest_recheck:
-                return bool(cached[0])
-            answer = bool(has_platform(pkg.repository, tag, rule.platform))
-            known[key] = [answer, wall]
-            return answer
+            return bool(
+                self._kept_answer(
+                    "platforms", key, lambda: has_platform(pkg.repository, tag, rule.platform)
+                )
+            )
 
         if selection.chosen is not None and supported(selection.chosen):
             return selection  # the usual case: no per-tag detail needed

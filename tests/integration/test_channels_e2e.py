@@ -273,6 +273,33 @@ def test_newest_build_never_goes_back_when_the_newest_build_disappears(
     assert result.releases == [] and remote.head() == head
 
 
+def test_newest_build_creation_times_are_fetched_once_across_restarts(
+    registry, bare_remote, tmp_path
+):
+    apps = _apps("api")
+    repo = apps[0].repository
+    for i in range(3):
+        registry.push(repo, f"build-{i}", created=T0 + timedelta(hours=i))
+    files = config_files(
+        registry.url,
+        apps,
+        rules="      - strategy: newest-build\n",
+        lifecycle=DEV_ONLY,
+        envs=("dev",),
+    )
+    remote = bare_remote(seed=files)
+    kinds = []
+    for _ in range(2):  # two processes, one work dir
+        reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
+        try:
+            reconciler.run_pass()
+            kinds.append(dict(reconciler._clients["reg"][1].requests_by_kind))
+        finally:
+            reconciler.close()
+    assert kinds[0]["blob"] == 3  # one config blob per build, once
+    assert kinds[1] == {"tags": 1}  # after a restart: the tag list and nothing else
+
+
 def test_scan_limit_bounds_metadata_requests(registry, bare_remote, in_process):
     apps = _apps("api")
     repo = apps[0].repository
