@@ -165,3 +165,45 @@ def test_unchanged_index_is_not_downloaded_again(
     assert run_cli("once", "--repo", remote.url, "--work-dir", str(work)).returncode == 0
     again = helm_http_repo.index_requests()
     assert again and all(r.status == 304 and r.body_bytes == 0 for r in again)
+
+
+def test_oci_chart_feed_in_a_whole_pass(registry, bare_remote, helm, helm_chart_factory, tmp_path):
+    """Charts pushed with `helm push` to the registry, read through an oci:// Helm feed:
+    the tag's `_` is a `+` again in the record and in the rendered helmCharts entry."""
+    ns = f"ocichart{uuid.uuid4().hex[:8]}"
+    apps = [AppSpec("api", f"{ns}/api", "example.com/shop/api")]
+    registry.push(apps[0].repository, "1.0.0")
+    url = f"oci://{registry.host}/{ns}/charts"
+    digests = {
+        version: helm.push(helm_chart_factory("web", version), url)
+        for version in ("1.0.0", "1.1.0+build.7", "2.0.0-rc.1")
+    }
+    files = config_files(
+        registry.url,
+        apps,
+        envs=("dev",),
+        rules='      - {range: ">=1.0.0", prerelease: "^$"}\n',
+        lifecycle="apiVersion: reconciler.dev/v1\nkind: Lifecycle\n"
+        "name: standard\nphases:\n  - {name: dev, environments: [dev]}\n",
+    )
+    files["feeds/charts.yaml"] = (
+        "apiVersion: reconciler.dev/v1\nkind: Feed\nname: charts\ntype: helm\n"
+        f"url: {url}\ninsecure: true\n"
+    )
+    files["projects/shop/project.yaml"] = files["projects/shop/project.yaml"].replace(
+        "channels:\n", "  - name: chart\n    feed: charts\n    chart: web\nchannels:\n"
+    )
+    files["projects/shop/triggers.yaml"] = files["projects/shop/triggers.yaml"].replace(
+        "sources: [api]", "sources: [api, chart]"
+    )
+    kustomization = "deploy/shop/overlays/dev/kustomization.yaml"
+    files[kustomization] += f"helmCharts:\n  - name: web\n    repo: {url}\n    version: 0.0.1\n"
+    remote = bare_remote(seed=files)
+
+    proc = run_cli("once", "--repo", remote.url, "--work-dir", str(tmp_path / "w"), "--json")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    [release] = json.loads(proc.stdout)["releases"]
+    chart = release["packages"]["chart"]
+    assert (chart["version"], chart["digest"]) == ("1.1.0+build.7", digests["1.1.0+build.7"])
+    assert release["packages"]["api"]["version"] == "1.0.0"
+    assert remote.show(kustomization).endswith("    version: 1.1.0+build.7")  # show strips
