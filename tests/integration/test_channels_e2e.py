@@ -206,6 +206,48 @@ def test_stable_and_beta_channels_release_separately_and_never_share_a_version(
 # ----------------------------------------------------------------------- newest-build
 
 
+def test_a_channel_with_its_own_lifecycle_goes_straight_to_prod(registry, bare_remote, tmp_path):
+    apps = _apps("api")
+    repo = apps[0].repository
+    lifecycles = (
+        "apiVersion: reconciler.dev/v1\nkind: Lifecycle\nname: standard\nphases:\n"
+        "  - {name: development, environments: [dev]}\n"
+        "  - {name: production, environments: [prod], automatic: false}\n"
+        "---\napiVersion: reconciler.dev/v1\nkind: Lifecycle\nname: hotfix\nphases:\n"
+        "  - {name: production, environments: [prod]}\n"
+    )
+    channels = (
+        '  - name: stable\n    default: true\n    rules:\n      - prerelease: "^$"\n'
+        '  - name: hotfix\n    lifecycle: hotfix\n    rules:\n      - prerelease: "^hotfix"\n'
+    )
+    files = config_files(
+        registry.url,
+        apps,
+        channels=channels,
+        triggers=_triggers(
+            ("shop-stable", "stable", ["api"], ""), ("shop-hotfix", "hotfix", ["api"], "")
+        ),
+        lifecycle=lifecycles,
+        envs=("dev", "prod"),
+    )
+    remote = bare_remote(seed=files)
+    work = tmp_path / "w"
+    registry.push(repo, "1.0.0")
+    out = _once(remote, work)
+    assert _released(out) == [("stable", "1.0.0", {"api": "1.0.0"})]
+    assert [(p["environment"], p["release"]) for p in out["promotions"]] == [("dev", "1.0.0")]
+    assert _once(remote, work)["promotions"] == []  # prod is manual in `standard`
+
+    registry.push(repo, "1.0.1-hotfix.1")
+    out = _once(remote, work)
+    assert _released(out) == [("hotfix", "1.0.1", {"api": "1.0.1-hotfix.1"})]
+    # The hotfix lifecycle has prod only, automatic: no dev, no approval.
+    assert [(p["environment"], p["release"]) for p in out["promotions"]] == [("prod", "1.0.1")]
+    built = kustomize_images(checkout(remote.path, tmp_path / "co") / "deploy/shop/overlays/prod")
+    assert built == {"api": "example.com/shop/api:1.0.1-hotfix.1"}
+    assert "newTag: 1.0.0" in remote.show("deploy/shop/overlays/dev/kustomization.yaml")
+
+
 def test_newest_build_picks_the_newest_created_image_not_the_highest_name(
     registry, bare_remote, in_process
 ):
