@@ -69,9 +69,8 @@ def _merge(remote, branch: str, tmp_path) -> None:
     run_git("push", "-q", "origin", "HEAD:main", cwd=clone)
 
 
-def test_prod_promotion_is_a_pull_request_and_the_merge_is_the_approval(
-    registry, bare_remote, tmp_path
-):
+def _pr_setup(registry, bare_remote, tmp_path):
+    """A project whose prod promotes by pull request, a fake GitHub, a Reconciler."""
     apps = [AppSpec("api", f"pr{uuid.uuid4().hex[:8]}/api", "example.com/shop/api")]
     registry.push(apps[0].repository, "1.0.0")
     files = config_files(registry.url, apps)
@@ -87,6 +86,33 @@ def test_prod_promotion_is_a_pull_request_and_the_merge_is_the_approval(
         transport=httpx.MockTransport(github.handle),
     )
     reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w", pr_host=host))
+    return apps, remote, github, reconciler
+
+
+def test_a_pull_request_closed_without_merging_is_not_reopened(registry, bare_remote, tmp_path):
+    _apps, remote, github, reconciler = _pr_setup(registry, bare_remote, tmp_path)
+    try:
+        for _ in range(3):  # dev, staging, then the prod pull request
+            reconciler.run_pass()
+        assert len(github.pulls) == 1
+        github.pulls[0].update(state="closed", merged_at=None)  # a reviewer said no
+        for _ in range(2):
+            result = reconciler.run_pass()
+            assert result.pull_requests == [] and len(github.pulls) == 1  # not reopened
+            assert (
+                "shop",
+                "prod",
+                "1.0.0: pull request #1 was closed without merging",
+            ) in result.waiting
+        assert "newTag: 0.0.0" in remote.show("deploy/shop/overlays/prod/kustomization.yaml")
+    finally:
+        reconciler.close()
+
+
+def test_prod_promotion_is_a_pull_request_and_the_merge_is_the_approval(
+    registry, bare_remote, tmp_path
+):
+    apps, remote, github, reconciler = _pr_setup(registry, bare_remote, tmp_path)
     try:
         reconciler.run_pass()  # 1.0.0 -> dev
         reconciler.run_pass()  # 1.0.0 -> staging
