@@ -1368,8 +1368,10 @@ def _commit_message(config: Config, result: PassResult) -> str:
         trailers.append(f"Drift: {project} {env} {policy}")
     if result.promotions:
         trailers.append("Promoted-By: reconciler (automatic)")
-    for _, _, _, who in result.adopted:
+    for project, env, _, who in result.adopted:
         trailers.append(f"Promoted-By: {who}")
+        # One commit may hold automatic promotions too: say whose this deployment is.
+        trailers.append(f"Deployed-By: {project} {env} {who}")
     trailer_text = "\n".join(dict.fromkeys(trailers))
     template = config.settings.commit_template or DEFAULT_COMMIT_TEMPLATE
     try:

@@ -22,6 +22,18 @@ EVENT_TRAILERS = (
 )
 
 
+def _by(commit: Any, key: str, words: list[str]) -> str:
+    """Who made the event: a ``Deployed-By: <project> <env> <who>`` trailer for that
+    deployment when the commit has one (it may mix deployments by several hands),
+    else the commit's first ``Promoted-By``, else its author."""
+    if key == "Deployed" and len(words) >= 3:
+        prefix = f"{words[0]} {words[-1]} "
+        for value in commit.trailers.get("Deployed-By", []):
+            if value.startswith(prefix):
+                return str(value[len(prefix) :])
+    return str((commit.trailers.get("Promoted-By") or [commit.author])[0])
+
+
 def entries(commits: list[Any], project: str, environment: str | None) -> list[dict[str, Any]]:
     out = []
     for commit in commits:
@@ -41,7 +53,7 @@ def entries(commits: list[Any], project: str, environment: str | None) -> list[d
                         "commit": commit.sha,
                         "when": commit.when.isoformat(),
                         "author": commit.author,
-                        "by": (commit.trailers.get("Promoted-By") or [commit.author])[0],
+                        "by": _by(commit, key, words),
                         "event": key.lower(),
                         "detail": " ".join(words[1:]),
                         "subject": commit.subject,
