@@ -482,9 +482,11 @@ class WorkTree:
             if any(marker in message.lower() for marker in _REMOTE_FAILURE_MARKERS):
                 raise error
             raise _LocalDamage(str(error))
+        # checkout --force -B already resets the branch, index and tracked files to the
+        # remote (a separate reset --hard would scan the whole tree again); clean
+        # removes what a killed pass left untracked.
         steps = (
             ["checkout", "--quiet", "--force", "--no-track", "-B", self.branch, tracking],
-            ["reset", "--quiet", "--hard", tracking],
             ["clean", "-ffdxq"],
         )
         for step in steps:
