@@ -327,6 +327,12 @@ class Backoff:
             state.not_before = now + delay
             return delay
 
+    def remaining(self, feed: str, now: float) -> float:
+        """Seconds until ``feed`` may be polled again (0 when it may be now)."""
+        with self._lock:
+            state = self._feeds.get(feed)
+            return max(0.0, state.not_before - now) if state is not None else 0.0
+
     def success(self, feed: str) -> None:
         """Forget the failures of ``feed``."""
         with self._lock:

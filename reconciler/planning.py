@@ -99,6 +99,7 @@ def _newer(rule: VersionRule, choice: PackageChoice, previous: ReleasedPackage |
         and rule.strategy != "digest"
         and choice.digest
         and choice.digest == previous.digest
+        and not _final_of_candidate(choice.tag, previous.version)
     ):
         return False  # the released content under one more name: not a new build
     if (
@@ -108,20 +109,35 @@ def _newer(rule: VersionRule, choice: PackageChoice, previous: ReleasedPackage |
         and choice.digest != previous.digest
     ):
         return True  # the same tag re-pushed with new content
-    created = None
-    if rule.strategy == "newest-build" and choice.built is not None:
-        # Build times decide, also when the previous tag has gone from the registry:
-        # an older build behind a different tag must never count as newer.
-        created = {choice.tag: choice.built}
-        if previous.built is not None and previous.version != choice.tag:
-            created[previous.version] = previous.built
+    if (
+        rule.strategy == "newest-build"
+        and choice.built is not None
+        and previous.built is not None
+        and choice.tag != previous.version
+    ):
+        # Build times from the record decide, also when the previous tag has gone from
+        # the registry: an older build must never count as newer. Equal times (tools
+        # like ko, Jib or Nix stamp every image alike) say nothing: other content is new.
+        return choice.built >= previous.built
     return is_newer(
         rule,
         choice.tag,
         previous.version,
         candidate_digest=choice.digest,
         previous_digest=previous.digest,
-        created=created,
+    )
+
+
+def _final_of_candidate(tag: str, previous: str) -> bool:
+    """``1.3.0`` after ``1.3.0-rc.1``: a release candidate promoted by retagging it. The
+    content is the same, but the version people deploy by is not, so it is released."""
+    new, old = versions.parse_version(tag), versions.parse_version(previous)
+    return (
+        new is not None
+        and old is not None
+        and bool(old.prerelease)
+        and not new.prerelease
+        and new.key[0] == old.key[0]
     )
 
 

@@ -73,6 +73,10 @@ if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus o
 log = logging.getLogger("reconciler.pass")
 
 HOOK_ENV = "RECONCILER_TEST_HOOK"
+
+MAX_RETRY_AFTER = 3600.0
+"""A registry's Retry-After is honoured up to an hour (as by the sidecar's backoff):
+one bad header must not park a feed for days, across restarts least of all."""
 """Test-only: name of a pass step at which the process kills itself (crash tests)."""
 
 
@@ -463,8 +467,11 @@ class Reconciler:
         # deadlines are kept in the work dir as wall-clock times.
         deadlines: dict[str, float] = self.local.data.setdefault("retryAfter", {})
         now_wall = time.time()
-        for name in [n for n, deadline in deadlines.items() if deadline <= now_wall]:
-            del deadlines[name]
+        for name, deadline in list(deadlines.items()):
+            # Passed, for a feed that is gone, or further than any deadline we store
+            # (the wall clock was set back): forget it.
+            if not now_wall < deadline <= now_wall + MAX_RETRY_AFTER or name not in config.feeds:
+                del deadlines[name]
         for table in ("platforms", "created"):  # answers about tags not asked for a week
             kept: dict[str, list[Any]] = self.local.data.setdefault(table, {})
             for key in [k for k, (_, when) in kept.items() if now_wall - when > 7 * 86400]:
@@ -481,7 +488,13 @@ class Reconciler:
                 )
                 return
             if feed in waiting_feeds:
-                tags[key] = FeedError(feed, "backing off after earlier failures")
+                assert backoff is not None
+                remaining = backoff.remaining(feed, time.monotonic())
+                tags[key] = FeedError(
+                    feed,
+                    f"backing off after earlier failures; next try in {remaining:.0f} s",
+                    retry_after=remaining,
+                )
                 return
             try:
                 tags[key] = self._client(config, feed).list_tags(repository)
@@ -502,7 +515,7 @@ class Reconciler:
             list(pool.map(fetch, sorted(wanted)))
         for (feed, _), found in tags.items():
             if isinstance(found, FeedRateLimited) and feed not in deadlines:
-                deadlines[feed] = now_wall + found.retry_after
+                deadlines[feed] = now_wall + min(found.retry_after, MAX_RETRY_AFTER)
         if backoff is not None:
             failed: dict[str, FeedError] = {}
             for (feed, _), found in tags.items():
@@ -540,12 +553,15 @@ class Reconciler:
                     if current is None and rule.strategy == "suffix":
                         current = self._deployed_tag(project, pkg.name)
                     selection = remembered.select(pkg, rule, found, current)
+                    # Answers kept about tags hold until a webhook names the repository,
+                    # unless the rule follows a moving tag.
+                    trusted = pkg.repository not in recheck and rule.strategy != "digest"
                     created: dict[str, datetime] = {}
                     if rule.strategy == "newest-build" and selection.needs_metadata:
                         client = self._client(config, pkg.feed)
                         for tag in selection.needs_metadata:
                             try:
-                                when = self._created(client, pkg, tag, rule.platform)
+                                when = self._created(client, pkg, tag, rule.platform, trust=trusted)
                             except FeedError as exc:
                                 choices[pkg.name] = failed_choice(pkg.name, exc)
                                 break
@@ -556,7 +572,9 @@ class Reconciler:
                         selection = select(rule, found, current=current, created=created)
                     elif rule.platform and selection.chosen is not None:
                         try:
-                            selection = self._on_platform(config, pkg, rule, selection)
+                            selection = self._on_platform(
+                                config, pkg, rule, selection, trust=trusted
+                            )
                         except FeedError as exc:
                             choices[pkg.name] = failed_choice(pkg.name, exc)
                             continue
@@ -610,24 +628,27 @@ class Reconciler:
             for choice in per_package.values():
                 if choice.error_class == "rate-limited" and choice.retry_after:
                     feed = config.projects[project_name].package(choice.package).feed
-                    deadline = now_wall + choice.retry_after
+                    deadline = now_wall + min(choice.retry_after, MAX_RETRY_AFTER)
                     deadlines[feed] = max(deadlines.get(feed, 0.0), deadline)
         return result
 
-    def _kept_answer(self, table: str, key: str, ask: Callable[[], Any]) -> Any:
+    def _kept_answer(
+        self, table: str, key: str, ask: Callable[[], Any], *, trust: bool = True
+    ) -> Any:
         """An answer about a tag (JSON-able) kept in the work dir's ``table``, asked
-        again after ``digest_recheck`` (a tag can be pushed again)."""
+        again after ``digest_recheck`` (a tag can be pushed again), and always when not
+        ``trust``ed (a webhook named the repository, or the rule follows a moving tag)."""
         known: dict[str, list[Any]] = self.local.data.setdefault(table, {})
         wall = time.time()
         cached = known.get(key)
-        if cached is not None and wall - cached[1] < self.options.digest_recheck:
+        if trust and cached is not None and wall - cached[1] < self.options.digest_recheck:
             return cached[0]
         answer = ask()
         known[key] = [answer, wall]
         return answer
 
     def _created(
-        self, client: FeedClient, pkg: Any, tag: str, platform: str | None
+        self, client: FeedClient, pkg: Any, tag: str, platform: str | None, *, trust: bool
     ) -> datetime | None:
         """An image's creation time, fetched once and kept in the work dir."""
 
@@ -635,11 +656,12 @@ class Reconciler:
             when = client.created(pkg.repository, tag, platform)
             return when.isoformat() if when is not None else None
 
-        text = self._kept_answer("created", f"{pkg.feed}|{pkg.repository}|{tag}|{platform}", ask)
+        key = f"{pkg.feed}|{pkg.repository}|{tag}|{platform}"
+        text = self._kept_answer("created", key, ask, trust=trust)
         return datetime.fromisoformat(text) if text else None
 
     def _on_platform(
-        self, config: Config, pkg: Any, rule: VersionRule, selection: Selection
+        self, config: Config, pkg: Any, rule: VersionRule, selection: Selection, *, trust: bool
     ) -> Selection:
         """``selection`` narrowed to tags with an image for ``rule.platform``: the best
         accepted tag that has one (at most ``scanLimit`` tried, best first).
@@ -657,7 +679,10 @@ class Reconciler:
             key = f"{pkg.feed}|{pkg.repository}|{tag}|{rule.platform}"
             return bool(
                 self._kept_answer(
-                    "platforms", key, lambda: has_platform(pkg.repository, tag, rule.platform)
+                    "platforms",
+                    key,
+                    lambda: has_platform(pkg.repository, tag, rule.platform),
+                    trust=trust,
                 )
             )
 
@@ -719,6 +744,9 @@ class Reconciler:
             result.ok = False
             result.git_error = str(exc)
             log.error("git: %s", exc)
+            # What polling learned (digests, Retry-After deadlines, creation times) is
+            # about the registry, not the repository: keep it for the next pass.
+            self.local.save()
         finally:
             result.duration = time.monotonic() - started
             self._count(result)
@@ -1315,14 +1343,17 @@ def _package_changes(
     root: Path, project: str, before: str | None, release: Release
 ) -> list[tuple[str, str | None, str]]:
     """(package, old version, new version) for every package an environment moving
-    from release ``before`` to ``release`` changes."""
+    from release ``before`` to ``release`` changes (a re-pushed tag: "tag (new digest)")."""
     old = records.read_release(root, project, before) if before else None
-    was = {p.name: p.version for p in old.packages} if old is not None else {}
-    return [
-        (p.name, was.get(p.name), p.version)
-        for p in release.packages
-        if was.get(p.name) != p.version
-    ]
+    was = {p.name: p for p in old.packages} if old is not None else {}
+    changes: list[tuple[str, str | None, str]] = []
+    for p in release.packages:
+        prior = was.get(p.name)
+        if prior is None or prior.version != p.version:
+            changes.append((p.name, prior.version if prior else None, p.version))
+        elif prior.digest != p.digest:
+            changes.append((p.name, prior.version, f"{p.version} (new digest)"))
+    return changes
 
 
 def _commit_message(config: Config, result: PassResult) -> str:
@@ -1368,10 +1399,10 @@ def _commit_message(config: Config, result: PassResult) -> str:
         trailers.append(f"Drift: {project} {env} {policy}")
     if result.promotions:
         trailers.append("Promoted-By: reconciler (automatic)")
-    for project, env, _, who in result.adopted:
+    for project, env, version, who in result.adopted:
         trailers.append(f"Promoted-By: {who}")
         # One commit may hold automatic promotions too: say whose this deployment is.
-        trailers.append(f"Deployed-By: {project} {env} {who}")
+        trailers.append(f"Deployed-By: {project} {version} {env} {who}")
     trailer_text = "\n".join(dict.fromkeys(trailers))
     template = config.settings.commit_template or DEFAULT_COMMIT_TEMPLATE
     try:

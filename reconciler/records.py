@@ -58,8 +58,8 @@ def release_to_text(release: Release) -> str:
         entry: dict[str, Any] = {p.kind: p.source, "version": p.version}
         if p.digest:
             entry["digest"] = p.digest
-        if p.built is not None:
-            entry["built"] = iso(p.built)
+        if p.built is not None:  # full precision: builds a second apart must still order
+            entry["built"] = p.built.astimezone(UTC).isoformat().replace("+00:00", "Z")
         packages[p.name] = entry
     data = {
         "apiVersion": API_VERSION,

@@ -23,11 +23,11 @@ EVENT_TRAILERS = (
 
 
 def _by(commit: Any, key: str, words: list[str]) -> str:
-    """Who made the event: a ``Deployed-By: <project> <env> <who>`` trailer for that
-    deployment when the commit has one (it may mix deployments by several hands),
-    else the commit's first ``Promoted-By``, else its author."""
+    """Who made the event: a ``Deployed-By: <project> <version> <env> <who>`` trailer
+    for that very deployment when the commit has one (it may mix deployments by several
+    hands), else the commit's first ``Promoted-By``, else its author."""
     if key == "Deployed" and len(words) >= 3:
-        prefix = f"{words[0]} {words[-1]} "
+        prefix = " ".join(words) + " "
         for value in commit.trailers.get("Deployed-By", []):
             if value.startswith(prefix):
                 return str(value[len(prefix) :])

@@ -695,12 +695,14 @@ HelmFeedClient = HelmRepoClient | HelmOciClient
 
 
 def _http_error_text(exc: httpx.HTTPError) -> str:
-    """The error's class and its text (a TLS failure says why), unless the text
-    could carry credentials (a URL with user info)."""
-    detail = str(exc)[:200]
-    if not detail or ("://" in detail and "@" in detail):
+    """The error's class and its text (a TLS failure says why), scrubbed of URL user
+    info and known secrets before it is shortened, and left out if it still has an @."""
+    from reconciler.logs import scrub
+
+    detail = scrub(str(exc))
+    if not detail or "@" in detail.replace("***@", ""):
         return type(exc).__name__
-    return f"{type(exc).__name__}: {detail}"
+    return f"{type(exc).__name__}: {detail[:200]}"
 
 
 def open_helm_feed(

@@ -404,6 +404,32 @@ def test_platform_filter_skips_tags_without_an_image_for_the_platform(
     }
 
 
+def test_platform_filter_follows_a_moving_tag(registry, bare_remote, in_process):
+    """The digest strategy's tag moves: whether it has the platform is asked anew."""
+    apps = _apps("api")
+    repo = apps[0].repository
+    both = ("linux/amd64", "linux/arm64/v8")
+    registry.push(repo, "latest", platforms=both, platform_index=True, content=b"one")
+    files = config_files(
+        registry.url,
+        apps,
+        rules="      - {strategy: digest, tag: latest, platform: linux/arm64}\n",
+        lifecycle=DEV_ONLY,
+        envs=("dev",),
+    )
+    remote = bare_remote(seed=files)
+    reconciler = in_process(remote)
+    assert [r.version for r in reconciler.run_pass().releases] == ["1.0.0"]
+    # `latest` now points at an amd64-only image: nothing for arm64 to release
+    registry.push(repo, "latest", platforms=("linux/amd64",), content=b"two")
+    result = reconciler.run_pass()
+    assert result.releases == []
+    selection = result.choices[("shop", "stable")]["api"].selection
+    assert selection is not None and selection.chosen is None
+    registry.push(repo, "latest", platforms=both, platform_index=True, content=b"three")
+    assert [r.version for r in reconciler.run_pass().releases] == ["1.0.1"]
+
+
 def test_newest_build_on_multi_arch_index_uses_the_chosen_platforms_created_time(
     registry, bare_remote, in_process
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 
 import pytest
@@ -223,3 +224,20 @@ def test_no_request_before_the_retry_after_deadline_even_across_restarts(
             error = json.loads(again.stdout)["feedErrors"]["shop/api"]
             assert "rate limited by the registry; next request allowed in" in error
         assert len(proxy.requests) == asked
+
+
+def test_an_absurd_retry_after_is_honoured_for_an_hour_at_most(registry, bare_remote, tmp_path):
+    from tests.reliability.faultproxy import FaultProxy
+
+    apps = [AppSpec("api", f"capped{uuid.uuid4().hex[:8]}/api", "example.com/shop/api")]
+    registry.push(apps[0].repository, "1.0.0")
+    with FaultProxy(registry.url) as proxy:
+        proxy.retry_after = "99999999"  # about three years
+        proxy.set_fault(r"/tags/list", "429")
+        remote = bare_remote(seed=config_files(proxy.url, apps))
+        work = tmp_path / "w"
+        started = time.time()
+        run_cli("once", "--repo", remote.url, "--work-dir", str(work), "--json")
+    kept = json.loads((work / "cache" / "state.json").read_text())["retryAfter"]
+    assert list(kept) == ["reg"]
+    assert started < kept["reg"] <= time.time() + 3600

@@ -21,11 +21,16 @@ def test_each_deployment_of_a_mixed_commit_is_credited_to_its_own_hand() -> None
         message="",
         trailers={
             "Environment": ["dev", "prod"],
-            "Deployed": ["shop 1.0.1 dev", "shop 1.0.0 prod"],
-            "Promoted-By": ["reconciler (automatic)", "pull request #1"],
-            "Deployed-By": ["shop prod pull request #1"],
+            # dev: alice's hand edit recorded, then the automatic 1.0.1 in the same pass
+            "Deployed": ["shop 1.0.1 dev", "shop 1.0.0 prod", "shop 1.0.0 dev"],
+            "Promoted-By": ["reconciler (automatic)", "pull request #1", "alice"],
+            "Deployed-By": ["shop 1.0.0 prod pull request #1", "shop 1.0.0 dev alice"],
         },
     )
     rows = {(r["detail"], r["by"]) for r in entries([commit], "shop", None)}
-    assert rows == {("1.0.1 dev", "reconciler (automatic)"), ("1.0.0 prod", "pull request #1")}
+    assert rows == {
+        ("1.0.1 dev", "reconciler (automatic)"),
+        ("1.0.0 prod", "pull request #1"),
+        ("1.0.0 dev", "alice"),
+    }
     assert [r["by"] for r in entries([commit], "shop", "prod")] == ["pull request #1"]
