@@ -301,6 +301,37 @@ class Notifier:
         with self._lock:
             return sorted(self._active_failures)
 
+    def remembered(self) -> list[dict[str, str | None]]:
+        """The reported failures as JSON-able records, for :meth:`restore` in a later
+        process (a cron-style ``once`` must not repeat a persistent failure either)."""
+        with self._lock:
+            return [
+                {
+                    "event": note.event,
+                    "subject": note.subject,
+                    "project": note.project,
+                    "feed": note.feed,
+                    "environment": note.environment,
+                }
+                for _, note in sorted(self._active_failures.items())
+            ]
+
+    def restore(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Take back failures reported by an earlier process (see :meth:`remembered`)."""
+        with self._lock:
+            for record in records:
+                event, subject = record.get("event"), record.get("subject")
+                if not isinstance(event, str) or not isinstance(subject, str):
+                    continue  # a damaged work dir: forget it rather than fail
+                self._active_failures[(event, subject)] = Notification(
+                    event,
+                    subject,
+                    "",
+                    project=record.get("project"),
+                    feed=record.get("feed"),
+                    environment=record.get("environment"),
+                )
+
     def _send(self, note: Notification, subscribed_event: str) -> int:
         delivered = 0
         for target in self.targets:

@@ -770,6 +770,7 @@ class Reconciler:
             if self._notifier is not None:
                 self._notifier.close()
             self._notifier = Notifier(targets, transport=self.options.notify_transport)
+            self._notifier.restore(self.local.data.get("activeFailures", []))
         seen = set(self.local.data.get("waitingAnnounced", []))
         out = announce(result, seen)
         for note in out.notes:
@@ -778,6 +779,7 @@ class Reconciler:
             if (event, subject) not in out.failing:
                 self._notifier.clear(event, subject)
         self.local.data["waitingAnnounced"] = sorted(out.waiting_seen)
+        self.local.data["activeFailures"] = self._notifier.remembered()
         self.local.save()
 
     def _count(self, result: PassResult) -> None:

@@ -67,3 +67,52 @@ def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
             assert "wrong-Pa55word-zz9" not in text and "s3cr3t-hook" not in text
     finally:
         reconciler.close()
+
+
+def test_a_persistent_failure_is_notified_once_across_processes(
+    registry_basic, bare_remote, tmp_path, monkeypatch
+):
+    """Cron-style `once`: each pass a new process, the failure still reported once, and
+    "resolved" once when it is over."""
+    sent: list[dict] = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, text="ok")
+
+    monkeypatch.setenv("HOOK_URL", "https://hooks.example.test/generic")
+    monkeypatch.setenv("REG_USER", registry_basic.username)
+    monkeypatch.setenv("REG_PASSWORD", "wrong-password-xyz")
+    apps = [AppSpec("api", f"nt{uuid.uuid4().hex[:8]}/api", "x/api")]
+    registry_basic.push(apps[0].repository, "1.0.0")
+    files = config_files(
+        registry_basic.url,
+        apps,
+        feed_extra="insecure: true\n"
+        "credentials: {usernameEnv: REG_USER, passwordEnv: REG_PASSWORD}\n",
+    )
+    files["reconciler.yaml"] += "notifications:\n  - {kind: webhook, urlEnv: HOOK_URL}\n"
+    remote = bare_remote(seed=files)
+
+    def one_process() -> None:
+        reconciler = Reconciler(
+            PassOptions(
+                repo_url=remote.url,
+                work_dir=tmp_path / "w",
+                notify_transport=httpx.MockTransport(hook),
+            )
+        )
+        try:
+            reconciler.run_pass()
+        finally:
+            reconciler.close()
+
+    for _ in range(3):
+        one_process()
+    events = [p["event"] for p in sent]
+    assert events.count("auth-failed") == 1, events
+    monkeypatch.setenv("REG_PASSWORD", registry_basic.password)
+    for _ in range(2):
+        one_process()
+    events = [p["event"] for p in sent]
+    assert events.count("resolved") == 1 and events.count("auth-failed") == 1, events
