@@ -73,11 +73,11 @@ if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus o
 log = logging.getLogger("reconciler.pass")
 
 HOOK_ENV = "RECONCILER_TEST_HOOK"
+"""Test-only: name of a pass step at which the process kills itself (crash tests)."""
 
 MAX_RETRY_AFTER = 3600.0
 """A registry's Retry-After is honoured up to an hour (as by the sidecar's backoff):
 one bad header must not park a feed for days, across restarts least of all."""
-"""Test-only: name of a pass step at which the process kills itself (crash tests)."""
 
 
 @dataclass(frozen=True)
