@@ -69,6 +69,12 @@ def _triggers(*triggers: tuple[str, str, list[str], str]) -> str:
     return "---\n".join(docs)
 
 
+def _dev_remote(registry: Any, bare_remote: Any, apps: list[AppSpec], rules: str) -> Any:
+    """A bare remote holding a dev-only config repo whose channel has these rules."""
+    files = config_files(registry.url, apps, rules=rules, lifecycle=DEV_ONLY, envs=("dev",))
+    return bare_remote(seed=files)
+
+
 def _once(remote: Any, work: Path) -> dict[str, Any]:
     proc = run_cli("once", "--repo", remote.url, "--work-dir", str(work), "--json")
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -261,14 +267,9 @@ def test_newest_build_picks_the_newest_created_image_not_the_highest_name(
     for tag, when in created.items():
         registry.push(repo, tag, created=when)
     registry.push(repo, "latest", created=T0 + timedelta(hours=9))  # not a build: allow skips it
-    files = config_files(
-        registry.url,
-        apps,
-        rules='      - strategy: newest-build\n        allow: "^build-"\n',
-        lifecycle=DEV_ONLY,
-        envs=("dev",),
+    remote = _dev_remote(
+        registry, bare_remote, apps, '      - strategy: newest-build\n        allow: "^build-"\n'
     )
-    remote = bare_remote(seed=files)
     reconciler = in_process(remote)
 
     result = reconciler.run_pass()
@@ -295,14 +296,9 @@ def test_newest_build_never_goes_back_when_the_newest_build_disappears(
     apps = _apps("api")
     repo = apps[0].repository
     registry.push(repo, "build-1", created=T0, content=b"one")
-    files = config_files(
-        registry.url,
-        apps,
-        rules='      - strategy: newest-build\n        allow: "^build-"\n',
-        lifecycle=DEV_ONLY,
-        envs=("dev",),
+    remote = _dev_remote(
+        registry, bare_remote, apps, '      - strategy: newest-build\n        allow: "^build-"\n'
     )
-    remote = bare_remote(seed=files)
     assert [r.package("api").version for r in in_process(remote).run_pass().releases] == ["build-1"]
     newest = registry.push(repo, "build-2", created=T0 + timedelta(hours=1), content=b"two")
     [release] = in_process(remote).run_pass().releases
@@ -322,14 +318,7 @@ def test_newest_build_creation_times_are_fetched_once_across_restarts(
     repo = apps[0].repository
     for i in range(3):
         registry.push(repo, f"build-{i}", created=T0 + timedelta(hours=i))
-    files = config_files(
-        registry.url,
-        apps,
-        rules="      - strategy: newest-build\n",
-        lifecycle=DEV_ONLY,
-        envs=("dev",),
-    )
-    remote = bare_remote(seed=files)
+    remote = _dev_remote(registry, bare_remote, apps, "      - strategy: newest-build\n")
     kinds = []
     for _ in range(2):  # two processes, one work dir
         reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
@@ -348,14 +337,9 @@ def test_scan_limit_bounds_metadata_requests(registry, bare_remote, in_process):
     # Eight builds; the newest by time (build-1) sorts lowest by name.
     for i in range(1, 9):
         registry.push(repo, f"build-{i}", created=T0 - timedelta(hours=i))
-    files = config_files(
-        registry.url,
-        apps,
-        rules="      - strategy: newest-build\n        scanLimit: 3\n",
-        lifecycle=DEV_ONLY,
-        envs=("dev",),
+    remote = _dev_remote(
+        registry, bare_remote, apps, "      - strategy: newest-build\n        scanLimit: 3\n"
     )
-    remote = bare_remote(seed=files)
     reconciler = in_process(remote)
     result = reconciler.run_pass()
 
@@ -379,14 +363,9 @@ def test_platform_filter_skips_tags_without_an_image_for_the_platform(
     registry.push(repo, "1.1.0", platforms=("linux/amd64", "linux/arm64/v8"), platform_index=True)
     registry.push(repo, "1.2.0", platforms=("linux/amd64", "linux/s390x"), platform_index=True)
     registry.push(repo, "1.3.0", platforms=("linux/amd64",))
-    files = config_files(
-        registry.url,
-        apps,
-        rules='      - {range: ">=1.0.0", platform: linux/arm64}\n',
-        lifecycle=DEV_ONLY,
-        envs=("dev",),
+    remote = _dev_remote(
+        registry, bare_remote, apps, '      - {range: ">=1.0.0", platform: linux/arm64}\n'
     )
-    remote = bare_remote(seed=files)
     reconciler = in_process(remote)
     result = reconciler.run_pass()
     assert [r.package("api").version for r in result.releases] == ["1.1.0"]
@@ -410,14 +389,12 @@ def test_platform_filter_follows_a_moving_tag(registry, bare_remote, in_process)
     repo = apps[0].repository
     both = ("linux/amd64", "linux/arm64/v8")
     registry.push(repo, "latest", platforms=both, platform_index=True, content=b"one")
-    files = config_files(
-        registry.url,
+    remote = _dev_remote(
+        registry,
+        bare_remote,
         apps,
-        rules="      - {strategy: digest, tag: latest, platform: linux/arm64}\n",
-        lifecycle=DEV_ONLY,
-        envs=("dev",),
+        "      - {strategy: digest, tag: latest, platform: linux/arm64}\n",
     )
-    remote = bare_remote(seed=files)
     reconciler = in_process(remote)
     assert [r.version for r in reconciler.run_pass().releases] == ["1.0.0"]
     # `latest` now points at an amd64-only image: nothing for arm64 to release
@@ -567,14 +544,9 @@ def test_overlay_without_the_implied_digest_is_not_drift(registry, bare_remote, 
     ``newTag``: that is the same release, not a hand edit to pin."""
     apps = _apps("api")
     registry.push(apps[0].repository, "latest", content=b"first build")
-    files = config_files(
-        registry.url,
-        apps,
-        rules="      - strategy: digest\n        tag: latest\n",
-        lifecycle=DEV_ONLY,
-        envs=("dev",),
+    remote = _dev_remote(
+        registry, bare_remote, apps, "      - strategy: digest\n        tag: latest\n"
     )
-    remote = bare_remote(seed=files)
     _once(remote, tmp_path / "w")
     overlay = "deploy/shop/overlays/dev/kustomization.yaml"
     text = remote.show(overlay)
