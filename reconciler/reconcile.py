@@ -99,6 +99,12 @@ def _guarded_paths(config: Config) -> _Guarded:
     return _Guarded(frozenset(files), tuple(folders))
 
 
+def _trusted(pkg: Any, rule: VersionRule, recheck: frozenset[str]) -> bool:
+    """Whether answers kept about this package's tags (digests, platforms, creation
+    times) hold: not when a webhook named its repository, nor for a moving tag."""
+    return pkg.repository not in recheck and rule.strategy != "digest"
+
+
 def _hook(step: str) -> None:
     if os.environ.get(HOOK_ENV) == step:
         os.kill(os.getpid(), 9)
@@ -513,9 +519,14 @@ class Reconciler:
         workers = max(1, min(32, len(wanted)))
         with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
             list(pool.map(fetch, sorted(wanted)))
+
+        def keep_deadline(feed: str, retry_after: float) -> None:
+            deadline = now_wall + min(retry_after, MAX_RETRY_AFTER)
+            deadlines[feed] = max(deadlines.get(feed, 0.0), deadline)
+
         for (feed, _), found in tags.items():
             if isinstance(found, FeedRateLimited) and feed not in deadlines:
-                deadlines[feed] = now_wall + min(found.retry_after, MAX_RETRY_AFTER)
+                keep_deadline(feed, found.retry_after)
         if backoff is not None:
             failed: dict[str, FeedError] = {}
             for (feed, _), found in tags.items():
@@ -553,9 +564,7 @@ class Reconciler:
                     if current is None and rule.strategy == "suffix":
                         current = self._deployed_tag(project, pkg.name)
                     selection = remembered.select(pkg, rule, found, current)
-                    # Answers kept about tags hold until a webhook names the repository,
-                    # unless the rule follows a moving tag.
-                    trusted = pkg.repository not in recheck and rule.strategy != "digest"
+                    trusted = _trusted(pkg, rule, recheck)
                     created: dict[str, datetime] = {}
                     if rule.strategy == "newest-build" and selection.needs_metadata:
                         client = self._client(config, pkg.feed)
@@ -591,30 +600,22 @@ class Reconciler:
         # webhook named the repository, and always for the `digest` strategy (whose whole
         # point is a tag that moves).
         cache: dict[str, list[Any]] = self.local.data.setdefault("digests", {})
-        wall = time.time()
 
         def resolve(job: tuple[tuple[str, str], str, Any]) -> None:
             key, name, (pkg, tag) = job
             old = result[key][name]
-            cache_key = f"{pkg.feed}|{pkg.repository}|{tag}"
-            cached = cache.get(cache_key)
+            client = self._client(config, pkg.feed)
             rule = rule_for(config.projects[key[0]], key[1], name)
-            fresh = (
-                cached is not None
-                and wall - cached[1] < self.options.digest_recheck
-                and rule.strategy != "digest"
-                and pkg.repository not in recheck
-            )
-            if fresh:
-                assert cached is not None
-                result[key][name] = replace(old, digest=cached[0])
-                return
             try:
-                digest = self._client(config, pkg.feed).digest(pkg.repository, tag)
+                digest = self._kept_answer(
+                    "digests",
+                    f"{pkg.feed}|{pkg.repository}|{tag}",
+                    lambda: client.digest(pkg.repository, tag),
+                    trust=_trusted(pkg, rule, recheck),
+                )
             except FeedError as exc:
                 result[key][name] = failed_choice(name, exc)
                 return
-            cache[cache_key] = [digest, wall]
             result[key][name] = replace(old, digest=digest)
 
         with ThreadPoolExecutor(workers, thread_name_prefix="digest") as pool:
@@ -628,8 +629,7 @@ class Reconciler:
             for choice in per_package.values():
                 if choice.error_class == "rate-limited" and choice.retry_after:
                     feed = config.projects[project_name].package(choice.package).feed
-                    deadline = now_wall + min(choice.retry_after, MAX_RETRY_AFTER)
-                    deadlines[feed] = max(deadlines.get(feed, 0.0), deadline)
+                    keep_deadline(feed, choice.retry_after)
         return result
 
     def _kept_answer(
@@ -706,13 +706,12 @@ class Reconciler:
         artifact = rendering.Artifact(pkg.name, pkg.kind, pkg.manifest_name or pkg.repository, "0")
         for env_name in project.environments:  # config order: the first environment first
             for target in environments.targets_for(self.tree.root, project, env_name, [artifact]):
-                path = self.tree.root / target.file
-                if not path.is_file():
+                if not (self.tree.root / target.file).is_file():
                     continue
                 try:
                     found = rendering.current_versions(
                         target.kind,
-                        path.read_text(encoding="utf-8"),
+                        environments.read_target(self.tree.root, target.file),
                         [artifact],
                         project=project.name,
                         file=target.file,
