@@ -9,6 +9,7 @@
     │   ├── FeedAuthError           credentials rejected or missing (401/403)
     │   ├── FeedRateLimited         429; retry_after taken from Retry-After
     │   └── FeedNotFound            repository or tag unknown (404)
+    │       └── PlatformNotFound    a multi-arch index has no image for the platform
     ├── GitError                    a git operation failed (unreachable remote,
     │   │                           auth rejected, hook refused); message is
     │   │                           scrubbed of credentials
@@ -78,6 +79,10 @@ class FeedRateLimited(FeedError):
 
 class FeedNotFound(FeedError):
     """The repository, chart or tag does not exist in the feed."""
+
+
+class PlatformNotFound(FeedNotFound):
+    """A multi-arch index has no image for the platform asked for."""
 
 
 class GitError(ReconcilerError):

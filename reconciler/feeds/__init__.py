@@ -22,6 +22,18 @@ _warned_insecure: set[str] = set()
 _warned_lock = threading.Lock()
 
 
+def http_error_text(exc: httpx.HTTPError) -> str:
+    """An HTTP failure for an error message: its class and its text (a TLS failure says
+    why), scrubbed of URL user info and known secrets before it is shortened, and the
+    text left out if it still has an @ in it."""
+    from reconciler.logs import scrub
+
+    detail = scrub(str(exc))
+    if not detail or "@" in detail.replace("***@", ""):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {detail[:200]}"
+
+
 def warn_if_insecure(feed: Feed) -> None:
     """Log once per feed (per process) that it allows plain http and unverified TLS."""
     if not feed.insecure:

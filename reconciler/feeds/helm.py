@@ -55,7 +55,7 @@ from ruamel.yaml.events import (
 
 from reconciler import yamlio
 from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
-from reconciler.feeds import warn_if_insecure
+from reconciler.feeds import http_error_text, warn_if_insecure
 from reconciler.feeds.auth import CredentialResolver
 from reconciler.feeds.registry import RegistryClient, parse_created, parse_retry_after
 from reconciler.model import Feed
@@ -472,7 +472,7 @@ class HelmRepoClient:
         except httpx.HTTPError as exc:
             raise FeedError(
                 self._feed.name,
-                f"cannot read {self._display_url}: {_http_error_text(exc)}",
+                f"cannot read {self._display_url}: {http_error_text(exc)}",
                 retry_after=30.0,
             ) from None
         self._drop_body()
@@ -692,17 +692,6 @@ class HelmOciClient:
 
 
 HelmFeedClient = HelmRepoClient | HelmOciClient
-
-
-def _http_error_text(exc: httpx.HTTPError) -> str:
-    """The error's class and its text (a TLS failure says why), scrubbed of URL user
-    info and known secrets before it is shortened, and left out if it still has an @."""
-    from reconciler.logs import scrub
-
-    detail = scrub(str(exc))
-    if not detail or "@" in detail.replace("***@", ""):
-        return type(exc).__name__
-    return f"{type(exc).__name__}: {detail[:200]}"
 
 
 def open_helm_feed(

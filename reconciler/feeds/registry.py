@@ -38,8 +38,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler import model
-from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
-from reconciler.feeds import warn_if_insecure
+from reconciler.errors import (
+    FeedAuthError,
+    FeedError,
+    FeedNotFound,
+    FeedRateLimited,
+    PlatformNotFound,
+)
+from reconciler.feeds import http_error_text, warn_if_insecure
 from reconciler.feeds.auth import CredentialResolver, Secret, TokenCache, TokenKey
 
 log = logging.getLogger(__name__)
@@ -385,10 +391,8 @@ class RegistryClient:
         Images that say nothing about their platform (charts) count as having it."""
         try:
             _media_type, config, _manifest = self._image(repository, tag, platform)
-        except FeedNotFound as exc:
-            if "no image for platform" in exc.message:
-                return False
-            raise
+        except PlatformNotFound:
+            return False
         want_os, want_arch, want_variant = parse_platform(platform)
         if not isinstance(config, dict) or not config.get("os") or not config.get("architecture"):
             return True
@@ -528,7 +532,7 @@ class RegistryClient:
             return fallback
         wanted_text = "/".join(p for p in wanted if p)
         offered_text = ", ".join(offered) or "none"
-        raise FeedNotFound(
+        raise PlatformNotFound(
             self.feed.name,
             f"{what}: no image for platform {wanted_text} (offered: {offered_text})",
             retry_after=3600.0,
@@ -689,7 +693,7 @@ class RegistryClient:
             except httpx.HTTPError as exc:
                 raise FeedError(
                     self.feed.name,
-                    f"{method} {url.path}: {type(exc).__name__}: {exc}",
+                    f"{method} {url.path}: {http_error_text(exc)}",
                     retry_after=TRANSIENT_RETRY_AFTER,
                 ) from None
 
