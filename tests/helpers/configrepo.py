@@ -147,3 +147,23 @@ def run_cli(
 def result_json(proc: subprocess.CompletedProcess[str]) -> Any:
     start = proc.stdout.index("{")
     return json.loads(proc.stdout[start:])
+
+
+def pass_racing_a_writer(
+    reconciler: Any, remote: Any, files: dict[str, str | None], message: str
+) -> Any:
+    """Run one pass of ``reconciler`` (closed afterwards) while another writer commits
+    ``files`` to ``remote`` just before the pass's first push; its PassResult."""
+    real_push = reconciler.tree.push
+    raced: list[str] = []
+
+    def racing_push() -> None:
+        if not raced:  # the other writer lands first, once
+            raced.append(remote.human_commit(files, message))
+        real_push()
+
+    reconciler.tree.push = racing_push
+    try:
+        return reconciler.run_pass()
+    finally:
+        reconciler.close()

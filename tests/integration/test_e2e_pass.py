@@ -13,6 +13,7 @@ from tests.helpers.configrepo import (
     checkout,
     config_files,
     kustomize_images,
+    pass_racing_a_writer,
     result_json,
     run_cli,
 )
@@ -142,19 +143,7 @@ def test_concurrent_push_between_fetch_and_push_is_survived(
     registry.push(apps[0].repository, "1.0.0")
     remote = bare_remote(seed=config_files(registry.url, apps))
     reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
-    real_push = reconciler.tree.push
-    raced = []
-
-    def racing_push() -> None:
-        if not raced:  # another writer lands first, once
-            raced.append(remote.human_commit(human_change, "human edit"))
-        real_push()
-
-    reconciler.tree.push = racing_push  # type: ignore[method-assign]
-    try:
-        result = reconciler.run_pass()
-    finally:
-        reconciler.close()
+    result = pass_racing_a_writer(reconciler, remote, human_change, "human edit")
     assert result.pushed
     assert (result.push_attempts, result.push_rebases) == (attempts, rebases)
     assert result.commit == remote.head()

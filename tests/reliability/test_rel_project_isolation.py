@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.configrepo import AppSpec, config_files, pass_racing_a_writer
 from tests.reliability.support import once
 
 DEEP = "[" * 5000 + "]" * 5000
@@ -138,19 +138,9 @@ def test_a_replan_forgets_the_errors_of_the_lost_plan(registry, bare_remote, tmp
     files["pins/bad/dev.yaml"] = "release: [1.0.0\n"
     remote = bare_remote(seed=files)
     reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
-    real_push = reconciler.tree.push
-    fixed: list[str] = []
-
-    def racing_push() -> None:
-        if not fixed:
-            fixed.append(remote.human_commit({"pins/bad/dev.yaml": None}, "drop the bad pin"))
-        real_push()
-
-    reconciler.tree.push = racing_push  # type: ignore[method-assign]
-    try:
-        result = reconciler.run_pass()
-    finally:
-        reconciler.close()
+    result = pass_racing_a_writer(
+        reconciler, remote, {"pins/bad/dev.yaml": None}, "drop the bad pin"
+    )
     assert result.pushed and result.push_attempts == 2
     assert result.ok and result.project_errors == {}
     assert sorted(r.project for r in result.releases) == ["bad", "good"]
