@@ -11,14 +11,21 @@ from reconciler.reconcile import PassOptions, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 
 
+def _receiver() -> tuple[list[dict], httpx.MockTransport]:
+    """A notification endpoint: the JSON bodies it received, and its transport."""
+    sent: list[dict] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, text="ok")
+
+    return sent, httpx.MockTransport(receive)
+
+
 def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
     registry, registry_basic, bare_remote, tmp_path, monkeypatch
 ):
-    sent: list[dict] = []
-
-    def slack(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
-        return httpx.Response(200, text="ok")
+    sent, receiver = _receiver()
 
     monkeypatch.setenv("SLACK_URL", "https://hooks.slack.test/services/T0/B0/s3cr3t-hook")
     monkeypatch.setenv("REG_USER", registry_basic.username)
@@ -46,7 +53,7 @@ def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
         PassOptions(
             repo_url=remote.url,
             work_dir=tmp_path / "w",
-            notify_transport=httpx.MockTransport(slack),
+            notify_transport=receiver,
         )
     )
     try:
@@ -74,11 +81,7 @@ def test_a_persistent_failure_is_notified_once_across_processes(
 ):
     """Cron-style `once`: each pass a new process, the failure still reported once, and
     "resolved" once when it is over."""
-    sent: list[dict] = []
-
-    def hook(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
-        return httpx.Response(200, text="ok")
+    sent, receiver = _receiver()
 
     monkeypatch.setenv("HOOK_URL", "https://hooks.example.test/generic")
     monkeypatch.setenv("REG_USER", registry_basic.username)
@@ -99,7 +102,7 @@ def test_a_persistent_failure_is_notified_once_across_processes(
             PassOptions(
                 repo_url=remote.url,
                 work_dir=tmp_path / "w",
-                notify_transport=httpx.MockTransport(hook),
+                notify_transport=receiver,
             )
         )
         try:
