@@ -838,7 +838,6 @@ class Reconciler:
 
         planned = result.mark()
         for attempt in range(1, self.options.max_push_attempts + 1):
-            result.push_attempts = attempt
             if attempt > 1:
                 # A fresh plan on the new head: nothing of the lost plan may remain.
                 result.rewind(planned)
@@ -868,6 +867,7 @@ class Reconciler:
                 self._save_local(result, choices, now)
                 return
             result.commit = sha
+            result.push_attempts = attempt  # counted only when there is a commit to push
             _hook("after-commit")
             if not self._push(config, result):
                 log.warning("push rejected (remote moved); re-planning (attempt %d)", attempt)

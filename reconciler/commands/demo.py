@@ -1,9 +1,10 @@
 """``reconciler demo``: the bundled sample, end to end, with no network and no registry.
 
-It copies sample-repo/ into a temporary Git remote, points its feed at a local OCI
-image-layout directory, publishes a few image versions there, and runs passes:
-the first creates releases and deploys them to dev, a second after a new tag is
-published creates the next release, a third with nothing new pushes nothing.
+It copies the bundled sample config repository into a temporary Git remote, points
+its feed at a local OCI image-layout directory, publishes a few image versions there,
+and runs four passes: the first creates releases and deploys them to dev; the second,
+after a new tag is published, creates the next release; the third lets staging catch
+up; the fourth, with nothing new, commits and pushes nothing.
 """
 
 from __future__ import annotations
@@ -90,26 +91,44 @@ def _show_pass(title: str, result: Any) -> None:
     click.echo(describe(result))
 
 
-def _status(reconciler: Any) -> None:
+def _status(reconciler: Any) -> list[dict[str, Any]]:
     from reconciler.commands.report import table
     from reconciler.commands.status import project_status
     from reconciler.config import load_config
 
     config = load_config(reconciler.tree.root)
-    rows = []
-    for name in sorted(config.projects):
+    rows = [
+        row
+        for name in sorted(config.projects)
         for row in project_status(
             config, reconciler.tree.root, config.projects[name], reconciler.options.clock()
-        ):
-            rows.append(
-                [
-                    row["project"],
-                    row["environment"],
-                    row["release"] or "-",
-                    "; ".join(row["waiting"]) or "up to date",
-                ]
-            )
-    click.echo(table(rows, ["PROJECT", "ENV", "RELEASE", "STATUS"]))
+        )
+    ]
+    lines = [
+        [
+            row["project"],
+            row["environment"],
+            row["release"] or "-",
+            "; ".join(row["waiting"]) or "up to date",
+        ]
+        for row in rows
+    ]
+    click.echo(table(lines, ["PROJECT", "ENV", "RELEASE", "STATUS"]))
+    return rows
+
+
+def next_steps(rows: list[dict[str, Any]]) -> list[str]:
+    """The promotions that status shows waiting for a person, as commands to type."""
+    commands = []
+    for row in rows:
+        for text in row["waiting"]:
+            release, _, reason = text.partition(": ")
+            if reason == "manual approval pending":
+                commands.append(
+                    f"reconciler promote {row['project']} {release} "
+                    f"--to {row['environment']} --repo <url>"
+                )
+    return commands
 
 
 def run_demo(base: Path) -> int:
@@ -148,13 +167,11 @@ def run_demo(base: Path) -> int:
         fourth = reconciler.run_pass()
         _show_pass("pass 4: nothing new -> no commit, no push", fourth)
         click.secho("\n--- reconciler status ---", bold=True)
-        _status(reconciler)
+        rows = _status(reconciler)
         click.secho("\n--- git log (the audit trail) ---", bold=True)
         click.echo(_git("log", "--format=%h %an: %s%n%(trailers:only,unfold)", cwd=remote))
-        click.echo(
-            "next: `reconciler promote shop 1.0.0 --to prod --repo <url>` is the manual "
-            "approval for production (after staging's 1h soak)"
-        )
+        for step in next_steps(rows):
+            click.echo(f"next: `{step}` is the manual approval that status shows waiting")
     finally:
         reconciler.close()
     ok = all(r.ok for r in (first, second, third, fourth)) and first.pushed and second.pushed

@@ -27,5 +27,5 @@ def command(
     if fmt == "json":
         click.echo(json.dumps(result.to_json(candidates=True), indent=2))
     else:
-        click.echo(describe(result))
+        click.echo(describe(result, dry_run=True))
     raise SystemExit(exit_code(result))

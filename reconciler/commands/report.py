@@ -15,8 +15,9 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(out)
 
 
-def describe(result: Any) -> str:
-    """A summary of a PassResult for people."""
+def describe(result: Any, *, dry_run: bool = False) -> str:
+    """A summary of a PassResult for people; ``dry_run`` for ``plan``, which never
+    commits or pushes."""
     parts: list[str] = []
     if result.config_error is not None:
         parts.append("config invalid:\n" + str(result.config_error))
@@ -42,6 +43,8 @@ def describe(result: Any) -> str:
     if result.commit:
         state = "pushed" if result.pushed else "not pushed"
         parts.append(f"commit {result.commit[:12]} ({state}, {result.push_attempts} attempt(s))")
+    elif dry_run:
+        parts.append("plan only: nothing was written, committed or pushed")
     elif not result.config_error and not result.git_error:
         parts.append("nothing to commit")
     return "\n".join(parts)
