@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -124,6 +125,19 @@ class WebhookSecrets:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: ReconcilerServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a request's failure through logging, never as plain text on stderr.
+
+        socketserver's default prints a traceback to stderr, where the sidecar's JSON
+        log goes. A client that disconnects or times out is routine (debug); anything
+        else is a bug, logged with its traceback inside one JSON record.
+        """
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.debug("client went away: %s %s", client_address[0], type(error).__name__)
+        else:
+            log.exception("request from %s failed", client_address[0])
 
 
 class _Server6(_Server):

@@ -184,6 +184,8 @@ def _load_json(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         document = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookRejected(400, f"malformed JSON: {exc}") from None
+    except RecursionError:  # json's C decoder recurses per level: '[' * 100_000
+        raise WebhookRejected(400, "malformed JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise WebhookRejected(400, "JSON body must be an object")
     return document

@@ -4,6 +4,7 @@ SIGTERM/SIGINT finish the current pass (never a half-made commit) and exit."""
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -13,6 +14,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options, tty_progress
+
+DEFAULT_INTERVAL = 180.0
+
+
+def positive_seconds(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    """--interval's check: the loop cannot keep 0, -5, nan or inf seconds."""
+    if value is not None and not usable_interval(value):
+        raise click.BadParameter(f"{value} must be a finite number of seconds above 0")
+    return value
+
+
+def usable_interval(seconds: float) -> bool:
+    return math.isfinite(seconds) and seconds > 0
+
 
 if TYPE_CHECKING:  # imported lazily at run time: `reconciler --help` stays fast
     from reconciler.loop import Backoff, PassOutcome, PassRequest
@@ -94,6 +111,7 @@ def sidecar_pass(
     "--interval",
     envvar="RECONCILER_INTERVAL",
     type=float,
+    callback=positive_seconds,
     default=None,
     help="Seconds between passes (default: reconciler.yaml's interval, else 180).",
 )
@@ -163,7 +181,7 @@ def command(
     )
     # Serve /healthz before the first clone, which can take a while on a big repo;
     # /readyz stays "not ready" until a pass succeeds.
-    health = Health(max_age=3 * (interval or 180.0) + 60)
+    health = Health(max_age=3 * (interval or DEFAULT_INTERVAL) + 60)
     server = ReconcilerServer(_listen(listen), on_event=events.put, health=health, metrics=metrics)
     server.start()
     every = interval
@@ -179,8 +197,8 @@ def command(
         ]
     except (ReconcilerError, OSError):  # the first pass reports it; start anyway
         pass
-    if every is None:
-        every = 180.0
+    if every is None or not usable_interval(every):
+        every = DEFAULT_INTERVAL  # validate reports a bad configured interval; keep serving
     health.max_age = 3 * every + 60
     ref_files = set(local_branch_files(repo, reconciler.tree.branch))
     credential_files = set(_watched_files(dict(os.environ)) + feed_files)
