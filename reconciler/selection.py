@@ -10,8 +10,11 @@ Common filters, applied in this order to every tag:
 1. the OCI tag grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` (``+`` also allowed,
    for Helm chart versions): anything else (newlines, quotes, 300 characters)
    is rejected and never selected;
-2. ``allow``: the tag must match (``re.search``, as Flux and Kargo do);
+2. ``allow``: the tag must match (a search, as Flux and Kargo do);
 3. ``ignore``: the tag must match none of these.
+
+Every user pattern runs on RE2 (``reconciler.userregex``): matching is linear
+in the tag, so no pattern and tag pair can make a pass hang.
 
 Strategies:
 
@@ -50,12 +53,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.model import VersionRule
+from reconciler.userregex import UnsupportedRegex, UserRegex, compile_user_regex
 from reconciler.versions import Version, is_hash_like, parse_range, parse_version
 
 __all__ = [
     "Candidate",
     "Selection",
-    "compile_pattern",
     "is_newer",
     "is_valid_tag",
     "select",
@@ -63,7 +66,6 @@ __all__ = [
 ]
 
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
-_JS_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
 _EXTRACT = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _SUFFIX_TAG = re.compile(r"[vV]?(?P<numbers>[0-9]+(?:\.[0-9]+){0,3})(?:-(?P<suffix>.+))?")
@@ -155,14 +157,6 @@ def is_valid_tag(tag: str) -> bool:
     return _TAG.fullmatch(tag) is not None
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a user regex; JS/.NET ``(?<name>...)`` groups become Python's ``(?P<name>...)``.
-
-    Raises ``re.error`` for an invalid pattern.
-    """
-    return re.compile(_JS_NAMED_GROUP.sub("(?P<", pattern))
-
-
 def _extract_group(extract: str) -> str | int | None:
     """The group ``extract`` names: ``$ts``/``${ts}`` -> "ts", ``$1`` -> 1; None if malformed."""
     match = _EXTRACT.fullmatch(extract)
@@ -177,16 +171,16 @@ def validate_rule(rule: VersionRule) -> list[str]:
     problems: list[str] = []
     if rule.strategy not in _STRATEGIES:
         problems.append(f"unknown strategy {rule.strategy!r}; use one of {', '.join(_STRATEGIES)}")
-    allow: re.Pattern[str] | None = None
+    allow: UserRegex | None = None
     for key, pattern in [("allow", rule.allow), ("prerelease", rule.prerelease)] + [
         ("ignore", p) for p in rule.ignore
     ]:
         if pattern is None:
             continue
         try:
-            compiled = compile_pattern(pattern)
-        except re.error as error:
-            problems.append(f"{key}: invalid regular expression {pattern!r}: {error}")
+            compiled = compile_user_regex(pattern)
+        except UnsupportedRegex as error:
+            problems.append(f"{key}: {error}")
             continue
         if key == "allow":
             allow = compiled
@@ -201,19 +195,13 @@ def validate_rule(rule: VersionRule) -> list[str]:
         group = _extract_group(rule.extract)
         if group is None:
             problems.append(f"extract: {rule.extract!r} must name a group like $name or $1")
-        elif allow is not None and not _has_group(allow, group):
+        elif allow is not None and not allow.has_group(group):
             problems.append(f"extract: {rule.extract!r} names no group of allow {rule.allow!r}")
     if rule.strategy == "digest" and not rule.tag:
         problems.append("the digest strategy needs the tag to follow")
     if rule.scan_limit < 1:
         problems.append(f"scan_limit must be at least 1, not {rule.scan_limit}")
     return problems
-
-
-def _has_group(pattern: re.Pattern[str], group: str | int) -> bool:
-    if isinstance(group, int):
-        return 0 <= group <= pattern.groups
-    return group in pattern.groupindex
 
 
 # ------------------------------------------------------------------ ranking keys
@@ -275,8 +263,8 @@ class _Collector:
 
 def _common_filter(rule: VersionRule, tags: Iterable[str], out: _Collector) -> list[str]:
     """Grammar, allow and ignore; returns surviving tags in sorted (input-independent) order."""
-    allow = compile_pattern(rule.allow) if rule.allow is not None else None
-    ignores = [(p, compile_pattern(p)) for p in rule.ignore]
+    allow = compile_user_regex(rule.allow) if rule.allow is not None else None
+    ignores = [(p, compile_user_regex(p)) for p in rule.ignore]
     survivors = []
     for tag in sorted(set(tags)):
         if not is_valid_tag(tag):
@@ -300,7 +288,7 @@ def _not_a_version_reason(tag: str, strict: bool) -> str:
 
 def _select_semver(rule: VersionRule, tags: list[str], out: _Collector) -> None:
     version_range = parse_range(rule.range) if rule.range is not None else None
-    prerelease = compile_pattern(rule.prerelease) if rule.prerelease is not None else None
+    prerelease = compile_user_regex(rule.prerelease) if rule.prerelease is not None else None
     for tag in tags:
         version = parse_version(tag, strict=rule.strict)
         if version is None:
@@ -350,17 +338,13 @@ def _select_suffix(
             out.accept(tag, _version_rank(version))
 
 
-def _regex_value(rule: VersionRule, pattern: re.Pattern[str], tag: str) -> str | None:
+def _regex_value(rule: VersionRule, pattern: UserRegex, tag: str) -> str | None:
     """The value ``extract`` pulls out of a tag; None when the tag does not match."""
-    match = pattern.search(tag)
-    if match is None:
-        return None
     group = _extract_group(rule.extract) if rule.extract is not None else 0
-    value = match.group(group if group is not None else 0)
-    return value if isinstance(value, str) else None
+    return pattern.group(tag, group if group is not None else 0)
 
 
-def _regex_rank(rule: VersionRule, pattern: re.Pattern[str], tag: str) -> RankKey | str:
+def _regex_rank(rule: VersionRule, pattern: UserRegex, tag: str) -> RankKey | str:
     """The rank of a tag under a regex rule, or the reason it has none."""
     value = _regex_value(rule, pattern, tag)
     if value is None:
@@ -376,7 +360,7 @@ def _regex_rank(rule: VersionRule, pattern: re.Pattern[str], tag: str) -> RankKe
 
 
 def _select_regex(rule: VersionRule, tags: list[str], out: _Collector) -> Selection:
-    pattern = compile_pattern(rule.allow or "")
+    pattern = compile_user_regex(rule.allow or "")
     for tag in tags:
         rank = _regex_rank(rule, pattern, tag)
         if isinstance(rank, str):
@@ -423,7 +407,7 @@ def select(
     precision from it); ``created`` maps tags to creation times (newest-build);
     ``digests`` is accepted for symmetry with ``is_newer`` and does not change
     which tag is chosen. The rule must have passed ``validate_rule``; an invalid
-    regex or range raises ``re.error`` / ``ValueError``.
+    regex or range raises ``ValueError`` (``UnsupportedRegex`` for a regex).
     """
     del digests  # the digest strategy chooses its tag by name; digests matter in is_newer
     out = _Collector()
@@ -453,7 +437,7 @@ def _comparable_rank(rule: VersionRule) -> Callable[[str], Any] | None:
     if rule.strategy == "suffix":
         return lambda tag: parts[0].key if (parts := _suffix_parts(tag)) else None
     if rule.strategy == "regex":
-        pattern = compile_pattern(rule.allow or "")
+        pattern = compile_user_regex(rule.allow or "")
 
         def regex_key(tag: str) -> Any:
             rank = _regex_rank(rule, pattern, tag)
