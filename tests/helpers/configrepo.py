@@ -29,6 +29,16 @@ spec:
 """
 
 
+DEV_ONLY = textwrap.dedent("""\
+    apiVersion: reconciler.dev/v1
+    kind: Lifecycle
+    name: standard
+    phases:
+      - {name: development, environments: [dev]}
+    """)
+"""A one-phase lifecycle: promotions after a release do not add commits of their own."""
+
+
 @dataclass
 class AppSpec:
     """One image package of the test project."""

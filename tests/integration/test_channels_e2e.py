@@ -23,6 +23,7 @@ from reconciler import yamlio
 from reconciler.feeds.registry import MANIFEST_ACCEPT
 from reconciler.reconcile import PassOptions, PassResult, Reconciler
 from tests.helpers.configrepo import (
+    DEV_ONLY,
     AppSpec,
     checkout,
     config_files,
@@ -32,15 +33,6 @@ from tests.helpers.configrepo import (
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-DEV_ONLY = textwrap.dedent("""\
-    apiVersion: reconciler.dev/v1
-    kind: Lifecycle
-    name: standard
-    phases:
-      - {name: development, environments: [dev]}
-    """)
-"""A one-phase lifecycle: promotions after a release do not add commits of their own."""
 
 
 def _apps(*packages: str) -> list[AppSpec]:

@@ -21,7 +21,7 @@ import pytest
 from reconciler.model import VersionRule
 from reconciler.selection import select, validate_rule
 from reconciler.userregex import ENGINE, UnsupportedRegex, compile_user_regex
-from tests.helpers.configrepo import AppSpec, config_files, result_json, run_cli
+from tests.helpers.configrepo import DEV_ONLY, AppSpec, config_files, result_json, run_cli
 from tests.helpers.gitserver import write_files
 
 EVIL_A = "a" * 36 + "-x"
@@ -29,14 +29,6 @@ EVIL_A = "a" * 36 + "-x"
 
 EVIL_DIGITS = "1" * 30 + "-rc"
 """``^v?(\\d+\\.?)+$`` backtracks through every split of 30 digits."""
-
-DEV_ONLY = textwrap.dedent("""\
-    apiVersion: reconciler.dev/v1
-    kind: Lifecycle
-    name: standard
-    phases:
-      - {name: development, environments: [dev]}
-    """)
 
 CASES = {
     "allow": (
