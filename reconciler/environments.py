@@ -8,6 +8,7 @@ into them (``render``). Edits are byte-exact splices done by rendering.py.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +70,12 @@ def read_target(root: Path, file: str) -> str:
         raise RenderError(file, exc.strerror or type(exc).__name__) from None
 
 
-def render(root: Path, project: Project, environment: str, release: Release) -> list[str]:
-    """Write ``release`` into the environment's files; returns the paths that changed."""
+def _rendered(
+    root: Path, project: Project, environment: str, release: Release
+) -> Iterator[tuple[str, str, str]]:
+    """(file, text now, text with ``release``) for each of the environment's targets."""
     artifacts = artifacts_for(project, release)
-    changed = []
     for target in targets_for(root, project, environment, artifacts):
-        path = root / target.file
         text = read_target(root, target.file)
         new = rendering.render(
             target.kind,
@@ -84,10 +85,30 @@ def render(root: Path, project: Project, environment: str, release: Release) -> 
             digest=project.render_digest,
             file=target.file,
         )
+        yield target.file, text, new
+
+
+def render(root: Path, project: Project, environment: str, release: Release) -> list[str]:
+    """Write ``release`` into the environment's files; returns the paths that changed."""
+    changed = []
+    for file, text, new in _rendered(root, project, environment, release):
         if new != text:
-            records.write_file(path, new.encode("utf-8"))
-            changed.append(target.file)
+            records.write_file(root / file, new.encode("utf-8"))
+            changed.append(file)
     return changed
+
+
+def render_problem(root: Path, project: Project, environment: str, release: Release) -> str | None:
+    """Why ``release`` cannot be rendered into the environment's files (None: it can).
+
+    Renders in memory only, for commands that explain a pass without writing it.
+    """
+    try:
+        for _ in _rendered(root, project, environment, release):
+            pass
+    except RenderError as error:
+        return str(error)
+    return None
 
 
 @dataclass(frozen=True)

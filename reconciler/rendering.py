@@ -43,6 +43,7 @@ __all__ = [
     "KustomizationVersions",
     "TargetKind",
     "current_versions",
+    "marker_packages",
     "read_application",
     "read_helmrelease",
     "read_kustomization",
@@ -1036,19 +1037,48 @@ def _marker_value(marker: _Marker, artifact: Artifact, file: str) -> str:
     return f"{full}@{artifact.digest}" if artifact.digest else full
 
 
+def marker_packages(text: str, project: str) -> set[str]:
+    """The packages ``project``'s markers in ``text`` name (a text scan, no YAML parse)."""
+    if MARKER_LITERAL not in text:
+        return set()
+    found = set()
+    lines = (line for line in _LINE_BREAK.split(text) if MARKER_LITERAL in line)
+    for match in (m for line in lines for m in _MARKER.finditer(line)):
+        try:
+            setter = str(json.loads(match.group(1))[MARKER_KEY])
+        except (ValueError, KeyError):
+            continue
+        owner, _, rest = setter.partition(":")
+        if owner == project and rest:
+            found.add(rest.partition(":")[0])
+    return found
+
+
+def _no_marker(file: str, project: str, by_package: Mapping[str, Artifact]) -> RenderError:
+    example = f'# {{"{MARKER_KEY}": "{project}:{min(by_package)}"}}'
+    return RenderError(
+        file,
+        f"markers target: no marker for {', '.join(sorted(by_package))} of project "
+        f"{project} (such as {example}), so nothing would be rendered",
+    )
+
+
 def render_markers(text: str, project: str, artifacts: Sequence[Artifact], *, file: str) -> str:
     """Rewrite scalars marked ``# {"$reconciler": "<project>:<package>[:suffix]"}``.
 
     Suffix none: ``name:tag`` (``@digest`` appended when known); ``:tag`` and
     ``:version``: the version; ``:name``: the image name (``new_name`` if set);
     ``:digest``: the digest. Markers of other projects, and of packages not in
-    ``artifacts``, are left alone; files without the literal ``"$reconciler"``
-    are not even parsed.
+    ``artifacts``, are left alone. A file with no marker for any of the
+    artifacts is an error (found without parsing the YAML): rendering nothing
+    there would record a deployment that never reached the file.
     """
-    if MARKER_LITERAL not in text:
-        return text
     _validate(artifacts, file)
+    if not artifacts:
+        return text
     by_package = {a.package: a for a in artifacts}
+    if not marker_packages(text, project) & by_package.keys():
+        raise _no_marker(file, project, by_package)
     plan = _Plan(text, file)
     for marker in _markers(plan.src, plan.docs, project, file):
         artifact = by_package.get(marker.package)

@@ -4,6 +4,7 @@ and why; why each environment is or is not moving; recent trigger decisions."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,7 +37,9 @@ def command(
             )
         else:
             statuses = []
+            config = None
         history = reconciler.local.data.get("history", {})
+        blocked = _render_problems(reconciler.tree.root, result, config, project)
     finally:
         reconciler.close()
     for (proj, channel), packages in sorted(result.choices.items()):
@@ -71,4 +74,32 @@ def command(
             continue
         why = "; ".join(([row["next"]] if row["next"] else []) + row["waiting"]) or "up to date"
         click.echo(f"{row['environment']}: runs {row['release'] or '(nothing)'}; {why}")
+    for env_name, version, problem in blocked:
+        if not environment or env_name == environment:
+            click.echo(f"{env_name}: cannot deploy {version}: {problem}")
+    if project in result.project_errors:
+        click.echo(f"project skipped: {result.project_errors[project]}")
     raise SystemExit(exit_code(result))
+
+
+def _render_problems(
+    root: Path, result: Any, config: Any, project: str
+) -> list[tuple[str, str, str]]:
+    """(environment, release, why) for each promotion the pass planned but could not
+    render: a dry run writes no file, so rendering is tried in memory here."""
+    from reconciler import environments, records
+
+    if config is None or project not in config.projects:
+        return []
+    planned = {r.version: r for r in result.releases if r.project == project}
+    problems = []
+    for proj, env_name, version in result.promotions:
+        if proj != project:
+            continue
+        release = planned.get(version) or records.read_release(root, project, version)
+        if release is None:
+            continue
+        problem = environments.render_problem(root, config.projects[project], env_name, release)
+        if problem:
+            problems.append((env_name, version, problem))
+    return problems

@@ -675,11 +675,15 @@ def test_application_git_sources_are_not_charts() -> None:
 # --- markers ------------------------------------------------------------------------------
 
 
-def test_markers_of_other_projects_and_files_without_the_literal_are_untouched() -> None:
+def test_markers_of_other_projects_are_untouched_and_files_without_the_literal_unparsed() -> None:
+    # No marker of this project: an error found by a text scan (the YAML is not parsed),
+    # since rendering nothing would record a deployment the file never got.
     text = "image: a:1 # {'$reconciler': 'shop:api'}\n: not even yaml ["
-    assert render_markers(text, "shop", [Artifact("api", "image", "a", "2")], file="x") is text
-    text = 'image: a:1 # {"$reconciler": "other:api"}\n'
-    assert render_markers(text, "shop", [Artifact("api", "image", "a", "2")], file="x") is text
+    with pytest.raises(RenderError, match="x: markers target: no marker for api of project shop"):
+        render_markers(text, "shop", [Artifact("api", "image", "a", "2")], file="x")
+    text = 'image: a:1 # {"$reconciler": "other:api"}\nmine: a:1 # {"$reconciler": "shop:api"}\n'
+    out = render_markers(text, "shop", [Artifact("api", "image", "a", "2")], file="x")
+    assert out == text.replace("mine: a:1", "mine: a:2")
 
 
 def test_marker_on_sequence_item_and_empty_value() -> None:
