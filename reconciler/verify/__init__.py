@@ -1,0 +1,137 @@
+"""Verified deployments: does the commit the reconciler pushed actually run?
+
+The reconciler never writes to a cluster. After it deploys a release to an
+environment with ``verify:``, later passes *read* what the GitOps agent reports about
+that commit and turn it into an :class:`Outcome`:
+
+* :mod:`.model` - the checks' configuration, the deployment, the outcome;
+* :mod:`.judge` - pure: an agent's document in, an outcome out;
+* :mod:`.template` - the ``expect`` template of http checks;
+* :mod:`.probes` - I/O: Kubernetes (lightkube), Argo CD's API, Git hosts, HTTP.
+
+:class:`Verifier` runs every check of a :class:`VerifySpec` for one deployment and
+combines them (:func:`judge.combine`): an outage is pending, never failed, until the
+spec's ``timeout`` has passed since the deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from reconciler.verify.judge import (
+    argocd_outcome,
+    combine,
+    commit_status_outcome,
+    flux_outcome,
+    http_outcome,
+)
+from reconciler.verify.model import (
+    ArgoCDCheck,
+    Check,
+    CommitStatusCheck,
+    DeploymentFacts,
+    FluxCheck,
+    HttpCheck,
+    Outcome,
+    VerifySpec,
+)
+from reconciler.verify.probes import (
+    ArgoCDServer,
+    GitHostStatuses,
+    KubernetesObjects,
+    ObjectSource,
+    ProbeUnavailable,
+    http_get,
+)
+from reconciler.verify.template import TemplateError, render
+
+__all__ = [
+    "ArgoCDCheck",
+    "CommitStatusCheck",
+    "DeploymentFacts",
+    "FluxCheck",
+    "HttpCheck",
+    "Outcome",
+    "Verifier",
+    "VerifySpec",
+]
+
+
+@dataclass
+class Verifier:
+    """Runs checks against the services they name. Every source is injectable.
+
+    ``kubernetes`` reads Argo CD Applications and Flux objects; ``argocd_server``
+    builds the API-server source for checks with ``server:``; ``statuses`` is the Git
+    host of the config repository (None: commitStatus checks stay pending).
+    """
+
+    http: httpx.Client
+    kubernetes: ObjectSource | None = None
+    statuses: GitHostStatuses | None = None
+    argocd_server: Callable[[str], ObjectSource] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kubernetes is None:
+            self.kubernetes = KubernetesObjects()
+        if self.argocd_server is None:
+            self.argocd_server = lambda url: ArgoCDServer(url, self.http)
+
+    def verify(self, spec: VerifySpec, deployment: DeploymentFacts, now: datetime) -> Outcome:
+        """One verdict over all of ``spec``'s checks (see :func:`judge.combine`)."""
+        outcomes = [self.check(check, deployment) for check in spec.checks]
+        return combine(
+            outcomes,
+            deployed_at=deployment.deployed_at,
+            now=now,
+            timeout=spec.timeout,
+            interval=spec.interval,
+        )
+
+    def check(self, check: Check, deployment: DeploymentFacts) -> Outcome:
+        """One check's outcome; an unreachable service gives pending with a retry delay."""
+        try:
+            return self._check(check, deployment)
+        except ProbeUnavailable as outage:
+            return Outcome.pending(f"unreachable: {outage}", outage.retry_after)
+
+    def _check(self, check: Check, deployment: DeploymentFacts) -> Outcome:
+        sha = deployment.commit
+        if isinstance(check, ArgoCDCheck):
+            assert self.argocd_server is not None and self.kubernetes is not None
+            source = self.argocd_server(check.server) if check.server else self.kubernetes
+            application = source.get("Application", check.namespace, check.name)
+            if application is None:
+                return Outcome.pending(f"Application {check.namespace}/{check.name} not found")
+            return argocd_outcome(application, sha)
+        if isinstance(check, FluxCheck):
+            assert self.kubernetes is not None
+            document = self.kubernetes.get(check.resource, check.namespace, check.name)
+            if document is None:
+                return Outcome.pending(f"{check.resource} {check.namespace}/{check.name} not found")
+            return flux_outcome(document, sha)
+        if isinstance(check, CommitStatusCheck):
+            if self.statuses is None:
+                return Outcome.pending("no Git host API configured for commit statuses")
+            return commit_status_outcome(self.statuses.statuses(sha), check.context, sha)
+        return self._http(check, deployment)
+
+    def _http(self, check: HttpCheck, deployment: DeploymentFacts) -> Outcome:
+        try:
+            expected = (
+                render(check.expect, deployment.release, deployment.packages)
+                if check.expect is not None
+                else None
+            )
+        except TemplateError as error:
+            return Outcome.failed(f"expect: {error}")
+        status, body = http_get(self.http, check.url)
+        return http_outcome(check.url, status, body, expected)
+
+    def close(self) -> None:
+        if isinstance(self.kubernetes, KubernetesObjects):
+            self.kubernetes.close()
