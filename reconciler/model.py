@@ -12,6 +12,7 @@ from typing import Literal
 
 FeedType = Literal["oci", "helm", "oci-layout"]
 Strategy = Literal["semver", "suffix", "regex", "newest-build", "digest"]
+PackageKind = Literal["image", "chart"]
 PromotionMode = Literal["direct", "pull-request"]
 DriftPolicy = Literal["pin", "revert", "report"]
 
@@ -65,7 +66,7 @@ class Package:
     new_name: str | None = None  # kustomize images[].newName to write, if any
 
     @property
-    def kind(self) -> Literal["image", "chart"]:
+    def kind(self) -> PackageKind:
         return "chart" if self.chart is not None else "image"
 
     @property

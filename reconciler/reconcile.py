@@ -278,7 +278,7 @@ def _release_json(release: Release) -> dict[str, Any]:
 
 @functools.cache
 def _selection_stamp() -> str:
-    return source_stamp("model", "selection", "versions")
+    return source_stamp("model", "selection", "userregex", "versions")
 
 
 class _SelectionCache:
@@ -310,7 +310,7 @@ class _SelectionCache:
         self, pkg: Any, rule: VersionRule, tags: list[str], current: str | None
     ) -> Selection:
         if rule.strategy == "newest-build":
-            return select(rule, tags, current=current)
+            return select(rule, tags, current=current, kind=pkg.kind)
         rule_id = hashlib.sha256(f"{_selection_stamp()}|{rule!r}|{current}".encode()).hexdigest()[
             :24
         ]
@@ -319,8 +319,10 @@ class _SelectionCache:
         fingerprint = self._fingerprint(tags)
         cached = self.store.get(key)
         if cached is not None and cached[0] == fingerprint:
-            return Selection(cached[1], detail=lambda: select(rule, tags, current=current))
-        selection = select(rule, tags, current=current)
+            return Selection(
+                cached[1], detail=lambda: select(rule, tags, current=current, kind=pkg.kind)
+            )
+        selection = select(rule, tags, current=current, kind=pkg.kind)
         self.store[key] = [fingerprint, selection.chosen]
         return selection
 
@@ -578,7 +580,9 @@ class Reconciler:
                                 created[tag] = when
                         if pkg.name in choices:
                             continue
-                        selection = select(rule, found, current=current, created=created)
+                        selection = select(
+                            rule, found, current=current, created=created, kind=pkg.kind
+                        )
                     elif rule.platform and selection.chosen is not None:
                         try:
                             selection = self._on_platform(

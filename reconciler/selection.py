@@ -7,9 +7,11 @@ The result never depends on the order of the input tags.
 
 Common filters, applied in this order to every tag:
 
-1. the OCI tag grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` (``+`` also allowed,
-   for Helm chart versions): anything else (newlines, quotes, 300 characters)
-   is rejected and never selected;
+1. the OCI tag grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` for images (a lax
+   registry may list ``1.2.3+meta``, which no image reference can carry); chart
+   versions may also hold ``+`` (build metadata; the Helm OCI feed already read the
+   ``_`` that ``helm push`` stores back as ``+``). Anything else (newlines, quotes,
+   300 characters) is rejected with a reason and never selected;
 2. ``allow``: the tag must match (a search, as Flux and Kargo do);
 3. ``ignore``: the tag must match none of these.
 
@@ -52,7 +54,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reconciler.model import VersionRule
+from reconciler.model import PackageKind, VersionRule
 from reconciler.userregex import UnsupportedRegex, UserRegex, compile_user_regex
 from reconciler.versions import Version, is_hash_like, parse_range, parse_version
 
@@ -65,7 +67,8 @@ __all__ = [
     "validate_rule",
 ]
 
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
+_IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_CHART_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
 _EXTRACT = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _SUFFIX_TAG = re.compile(r"[vV]?(?P<numbers>[0-9]+(?:\.[0-9]+){0,3})(?:-(?P<suffix>.+))?")
@@ -146,15 +149,22 @@ class Selection:
 
 def printable_tag(tag: str) -> str:
     """A tag safe to print in logs and commit messages (hostile tags are escaped and cut)."""
-    if is_valid_tag(tag):
+    if is_valid_tag(tag, "chart"):
         return tag
     shown = repr(tag[:_SHOWN_TAG_LENGTH])
     return shown + ("..." if len(tag) > _SHOWN_TAG_LENGTH else "")
 
 
-def is_valid_tag(tag: str) -> bool:
-    """The OCI tag grammar, plus ``+`` for Helm chart versions."""
-    return _TAG.fullmatch(tag) is not None
+def is_valid_tag(tag: str, kind: PackageKind = "image") -> bool:
+    """The OCI tag grammar for images; chart versions may also hold ``+``."""
+    grammar = _IMAGE_TAG if kind == "image" else _CHART_VERSION
+    return grammar.fullmatch(tag) is not None
+
+
+def _invalid_tag_reason(tag: str, kind: PackageKind) -> str:
+    if kind == "image" and is_valid_tag(tag, "chart"):
+        return "not a valid image tag ('+' cannot appear in an OCI tag)"
+    return "not a valid tag name"
 
 
 def _extract_group(extract: str) -> str | int | None:
@@ -261,14 +271,16 @@ class _Collector:
         )
 
 
-def _common_filter(rule: VersionRule, tags: Iterable[str], out: _Collector) -> list[str]:
+def _common_filter(
+    rule: VersionRule, tags: Iterable[str], kind: PackageKind, out: _Collector
+) -> list[str]:
     """Grammar, allow and ignore; returns surviving tags in sorted (input-independent) order."""
     allow = compile_user_regex(rule.allow) if rule.allow is not None else None
     ignores = [(p, compile_user_regex(p)) for p in rule.ignore]
     survivors = []
     for tag in sorted(set(tags)):
-        if not is_valid_tag(tag):
-            out.reject(tag, "not a valid tag name")
+        if not is_valid_tag(tag, kind):
+            out.reject(tag, _invalid_tag_reason(tag, kind))
         elif allow is not None and not allow.search(tag):
             out.reject(tag, f"does not match allow {rule.allow}")
         elif hit := next((text for text, p in ignores if p.search(tag)), None):
@@ -400,8 +412,12 @@ def select(
     current: str | None = None,
     created: Mapping[str, datetime] | None = None,
     digests: Mapping[str, str] | None = None,
+    kind: PackageKind = "image",
 ) -> Selection:
     """Apply ``rule`` to ``tags``; see the module docstring for every strategy.
+
+    ``kind`` is the package's: image tags follow the OCI grammar, chart versions may
+    also hold ``+``.
 
     ``current`` is the tag in use (the suffix strategy takes its suffix and
     precision from it); ``created`` maps tags to creation times (newest-build);
@@ -411,7 +427,7 @@ def select(
     """
     del digests  # the digest strategy chooses its tag by name; digests matter in is_newer
     out = _Collector()
-    survivors = _common_filter(rule, tags, out)
+    survivors = _common_filter(rule, tags, kind, out)
     if rule.strategy == "semver":
         _select_semver(rule, survivors, out)
     elif rule.strategy == "suffix":

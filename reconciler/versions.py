@@ -4,10 +4,11 @@ Parsing
     ``parse_version(text)`` is lenient, like Octopus and Renovate: an optional
     ``v``/``V`` prefix, 1 to 4 numeric parts (leading zeros are insignificant:
     ``18.04`` orders like ``18.4``), a pre-release after ``-`` and build metadata
-    after ``+``. Helm stores ``+`` as ``_`` in OCI tags, so when a tag has no ``+``
-    its first ``_`` is read as ``+`` (``1.2.3_build.1`` parses as
-    ``1.2.3+build.1``; consequently ``1.0-rc_1`` has build metadata ``1``).
-    Tags that are not versions give ``None`` and are never selected: ``latest``,
+    after ``+``. ``_`` is never read as ``+`` here: Helm's OCI convention (``+``
+    stored as ``_``) is undone by the Helm OCI feed for chart versions only, so an
+    image tag ``1.0.0-rc_10`` is the pre-release ``rc_10``, where ``_`` separates
+    identifiers for ordering as ``.`` does (``rc_10 > rc_9``), and ``1.2.3_build``
+    is not a version. Tags that are not versions give ``None`` and are never selected: ``latest``,
     hash-like tags (7 to 40 lowercase hex characters containing a letter),
     all-digit tags longer than 8 digits (build numbers and short SHAs; dates such
     as ``20240501`` still parse), and anything longer than 256 characters.
@@ -61,14 +62,23 @@ MAX_PARTS = 4
 MAX_VERSION_TEXT = 256
 """Longer texts are never versions; also keeps int() far from its digit limit."""
 
+MAX_RANGE_NUMBER_DIGITS = 64
+"""A range whose numbers have more digits is refused: no version has them, and
+Python's int() stops at 4300 digits with an internal message."""
+
+MAX_RANGE_TEXT = 1024
+"""Longer range texts are refused (and never echoed back in the message)."""
+
 MAX_MAJOR_ONLY_DIGITS = 8
 """An all-digit tag longer than this is a build number or SHA, not a version."""
 
 _IDENT = r"[0-9A-Za-z-]+"
 _DOTTED = rf"{_IDENT}(?:\.{_IDENT})*"
+_LENIENT_PRE = r"[0-9A-Za-z_-]+(?:\.[0-9A-Za-z_-]+)*"
+"""Lenient pre-release labels may hold ``_`` (``rc_10``), which docker tags often use."""
 _LENIENT = re.compile(
     rf"(?P<prefix>[vV]?)(?P<numbers>[0-9]+(?:\.[0-9]+){{0,{MAX_PARTS - 1}}})"
-    rf"(?:-(?P<pre>{_DOTTED}))?(?:\+(?P<build>{_DOTTED}))?"
+    rf"(?:-(?P<pre>{_LENIENT_PRE}))?(?:\+(?P<build>{_DOTTED}))?"
 )
 _HASH_LIKE = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}")
 _ALL_DIGITS = re.compile(r"[0-9]+")
@@ -83,7 +93,10 @@ def _pre_key(identifiers: tuple[str, ...]) -> PreKey:
 
     Numeric identifiers sort before alphanumeric ones and compare numerically;
     a shorter list sorts first when it is a prefix of a longer one (tuple order).
+    ``_`` separates identifiers like ``.`` (``rc_10`` orders as ``rc.10``).
     """
+    if any("_" in i for i in identifiers):
+        identifiers = tuple(piece for i in identifiers for piece in i.split("_"))
     return tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in identifiers)
 
 
@@ -207,8 +220,6 @@ def parse_version(text: str, *, strict: bool = False) -> Version | None:
     if _ALL_DIGITS.fullmatch(text) and len(text) > MAX_MAJOR_ONLY_DIGITS:
         return None
     match = _LENIENT.fullmatch(text)
-    if match is None and "+" not in text and "_" in text:
-        match = _LENIENT.fullmatch(text.replace("_", "+", 1))
     if match is None:
         return None
     numbers = tuple(int(n) for n in match["numbers"].split("."))
@@ -325,6 +336,7 @@ _PARTIAL = re.compile(
     r"[vV]?(?P<parts>(?:[0-9]+|[xX*])(?:\.(?:[0-9]+|[xX*])){0,3})"
     rf"(?:-(?P<pre>{_DOTTED}))?(?:\+{_DOTTED})?"
 )
+_NUMBER_RUN = re.compile(r"[0-9]+")
 _OPERATOR = re.compile(r"(?P<op><=|>=|~>|<|>|=|~|\^)?(?P<version>.*)", re.DOTALL)
 _HYPHEN = re.compile(r"(?P<low>\S+)\s+-\s+(?P<high>\S+)")
 _INTERVAL = re.compile(r"\s*(?P<open>[\[(])(?P<body>[^\[\]()]*)(?P<close>[\])])\s*(?:,|\Z)")
@@ -334,19 +346,16 @@ def _parse_partial(text: str, whole: str) -> _Partial:
     match = _PARTIAL.fullmatch(text)
     if match is None:
         raise ValueError(f"invalid range {whole!r}: {text!r} is not a version")
-    numbers: list[int] = []
-    wildcard = False
-    for part in match["parts"].split("."):
-        if part in ("x", "X", "*"):
-            wildcard = True
-        elif wildcard:
-            raise ValueError(f"invalid range {whole!r}: {text!r} has a number after a wildcard")
-        else:
-            numbers.append(int(part))
+    parts = match["parts"].split(".")
+    wildcards = [i for i, part in enumerate(parts) if part in ("x", "X", "*")]
     pre = tuple(match["pre"].split(".")) if match["pre"] else ()
-    if pre and wildcard:
+    if not wildcards:
+        return _Partial(tuple(int(p) for p in parts), False, pre)
+    if pre and len(parts) < 3:
         raise ValueError(f"invalid range {whole!r}: {text!r} mixes a wildcard and a pre-release")
-    return _Partial(tuple(numbers), wildcard, pre)
+    # As node-semver (and Renovate) read them: everything after the first wildcard
+    # is ignored, numbers and pre-release alike (1.x.5 is 1.x, 1.2.x-rc.1 is 1.2.x).
+    return _Partial(tuple(int(p) for p in parts[: wildcards[0]]), True, ())
 
 
 def _caret_upper(p: _Partial) -> Version:
@@ -480,6 +489,15 @@ def parse_range(text: str) -> Range:
     stripped = text.strip()
     if not stripped:
         raise ValueError("invalid range '': the range is empty")
+    longest = max((len(run) for run in _NUMBER_RUN.findall(stripped)), default=0)
+    if longest > MAX_RANGE_NUMBER_DIGITS:
+        raise ValueError(
+            f"invalid range: a number has {longest} digits (at most {MAX_RANGE_NUMBER_DIGITS})"
+        )
+    if len(stripped) > MAX_RANGE_TEXT:
+        raise ValueError(
+            f"invalid range: {len(stripped)} characters long (at most {MAX_RANGE_TEXT})"
+        )
     if stripped[0] in "[(":
         return _parse_intervals(stripped)
     sets = []
@@ -487,6 +505,10 @@ def parse_range(text: str) -> Range:
         if not alternative.strip():
             raise ValueError(f"invalid range {text!r}: empty alternative around '||'")
         sets.append(_parse_npm_set(alternative.strip(), text))
+    if len(sets) > 1 and any(not s.comparators for s in sets):
+        # node-semver: an alternative that admits everything replaces the others, so
+        # their pre-releases are not admitted (``1.0.0-rc.1 || *`` is ``*``).
+        sets = [ComparatorSet(())]
     return Range(text, tuple(sets))
 
 

@@ -32,8 +32,9 @@ def reasons(rule: VersionRule, tags: list[str], **kwargs: object) -> dict[str, s
         (VersionRule(), ["1.2.3.4", "1.2.3.10", "1.2.3"], "1.2.3.10"),
         (VersionRule(), ["18.04", "18.10", "18.4.1"], "18.10"),
         (VersionRule(), ["3f2a1c0", "123456789", "2.0"], "2.0"),
-        (VersionRule(), ["1.2.3_build.1", "1.2.2"], "1.2.3_build.1"),  # helm OCI `_`
-        (VersionRule(), ["1.2.3+build.1", "1.2.4-rc.1"], "1.2.3+build.1"),
+        (VersionRule(), ["1.2.3_build.1", "1.2.2"], "1.2.2"),  # `_` is not `+` in images
+        (VersionRule(prerelease="^rc"), ["1.0.0-rc_9", "1.0.0-rc_10"], "1.0.0-rc_10"),
+        (VersionRule(), ["1.2.3+build.1", "1.2.2"], "1.2.2"),  # `+` is no OCI tag
         (VersionRule(range="^1.0"), ["0.9.0", "1.4.0", "2.0.0"], "1.4.0"),
         (VersionRule(range=">=1.0 <2.0"), ["1.5.0-rc.1", "1.4.0"], "1.4.0"),
         (VersionRule(range=">=1.5.0-rc.1 <2.0"), ["1.5.0-rc.2", "1.4.0"], "1.5.0-rc.2"),

@@ -2,16 +2,15 @@
 without judging every tag again; reasons still available on demand."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from reconciler import reconcile
-from reconciler.model import VersionRule
+from reconciler.model import Package, VersionRule
 from reconciler.reconcile import _SelectionCache
 from reconciler.selection import select
 
-PKG = SimpleNamespace(feed="hub", repository="acme/api")
+PKG = Package(name="api", feed="hub", image="acme/api")
 TAGS = ["1.0.0", "1.1.0", "2.0.0-rc.1", "latest", "1.2.0"]
 
 
@@ -69,7 +68,7 @@ def test_entries_of_polled_repositories_no_package_used_are_dropped():
     store: dict = {}
     cache = _SelectionCache(store)
     cache.select(PKG, VersionRule(range="^1"), list(TAGS), None)
-    other = SimpleNamespace(feed="hub", repository="acme/web")
+    other = Package(name="web", feed="hub", image="acme/web")
     cache.select(other, VersionRule(), list(TAGS), None)
     later = _SelectionCache(store)
     later.select(PKG, VersionRule(range="^1"), list(TAGS), None)

@@ -29,8 +29,7 @@ def v(text: str) -> Version:
         ("1.0.0-rc.10", (1, 0, 0), ("rc", "10"), ""),
         ("1.0.0-alpha-1.beta", (1, 0, 0), ("alpha-1", "beta"), ""),
         ("1.2.3+build.7", (1, 2, 3), (), "build.7"),
-        ("1.2.3_build.1", (1, 2, 3), (), "build.1"),  # Helm chart version in an OCI tag
-        ("1.2.3-rc.1_build.1", (1, 2, 3), ("rc", "1"), "build.1"),
+        ("1.0.0-rc_10", (1, 0, 0), ("rc_10",), ""),  # `_` is never `+` for images
         ("20240501", (20240501,), (), ""),
         ("1.2-alpine", (1, 2), ("alpine",), ""),
     ],
