@@ -215,7 +215,6 @@ def test_include_prerelease_lifts_the_npm_rule() -> None:
         ("  ", "empty"),
         (">=1.0 <<2", "'<2' is not a version"),
         ("banana", "'banana' is not a version"),
-        ("1.x.3", "number after a wildcard"),
         ("1.x-rc.1", "wildcard and a pre-release"),
         ("1.0 ||", "empty alternative"),
         ("[2.0,1.0]", "empty"),
