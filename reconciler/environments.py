@@ -2,7 +2,7 @@
 
 The edge between releases (data) and the files Kustomize/Flux/Argo read: which files
 hold versions (``targets``), what they say now (``observe``), and writing a release
-into them (``render``). Edits are byte-exact splices done by rendering.py.
+into them (``render``). Edits are byte-exact splices done by rendering/.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Two loaders: ``load_config`` (round-trip nodes with line numbers, duplicate keys
 rejected, size and alias limits enforced) and ``dump_new`` (for files the
 reconciler creates from scratch, like release records). Editing existing files
-is done by splicing text in rendering.py, never by re-dumping them.
+is done by splicing text in rendering/yamlsplice.py, never by re-dumping them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Rendered overlays built by the real Kustomize (`kubectl kustomize`, v5.5).
 
-Proves that what rendering.py writes is what Kustomize reads: quoted
+Proves that what rendering/ writes is what Kustomize reads: quoted
 float-looking tags stay strings, ``newTag`` + ``digest`` yield
 ``name:tag@digest``, appended entries and ``newName`` take effect.
 """

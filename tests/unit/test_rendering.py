@@ -1,4 +1,4 @@
-"""Byte-exact rendering of versions into manifests (reconciler/rendering.py).
+"""Byte-exact rendering of versions into manifests (reconciler/rendering/).
 
 The corpus test applies 20 successive version bumps to each real-world-shaped
 file in tests/corpus/ and checks, after every bump, that the only bytes that
