@@ -16,7 +16,7 @@ spec's ``timeout`` has passed since the deployment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,6 +40,7 @@ from reconciler.verify.model import (
     VerifySpec,
 )
 from reconciler.verify.probes import (
+    ARGOCD_SERVER_ENV,
     ArgoCDServer,
     GitHostStatuses,
     KubernetesObjects,
@@ -65,21 +66,29 @@ __all__ = [
 class Verifier:
     """Runs checks against the services they name. Every source is injectable.
 
-    ``kubernetes`` reads Argo CD Applications and Flux objects; ``argocd_server``
-    builds the API-server source for checks with ``server:``; ``statuses`` is the Git
-    host of the config repository (None: commitStatus checks stay pending).
+    ``kubernetes`` reads Argo CD Applications and Flux objects (default: lightkube with
+    ``KUBECONFIG`` or the in-cluster service account); ``argocd_server`` is the Argo CD
+    API server for checks with ``via: server`` (None: they stay pending); ``statuses``
+    is the Git host of the config repository (None: commitStatus checks stay pending).
     """
 
     http: httpx.Client
     kubernetes: ObjectSource | None = None
     statuses: GitHostStatuses | None = None
-    argocd_server: Callable[[str], ObjectSource] | None = None
+    argocd_server: ObjectSource | None = None
+
+    @classmethod
+    def from_environment(
+        cls, http: httpx.Client, environ: Mapping[str, str], statuses: GitHostStatuses | None
+    ) -> Verifier:
+        """The sidecar's verifier: the Argo CD API server from ``RECONCILER_ARGOCD_SERVER``."""
+        server = environ.get(ARGOCD_SERVER_ENV, "").strip()
+        argocd = ArgoCDServer(server, http, environ) if server else None
+        return cls(http=http, statuses=statuses, argocd_server=argocd)
 
     def __post_init__(self) -> None:
         if self.kubernetes is None:
             self.kubernetes = KubernetesObjects()
-        if self.argocd_server is None:
-            self.argocd_server = lambda url: ArgoCDServer(url, self.http)
 
     def verify(self, spec: VerifySpec, deployment: DeploymentFacts, now: datetime) -> Outcome:
         """One verdict over all of ``spec``'s checks (see :func:`judge.combine`)."""
@@ -102,8 +111,9 @@ class Verifier:
     def _check(self, check: Check, deployment: DeploymentFacts) -> Outcome:
         sha = deployment.commit
         if isinstance(check, ArgoCDCheck):
-            assert self.argocd_server is not None and self.kubernetes is not None
-            source = self.argocd_server(check.server) if check.server else self.kubernetes
+            source = self.argocd_server if check.via == "server" else self.kubernetes
+            if source is None:
+                return Outcome.pending(f"{ARGOCD_SERVER_ENV} is not set")
             application = source.get("Application", check.namespace, check.name)
             if application is None:
                 return Outcome.pending(f"Application {check.namespace}/{check.name} not found")

@@ -40,12 +40,14 @@ DEFAULT_INTERVAL = 30.0  # seconds between polls of a pending check
 
 @dataclass(frozen=True)
 class ArgoCDCheck:
-    """An Argo CD Application, read from the Kubernetes API or, when ``server`` is set,
-    from the Argo CD API server (token from the operator's environment)."""
+    """An Argo CD Application, read from the Kubernetes API or (``via="server"``) from
+    the Argo CD API server. The server's URL and token are the operator's settings
+    (``RECONCILER_ARGOCD_SERVER``, ``RECONCILER_ARGOCD_TOKEN``), never the config
+    repository's: a config author must not be able to send the token elsewhere."""
 
     name: str
     namespace: str = "argocd"
-    server: str | None = None
+    via: Literal["kubernetes", "server"] = "kubernetes"
     kind: Literal["argocd"] = "argocd"
 
 

@@ -10,8 +10,9 @@ client (urllib3 plus thousands of generated models, slow to import, no httpx), k
 is small, typed, and its 0.x line is built on httpx like the rest of the reconciler.
 Only ``get`` is used, so the RBAC it needs is read-only.
 
-Secrets (the Argo CD token, the Git host token) come from the operator's environment,
-never from the config repository: ``RECONCILER_ARGOCD_TOKEN`` (or ``..._FILE``) and the
+The Argo CD API server's URL (``RECONCILER_ARGOCD_SERVER``) and the secrets (the
+Argo CD token, the Git host token) come from the operator's environment, never from
+the config repository: ``RECONCILER_ARGOCD_TOKEN`` (or ``..._FILE``) and the
 pull-request token ``RECONCILER_GIT_TOKEN`` (or ``..._FILE``).
 """
 
@@ -31,6 +32,7 @@ from reconciler.logs import register_secret
 from reconciler.verify.judge import StatusEntry
 
 __all__ = [
+    "ARGOCD_SERVER_ENV",
     "ARGOCD_TOKEN_ENV",
     "RESOURCES",
     "ArgoCDServer",
@@ -42,6 +44,7 @@ __all__ = [
     "secret_from_env",
 ]
 
+ARGOCD_SERVER_ENV = "RECONCILER_ARGOCD_SERVER"
 ARGOCD_TOKEN_ENV = "RECONCILER_ARGOCD_TOKEN"  # noqa: S105 - a variable name
 GIT_TOKEN_ENV = "RECONCILER_GIT_TOKEN"  # noqa: S105 - a variable name
 OUTAGE_RETRY = 30.0  # seconds before asking an unreachable service again

@@ -143,29 +143,25 @@ def test_no_kubernetes_configuration_is_pending(
         assert "Kubernetes configuration" in outcome.reason
 
 
-def test_argocd_api_server_with_a_token_from_the_environment(http: httpx.Client) -> None:
+def test_argocd_api_server_with_url_and_token_from_the_operator(http: httpx.Client) -> None:
     fake = FakeArgoCDServer()
     try:
         fake.applications[("argocd", "shop-dev")] = application()
-        spec = VerifySpec((ArgoCDCheck("shop-dev", server=fake.url),))
-        without = Verifier(
-            http=http, kubernetes=_NoCluster(), argocd_server=lambda url: _argocd(url, http, {})
+        spec = VerifySpec((ArgoCDCheck("shop-dev", via="server"),))
+        unset = Verifier.from_environment(http, {}, None)
+        outcome = unset.verify(spec, DEPLOYMENT, T0)
+        assert (outcome.state, outcome.reason) == ("pending", "RECONCILER_ARGOCD_SERVER is not set")
+        without_token = Verifier.from_environment(
+            http, {"RECONCILER_ARGOCD_SERVER": fake.url}, None
         )
-        assert without.verify(spec, DEPLOYMENT, T0).state == "pending"  # 401 is an outage
-        env = {"RECONCILER_ARGOCD_TOKEN": FakeArgoCDServer.TOKEN}
-        verifier = Verifier(
-            http=http, kubernetes=_NoCluster(), argocd_server=lambda url: _argocd(url, http, env)
-        )
+        assert without_token.verify(spec, DEPLOYMENT, T0).state == "pending"  # 401: an outage
+        env = {"RECONCILER_ARGOCD_SERVER": fake.url, "RECONCILER_ARGOCD_TOKEN": fake.TOKEN}
+        verifier = Verifier.from_environment(http, env, None)
+        verifier.kubernetes = _NoCluster()
         assert verifier.verify(spec, DEPLOYMENT, T0).state == "verified"
         assert fake.requests[-1].query == {"appNamespace": ["argocd"]}
     finally:
         fake.close()
-
-
-def _argocd(url: str, http: httpx.Client, env: dict[str, str]) -> Any:
-    from reconciler.verify.probes import ArgoCDServer
-
-    return ArgoCDServer(url, http, env)
 
 
 class _NoCluster:
