@@ -48,6 +48,16 @@ from reconciler.model import (
     VersionRule,
     project_lifecycle,
 )
+from reconciler.verify import model as verify_model
+from reconciler.verify.model import (
+    ArgoCDCheck,
+    Check,
+    CommitStatusCheck,
+    FluxCheck,
+    HttpCheck,
+    VerifySpec,
+)
+from reconciler.verify.template import TemplateError, unknown_variables
 
 CONFIG_DIRS = ("feeds", "lifecycles", "projects", "triggers")
 SETTINGS_FILE = "reconciler.yaml"
@@ -329,6 +339,40 @@ def _rule(d: Any) -> VersionRule:
     )
 
 
+def _verify_check(data: Any) -> Check | None:
+    kind = data.get("kind")
+    if kind == "argocd":
+        return ArgoCDCheck(
+            str(data.get("name", "")),
+            data.get("namespace", "argocd"),
+            data.get("via", "kubernetes"),
+        )
+    if kind == "flux":
+        return FluxCheck(
+            str(data.get("name", "")),
+            data.get("namespace", "flux-system"),
+            data.get("resource", "Kustomization"),
+        )
+    if kind == "commitStatus":
+        return CommitStatusCheck(str(data.get("context", "")))
+    if kind == "http":
+        return HttpCheck(str(data.get("url", "")), data.get("expect"))
+    return None  # reported by the schema
+
+
+def _verify_spec(data: Any) -> VerifySpec | None:
+    """An environment's ``verify:`` block; None when it has none."""
+    if not data:
+        return None
+    checks = tuple(c for c in map(_verify_check, data.get("checks") or ()) if c is not None)
+    return VerifySpec(
+        checks,
+        timeout=parse_duration(data.get("timeout", verify_model.DEFAULT_TIMEOUT)),
+        interval=parse_duration(data.get("interval", verify_model.DEFAULT_INTERVAL)),
+        on_failure=data.get("onFailure", "hold"),
+    )
+
+
 def _environments(name: str, data: Any) -> list[Environment]:
     """One environment, or with ``tenants`` one per tenant (``prod@acme``), each with its
     own overlay and targets (targets are per tenant: shared ones are refused by
@@ -341,6 +385,7 @@ def _environments(name: str, data: Any) -> list[Environment]:
             promotion=e.get("promotion", defaults.get("promotion", "direct")),
             on_drift=e.get("onDrift", defaults.get("onDrift", "pin")),
             targets=tuple(RenderTarget(t["kind"], t["file"]) for t in e.get("targets") or ()),
+            verify=_verify_spec(e.get("verify", defaults.get("verify"))),
         )
 
     tenants = data.get("tenants")
@@ -588,6 +633,49 @@ def _check_project(
                     )
 
 
+def _verify_blocks(doc: _Doc) -> Iterator[tuple[list[Any], Any]]:
+    """(key path, block) of every ``verify:`` in a project, environments and tenants."""
+    for name, data in doc.data["environments"].items():
+        if data.get("verify"):
+            yield ["environments", name, "verify"], data["verify"]
+        for tenant, tenant_data in (data.get("tenants") or {}).items():
+            if tenant_data.get("verify"):
+                yield ["environments", name, "tenants", tenant, "verify"], tenant_data["verify"]
+
+
+_VERIFY_REQUIRED = {"argocd": "name", "flux": "name", "commitStatus": "context", "http": "url"}
+
+
+def _check_verify(project: Project, doc: _Doc, out: _Collector) -> None:
+    """What the schema cannot say about ``verify:``: each kind's required field, the
+    ``expect`` template's variables, and durations above zero."""
+    packages = [p.name for p in project.packages]
+    for path, block in _verify_blocks(doc):
+        for key in ("timeout", "interval"):
+            if key in block and parse_duration(block[key]) <= 0:
+                out.at(doc, [*path, key], f"{key} must be above 0")
+        for ci, check in enumerate(block.get("checks") or ()):
+            required = _VERIFY_REQUIRED.get(check.get("kind"))
+            if required is not None and not check.get(required):
+                out.at(doc, [*path, "checks", ci], f"{check['kind']} check needs a {required}")
+            expect = check.get("expect")
+            if check.get("kind") != "http" or expect is None:
+                continue
+            try:
+                unknown = unknown_variables(str(expect), packages)
+            except TemplateError as error:
+                out.at(doc, [*path, "checks", ci, "expect"], str(error))
+                continue
+            for variable in unknown:
+                out.at(
+                    doc,
+                    [*path, "checks", ci, "expect"],
+                    f"unknown variable {{{variable}}} (use {{version}}, "
+                    "{packages.<name>.version} or {packages.<name>.digest} of a package of "
+                    f"this project: {', '.join(packages)})",
+                )
+
+
 def _check_minimums(
     docs: list[_Doc],
     lifecycles: dict[str, Lifecycle],
@@ -747,6 +835,7 @@ def _load(root: Path, *, fast: bool) -> Config:
     for doc in _unique(by_kind["Project"], "project", out):
         project = _project(doc, feeds)
         _check_project(project, doc, root, feeds, lifecycles, out)
+        _check_verify(project, doc, out)
         projects[project.name] = project
     _check_minimums(by_kind["Lifecycle"], lifecycles, projects, out)
     triggers: dict[str, Trigger] = {}

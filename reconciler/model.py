@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
+from reconciler.verify.model import VerifySpec
+
 FeedType = Literal["oci", "helm", "oci-layout"]
 Strategy = Literal["semver", "suffix", "regex", "newest-build", "digest"]
 PackageKind = Literal["image", "chart"]
@@ -131,6 +133,7 @@ class Environment:
     on_drift: DriftPolicy = "pin"
     # empty = the overlay's kustomization.yaml images/helmCharts
     targets: tuple[RenderTarget, ...] = ()
+    verify: VerifySpec | None = None  # None: a deployment counts once committed
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,45 @@ _target = _obj(
     },
     ["kind", "file"],
 )
+_verify_check = _obj(
+    {
+        "kind": {"enum": ["argocd", "flux", "commitStatus", "http"]},
+        "name": {"type": "string", "minLength": 1, "description": "argocd, flux: object name"},
+        "namespace": {"type": "string", "minLength": 1},
+        "via": {
+            "enum": ["kubernetes", "server"],
+            "description": "argocd: read the Application from the Kubernetes API (default) "
+            "or from the Argo CD API server named by RECONCILER_ARGOCD_SERVER",
+        },
+        "resource": {"enum": ["Kustomization", "HelmRelease"], "description": "flux"},
+        "context": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "commitStatus: shell-style pattern of status contexts",
+        },
+        "url": {"type": "string", "pattern": "^https?://", "description": "http: GET this"},
+        "expect": {
+            "type": "string",
+            "maxLength": 1024,
+            "description": "http: text the body must contain; {version}, "
+            "{packages.<name>.version}, {packages.<name>.digest}",
+        },
+    },
+    ["kind"],
+)
+_verify = _obj(
+    {
+        "checks": {"type": "array", "minItems": 1, "items": _verify_check},
+        "timeout": _duration,
+        "interval": _duration,
+        "onFailure": {"enum": ["hold", "rollback"]},
+    },
+    ["checks"],
+    "verified deployments: a deployment counts once every check passed",
+)
 _ENVIRONMENT = {
+    "verify": _verify,
     "overlay": _relpath,
     "promotion": {"enum": ["direct", "pull-request"]},
     "onDrift": {"enum": ["pin", "revert", "report"]},

@@ -15,16 +15,16 @@ import httpx
 import pytest
 from lightkube.config.kubeconfig import KubeConfig
 
-from reconciler.verify import (
+from reconciler.verify.model import (
     ArgoCDCheck,
     CommitStatusCheck,
     DeploymentFacts,
     FluxCheck,
     HttpCheck,
-    Verifier,
     VerifySpec,
 )
 from reconciler.verify.probes import GitHostStatuses, KubernetesObjects
+from reconciler.verify.runner import Verifier
 from tests.helpers.verifyfakes import FakeArgoCDServer, FakeGitHost, FakeKubernetesAPI
 from tests.unit.test_verify_judge import SHA, application, kustomization
 
