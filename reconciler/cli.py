@@ -87,9 +87,47 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+# Operator grants for feed credentials (reconciler.grants): flag -> environment variable.
+# The feed clients read the environment at call time, so a flag sets its variable.
+GRANT_FLAGS = {
+    "credentials_dir": "RECONCILER_CREDENTIALS_DIR",
+    "feed_env_prefix": "RECONCILER_FEED_ENV_PREFIX",
+    "allow_http_credentials": "RECONCILER_ALLOW_HTTP_CREDENTIALS",
+    "token_realm": "RECONCILER_TOKEN_REALMS",
+}
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reconciler")
-def main() -> None:
+@click.option(
+    "--credentials-dir",
+    multiple=True,
+    metavar="[HOST=]DIR",
+    help="A directory whose files feeds may name as credentials (repeatable; default "
+    "/var/run/secrets/reconciler; env RECONCILER_CREDENTIALS_DIR, comma-separated).",
+)
+@click.option(
+    "--feed-env-prefix",
+    multiple=True,
+    metavar="[HOST=]PREFIX",
+    help="Environment variables feeds may name start with this (repeatable; default "
+    "RECONCILER_FEED_; env RECONCILER_FEED_ENV_PREFIX).",
+)
+@click.option(
+    "--allow-http-credentials",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="A feed host that may receive credentials over plain http or unverified TLS "
+    "(repeatable; env RECONCILER_ALLOW_HTTP_CREDENTIALS).",
+)
+@click.option(
+    "--token-realm",
+    multiple=True,
+    metavar="REGISTRY=REALM",
+    help="A registry host whose credentials may go to a token realm on another host "
+    "(repeatable; env RECONCILER_TOKEN_REALMS).",
+)
+def main(**grants: tuple[str, ...]) -> None:
     """reconciler: GitOps external feed triggers, channels and lifecycles, all in Git.
 
     Exit codes: 0 ok; 1 config invalid or action refused; 2 usage error;
@@ -97,6 +135,9 @@ def main() -> None:
     skipped (one of its files cannot be read or edited; the others were still done);
     70 internal error.
     """
+    for option, variable in GRANT_FLAGS.items():
+        if grants.get(option):
+            os.environ[variable] = ",".join(grants[option])
 
 
 def run(argv: list[str] | None = None) -> Any:

@@ -26,6 +26,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from reconciler import API_VERSION, schema, yamlio
 from reconciler.errors import ConfigError, Problem
 from reconciler.freeze import window_problems
+from reconciler.grants import CredentialPolicy, feed_host, policy_from_env
 from reconciler.model import (
     TENANT_SEPARATOR,
     Channel,
@@ -263,6 +264,35 @@ def _feed(doc: _Doc) -> Feed:
         timeout=parse_duration(d.get("timeout", 10)),
         location=Location(doc.file, yamlio.position(d)),
     )
+
+
+def _check_feed_credentials(
+    doc: _Doc, feed: Feed, policy: CredentialPolicy, out: _Collector
+) -> None:
+    """Credentials may only name what the operator granted to feeds (reconciler.grants),
+    and travel in clear only to hosts the operator allows."""
+    creds = feed.credentials
+    if creds is None:
+        return
+    host = feed_host(feed.url)
+    named_env = (("usernameEnv", creds.username_env), ("passwordEnv", creds.password_env))
+    for key, name in named_env:
+        problem = policy.env_problem(name, host) if name is not None else None
+        if problem is not None:
+            out.at(doc, ["credentials", key], f"not granted: {problem}")
+    docker_config = creds.docker_config if creds.docker_config != "default" else None
+    for key, path in (("passwordFile", creds.password_file), ("dockerConfig", docker_config)):
+        problem = policy.file_problem(path, host) if path is not None else None
+        if problem is not None:
+            out.at(doc, ["credentials", key], f"not granted: {problem}")
+    in_clear = feed.insecure or feed.url.startswith("http://")
+    if in_clear and feed.type != "oci-layout" and not policy.http_credentials_allowed(host):
+        out.at(
+            doc,
+            ["credentials"],
+            f"credentials would travel to {host} over plain http or unverified TLS;"
+            " only the operator can allow that (--allow-http-credentials)",
+        )
 
 
 def _aware(value: Any) -> datetime | None:
@@ -735,7 +765,17 @@ def _code_stamp() -> str:
     config has: a change to any of them must not reuse a cached Config."""
     from reconciler import source_stamp
 
-    modules = ("config", "model", "schema", "errors", "freeze", "selection", "versions", "yamlio")
+    modules = (
+        "config",
+        "grants",
+        "model",
+        "schema",
+        "errors",
+        "freeze",
+        "selection",
+        "versions",
+        "yamlio",
+    )
     return source_stamp(*modules)
 
 
@@ -761,6 +801,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
         cached = pickle.loads(cache_file.read_bytes())  # noqa: S301  # our own work dir
         if (
             cached["version"] == _code_stamp()
+            and cached.get("grants") == policy_from_env(os.environ)
             and cached["files"] == files
             and all((root / p).is_file() == exists for p, exists in cached["paths"])
         ):
@@ -780,7 +821,13 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
         pass
     config = load_config(root)
     paths = [(p, (root / p).is_file()) for p in _checked_paths(config)]
-    entry = {"version": _code_stamp(), "files": files, "paths": paths, "config": config}
+    entry = {
+        "version": _code_stamp(),
+        "grants": policy_from_env(os.environ),
+        "files": files,
+        "paths": paths,
+        "config": config,
+    }
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")
@@ -816,6 +863,9 @@ def _load(root: Path, *, fast: bool) -> Config:
         out.at(settings_docs[1], ["kind"], "only one Settings document is allowed")
     settings = _settings(settings_docs[0] if settings_docs else None)
     feeds = {d.data["name"]: _feed(d) for d in _unique(by_kind["Feed"], "feed", out)}
+    policy = policy_from_env(os.environ)
+    for feed_doc in by_kind["Feed"]:
+        _check_feed_credentials(feed_doc, _feed(feed_doc), policy, out)
     lifecycles = {
         d.data["name"]: _lifecycle(d, out) for d in _unique(by_kind["Lifecycle"], "lifecycle", out)
     }

@@ -7,6 +7,11 @@ re-read only when their modification time or size changes.
 
 Nothing in this module logs or formats a secret value: error messages name the
 variable or file that was missing, never its contents.
+
+Only what the operator granted is read (``reconciler.grants``): an environment
+variable or file outside the feeds' namespace, or one of the reconciler's own secrets,
+is a FeedAuthError before anything is read. Files are checked on their resolved path
+too, so a symlink cannot lead out of a granted directory.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import FeedAuthError
+from reconciler.grants import CredentialPolicy, policy_from_env
 from reconciler.model import Credentials
 
 log = logging.getLogger(__name__)
@@ -131,12 +137,21 @@ class CredentialResolver:
         self._files = _FileCache()
         self._helpers = CredentialHelperCache()
 
+    @property
+    def host(self) -> str:
+        return self._host
+
+    def policy(self) -> CredentialPolicy:
+        """The operator's grants, read from the environment at call time."""
+        return policy_from_env(self._environ())
+
     def resolve(self) -> Secret | None:
         """The current secret, or None for anonymous access.
 
         Raises FeedAuthError when a named source is missing (an unset env var, an
-        unreadable file, a malformed docker config): configured-but-absent
-        credentials should fail loudly instead of silently going anonymous.
+        unreadable file, a malformed docker config) or not granted to feeds:
+        configured-but-absent credentials should fail loudly instead of silently going
+        anonymous.
         """
         creds = self._credentials
         if creds is None:
@@ -164,12 +179,23 @@ class CredentialResolver:
         return self._env if self._env is not None else os.environ
 
     def _env_value(self, name: str) -> str:
+        problem = self.policy().env_problem(name, self._host)
+        if problem is not None:
+            raise FeedAuthError(self._feed, f"credentials refused: {problem}", retry_after=3600.0)
         value = self._environ().get(name)
         if value is None:
             raise FeedAuthError(self._feed, f"environment variable {name} is not set")
         return value
 
+    def _granted_path(self, path: str) -> str:
+        """``path`` if the operator granted it to this feed's host; FeedAuthError if not."""
+        problem = granted_file_problem(self.policy(), path, self._host)
+        if problem is not None:
+            raise FeedAuthError(self._feed, f"credentials refused: {problem}", retry_after=3600.0)
+        return path
+
     def _read_password_file(self, path: str) -> str:
+        self._granted_path(path)
         try:
             text = self._files.read(path)
         except (OSError, UnicodeDecodeError) as exc:
@@ -184,11 +210,16 @@ class CredentialResolver:
                 env.get("HOME") or os.path.expanduser("~"), ".docker"
             )
             return os.path.join(directory, "config.json")
-        path = os.path.expanduser(configured)
+        self._granted_path(configured)
+        path = configured
         return os.path.join(path, "config.json") if os.path.isdir(path) else path
 
     def _from_docker_config(self, configured: str) -> Secret | None:
+        # ``default`` is the operator's own DOCKER_CONFIG; any other path is the config's
+        # choice and must be granted (the directory, then the file in it).
         path = self._docker_config_path(configured)
+        if configured != DEFAULT_DOCKER_CONFIG:
+            self._granted_path(path)
         try:
             document = json.loads(self._files.read(path))
         except (OSError, UnicodeDecodeError) as exc:
@@ -200,6 +231,27 @@ class CredentialResolver:
         return parse_docker_config(
             document, self._host, feed=self._feed, source=path, helpers=self._helpers
         )
+
+
+def granted_file_problem(policy: CredentialPolicy, path: str, host: str) -> str | None:
+    """Why a feed at ``host`` may not read ``path``: its text, then its resolved form
+    (every symlink followed) against the resolved granted directories and reserved
+    files. None when it may."""
+    problem = policy.file_problem(path, host)
+    if problem is not None:
+        return problem
+    real = os.path.realpath(path)
+    if real in {os.path.realpath(p) for p in policy.reserved_files}:
+        return f"{path} is one of the reconciler's own secrets"
+    resolved = CredentialPolicy(
+        directories=tuple(
+            replace(grant, value=os.path.realpath(grant.value)) for grant in policy.directories
+        ),
+        reserved_files=policy.reserved_files,
+    )
+    if resolved.resolved_problem(real, host) is not None:
+        return f"{path} leads outside the directories granted to feeds"
+    return None
 
 
 def _reason(exc: Exception) -> str:

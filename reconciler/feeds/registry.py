@@ -771,23 +771,60 @@ class RegistryClient:
         with self._state_lock:
             challenge = self._challenge
         secret = self._credentials.resolve()
+        if secret is not None and (secret.registry_token is not None or challenge is not None):
+            # Anything derived from a secret (Basic, a registry token, a token fetched
+            # with credentials) travels in clear only where the operator allows it.
+            self._require_secure()
         if secret is not None and secret.registry_token is not None:
-            self._require_secure("registry token")
             return f"Bearer {secret.registry_token}"
         if challenge is None:
             return None
         if challenge.scheme == "basic":
             if secret is None or not secret.has_basic:
                 return None
-            self._require_secure("credentials")
             return _basic(secret)
         key = self._token_key(challenge, scope)
         token = self._tokens.get_or_fetch(key, lambda: self._fetch_token(challenge, scope, secret))
         return f"Bearer {token}"
 
-    def _require_secure(self, what: str) -> None:
-        if self._base is not None and self._base.scheme != "https" and not self.feed.insecure:
-            raise FeedAuthError(self.feed.name, f"refusing to send {what} over plain http")
+    def _require_secure(self) -> None:
+        """Refuse to send credentials over plain http or unverified TLS unless the
+        operator allowed this host (``insecure: true`` in the config is not enough)."""
+        host = self._credentials.host
+        in_clear = self._base is None or self._base.scheme != "https" or self.feed.insecure
+        if in_clear and not self._credentials.policy().http_credentials_allowed(host):
+            raise FeedAuthError(
+                self.feed.name,
+                f"refusing to send credentials to {host} over plain http or unverified TLS;"
+                " the operator allows it with --allow-http-credentials",
+                retry_after=3600.0,
+            )
+
+    def _check_realm(self, realm: httpx.URL, secret: Secret | None) -> None:
+        """A token realm gets the registry's credentials only on the registry's own host
+        or one the operator paired with it (docker and containerd send them to any
+        realm; we follow go-containerregistry in keeping them on their host)."""
+        if secret is None:
+            return
+        registry_host = self._credentials.host
+        realm_host = realm.netloc.decode("ascii")
+        policy = self._credentials.policy()
+        if not policy.realm_allowed(registry_host, realm_host):
+            raise FeedAuthError(
+                self.feed.name,
+                f"the registry sends its token requests to {realm.host}, another host;"
+                f" credentials for {registry_host} are not sent there unless the operator"
+                " allows it with --token-realm",
+                retry_after=3600.0,
+            )
+        clear = realm.scheme != "https" or self.feed.insecure
+        if clear and not policy.http_credentials_allowed(realm_host):
+            raise FeedAuthError(
+                self.feed.name,
+                f"refusing to send credentials to token realm {realm.host} over plain http"
+                " or unverified TLS; the operator allows it with --allow-http-credentials",
+                retry_after=3600.0,
+            )
 
     def _fetch_token(
         self, challenge: Challenge, scope: str, secret: Secret | None
@@ -803,6 +840,7 @@ class RegistryClient:
             raise FeedAuthError(
                 self.feed.name, "token realm uses plain http; set insecure: true to allow it"
             )
+        self._check_realm(realm, secret)
         if secret is not None and secret.identity_token is not None:
             return self._exchange_refresh_token(realm, challenge, scope, secret.identity_token)
         params: list[tuple[str, str | int | float | bool | None]] = []

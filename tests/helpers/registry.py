@@ -12,6 +12,7 @@ import base64
 import json
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -202,12 +203,32 @@ class RegistryServer:
         fields.update(overrides)
         return model.Feed(**fields)
 
-    def env(self) -> dict[str, str]:
-        """Environment holding this server's credentials (for ``password_env``)."""
-        return {"REG_USER": self.username or "", "REG_PASSWORD": self.password or ""}
+    def operator_env(self) -> dict[str, str]:
+        """The operator's grants (reconciler.grants) a client of this server needs: it
+        speaks plain http, its token server (if any) listens on another port, and
+        tests keep secret files in the temporary directory."""
+        hosts = [self.host]
+        env = {"RECONCILER_CREDENTIALS_DIR": tempfile.gettempdir()}
+        if self.token_server is not None:
+            realm_host = self.token_server.url.removeprefix("http://")
+            hosts.append(realm_host)
+            env["RECONCILER_TOKEN_REALMS"] = f"{self.host}={realm_host}"
+        env["RECONCILER_ALLOW_HTTP_CREDENTIALS"] = ",".join(hosts)
+        return env
+
+    def env(self, password: str | None = None) -> dict[str, str]:
+        """Environment holding this server's credentials (for ``password_env``), or
+        ``password`` instead of the right one, plus ``operator_env``."""
+        return {
+            **self.operator_env(),
+            "RECONCILER_FEED_REG_USER": self.username or "",
+            "RECONCILER_FEED_REG_PASSWORD": password or self.password or "",
+        }
 
     def credentials(self) -> model.Credentials:
-        return model.Credentials(username_env="REG_USER", password_env="REG_PASSWORD")
+        return model.Credentials(
+            username_env="RECONCILER_FEED_REG_USER", password_env="RECONCILER_FEED_REG_PASSWORD"
+        )
 
     def push(self, repo: str, tag: str, **options: Any) -> str:
         """Push a tiny image; options as ``tests.helpers.oci.image_kwargs``.

@@ -35,6 +35,11 @@ def http_feed(repo: HelmHttpRepo, **overrides: object) -> Feed:
     return Feed(**fields)  # type: ignore[arg-type]
 
 
+def operator_env(repo: HelmHttpRepo) -> dict[str, str]:
+    """The operator lets credentials go to the plain-http test server."""
+    return {"RECONCILER_ALLOW_HTTP_CREDENTIALS": httpx.URL(repo.url).netloc.decode()}
+
+
 @pytest.fixture
 def web_repo(
     helm: Helm, helm_chart_factory: ChartFactory, helm_http_repo: HelmHttpRepo
@@ -145,8 +150,9 @@ class TestHttpRepository:
 
     def test_basic_auth_accepted(self, web_repo: HelmHttpRepo) -> None:
         web_repo.auth = ("alice", "pa:ss")
-        feed = http_feed(web_repo, credentials=Credentials(username="alice", password_env="PW"))
-        client = open_helm_feed(feed, env={"PW": "pa:ss"})
+        credentials = Credentials(username="alice", password_env="RECONCILER_FEED_PW")
+        feed = http_feed(web_repo, credentials=credentials)
+        client = open_helm_feed(feed, env={"RECONCILER_FEED_PW": "pa:ss", **operator_env(web_repo)})
         try:
             assert "1.0.0" in client.list_tags("web")
         finally:
@@ -155,8 +161,10 @@ class TestHttpRepository:
     @pytest.mark.parametrize("password", ["wrong", None])
     def test_basic_auth_refused(self, web_repo: HelmHttpRepo, password: str | None) -> None:
         web_repo.auth = ("alice", "pa:ss")
-        credentials = Credentials(username="alice", password_env="PW") if password else None
-        client = open_helm_feed(http_feed(web_repo, credentials=credentials), env={"PW": "wrong"})
+        named = Credentials(username="alice", password_env="RECONCILER_FEED_PW")
+        credentials = named if password else None
+        env = {"RECONCILER_FEED_PW": "wrong", **operator_env(web_repo)}
+        client = open_helm_feed(http_feed(web_repo, credentials=credentials), env=env)
         try:
             with pytest.raises(FeedAuthError) as caught:
                 client.list_tags("web")

@@ -28,8 +28,9 @@ def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
     sent, receiver = _receiver()
 
     monkeypatch.setenv("SLACK_URL", "https://hooks.slack.test/services/T0/B0/s3cr3t-hook")
-    monkeypatch.setenv("REG_USER", registry_basic.username)
-    monkeypatch.setenv("REG_PASSWORD", "wrong-Pa55word-zz9")
+    monkeypatch.setenv("RECONCILER_FEED_REG_USER", registry_basic.username)
+    monkeypatch.setenv("RECONCILER_ALLOW_HTTP_CREDENTIALS", registry_basic.host)
+    monkeypatch.setenv("RECONCILER_FEED_REG_PASSWORD", "wrong-Pa55word-zz9")
     ns = f"nt{uuid.uuid4().hex[:8]}"
     apps = [AppSpec("api", f"{ns}/api", "example.com/shop/api")]
     registry.push(apps[0].repository, "1.0.0")
@@ -40,7 +41,8 @@ def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
     files["feeds/locked.yaml"] = (
         "apiVersion: reconciler.dev/v1\nkind: Feed\nname: locked\ntype: oci\n"
         f"url: {registry_basic.url}\ninsecure: true\n"
-        "credentials: {usernameEnv: REG_USER, passwordEnv: REG_PASSWORD}\n"
+        "credentials: {usernameEnv: RECONCILER_FEED_REG_USER,\n"
+        "              passwordEnv: RECONCILER_FEED_REG_PASSWORD}\n"
     )
     other = config_files(
         registry_basic.url, [AppSpec("worker", f"{ns}/worker", "x/worker")], project="billing"
@@ -65,7 +67,7 @@ def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
         assert sum("Waiting for approval: shop/prod" in t for t in texts) == 1
         assert any("Release promoted: shop 1.0.0 -> staging" in t for t in texts)
         # the failure clears once the password is right: "resolved" is sent once
-        monkeypatch.setenv("REG_PASSWORD", registry_basic.password)
+        monkeypatch.setenv("RECONCILER_FEED_REG_PASSWORD", registry_basic.password)
         reconciler.run_pass()
         reconciler.run_pass()
         texts = [json.dumps(p) for p in sent]
@@ -84,15 +86,17 @@ def test_a_persistent_failure_is_notified_once_across_processes(
     sent, receiver = _receiver()
 
     monkeypatch.setenv("HOOK_URL", "https://hooks.example.test/generic")
-    monkeypatch.setenv("REG_USER", registry_basic.username)
-    monkeypatch.setenv("REG_PASSWORD", "wrong-password-xyz")
+    monkeypatch.setenv("RECONCILER_FEED_REG_USER", registry_basic.username)
+    monkeypatch.setenv("RECONCILER_ALLOW_HTTP_CREDENTIALS", registry_basic.host)
+    monkeypatch.setenv("RECONCILER_FEED_REG_PASSWORD", "wrong-password-xyz")
     apps = [AppSpec("api", f"nt{uuid.uuid4().hex[:8]}/api", "x/api")]
     registry_basic.push(apps[0].repository, "1.0.0")
     files = config_files(
         registry_basic.url,
         apps,
         feed_extra="insecure: true\n"
-        "credentials: {usernameEnv: REG_USER, passwordEnv: REG_PASSWORD}\n",
+        "credentials: {usernameEnv: RECONCILER_FEED_REG_USER,\n"
+        "              passwordEnv: RECONCILER_FEED_REG_PASSWORD}\n",
     )
     files["reconciler.yaml"] += "notifications:\n  - {kind: webhook, urlEnv: HOOK_URL}\n"
     remote = bare_remote(seed=files)
@@ -114,7 +118,7 @@ def test_a_persistent_failure_is_notified_once_across_processes(
         one_process()
     events = [p["event"] for p in sent]
     assert events.count("auth-failed") == 1, events
-    monkeypatch.setenv("REG_PASSWORD", registry_basic.password)
+    monkeypatch.setenv("RECONCILER_FEED_REG_PASSWORD", registry_basic.password)
     for _ in range(2):
         one_process()
     events = [p["event"] for p in sent]

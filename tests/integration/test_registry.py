@@ -157,7 +157,7 @@ def test_basic_auth_from_docker_config(registry_basic: RegistryServer, tmp_path:
     config = {"auths": {registry_basic.host: {"auth": base64.b64encode(raw).decode()}}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     feed = registry_basic.feed(credentials=model.Credentials(docker_config=str(tmp_path)))
-    with RegistryClient(feed, env={}) as client:
+    with RegistryClient(feed, env=registry_basic.operator_env()) as client:
         assert client.list_tags(repo) == ["1.0.0"]
 
 
@@ -165,7 +165,7 @@ def test_basic_auth_wrong_password_and_no_credentials(registry_basic: RegistrySe
     repo = unique_repo()
     registry_basic.push(repo, "1.0.0")
     wrong = registry_basic.feed(credentials=registry_basic.credentials())
-    env = {"REG_USER": registry_basic.username or "", "REG_PASSWORD": "wrong-password"}
+    env = registry_basic.env(password="wrong-password")
     with RegistryClient(wrong, env=env) as client, pytest.raises(FeedAuthError) as caught:
         client.list_tags(repo)
     assert "wrong-password" not in str(caught.value)
@@ -205,7 +205,7 @@ def test_token_flow_wrong_password(registry_token: RegistryServer) -> None:
     repo = unique_repo()
     registry_token.push(repo, "1.0.0")
     feed = registry_token.feed(credentials=registry_token.credentials())
-    env = {"REG_USER": registry_token.username or "", "REG_PASSWORD": "nope-nope"}
+    env = registry_token.env(password="nope-nope")
     with RegistryClient(feed, env=env) as client, pytest.raises(FeedAuthError) as caught:
         client.list_tags(repo)
     assert "token server" in str(caught.value)
@@ -241,7 +241,7 @@ def test_identity_token_is_exchanged_at_the_token_server(
     config.write_text(json.dumps(document))
     feed = registry_token.feed(credentials=model.Credentials(docker_config=str(config)))
     before = len(tokens.requests)
-    with RegistryClient(feed, env={}) as client:
+    with RegistryClient(feed, env=registry_token.operator_env()) as client:
         assert client.list_tags(repo) == ["1.0.0"]
     [grant] = tokens.requests[before:]
     assert grant == {
@@ -253,7 +253,10 @@ def test_identity_token_is_exchanged_at_the_token_server(
 
     config.write_text(json.dumps({"auths": {host: {"identitytoken": "revoked-token"}}}))
     other = registry_token.feed(credentials=model.Credentials(docker_config=str(config)))
-    with RegistryClient(other, env={}) as client, pytest.raises(FeedAuthError) as caught:
+    with (
+        RegistryClient(other, env=registry_token.operator_env()) as client,
+        pytest.raises(FeedAuthError) as caught,
+    ):
         client.list_tags(repo)
     assert str(caught.value).endswith("rejected the identity token")
     assert "revoked-token" not in str(caught.value)

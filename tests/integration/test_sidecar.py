@@ -495,6 +495,15 @@ def htpasswd_registry(workdir: Path, port: int, password: str) -> RegistryServer
     )
 
 
+def secret_grants(secrets_dir: Path, registry: RegistryServer) -> dict[str, str]:
+    """The operator grants the test's secret directory to feeds and lets credentials
+    go to the plain-http test registry."""
+    return {
+        "RECONCILER_CREDENTIALS_DIR": str(secrets_dir),
+        "RECONCILER_ALLOW_HTTP_CREDENTIALS": registry.host,
+    }
+
+
 @pytest.mark.parametrize("wake", ["file-watch", "webhook"])
 def test_rotated_password_file_is_used_without_a_restart(
     wake: str,
@@ -514,7 +523,7 @@ def test_rotated_password_file_is_used_without_a_restart(
         # notification may wake it first (the feed's passwordFile is watched too), and
         # that pass must read the new file.
         env = {"RECONCILER_WATCH_FILES": str(secret.path)} if wake == "file-watch" else {}
-        sidecar = start_sidecar(remote, env=env)
+        sidecar = start_sidecar(remote, env={**env, **secret_grants(tmp_path, registry)})
         sidecar.wait_ready()
         assert release_on_remote(remote, "1.0.0")
 
@@ -573,7 +582,7 @@ def test_a_rotated_credential_file_ends_the_backoff_of_a_rejected_feed(
         registry.push(app.repository, "1.0.0")
         remote = bare_remote(seed=files)
         env = {"RECONCILER_WATCH_FILES": str(secret.path)} if named_in_env else {}
-        sidecar = start_sidecar(remote, env=env)
+        sidecar = start_sidecar(remote, env={**env, **secret_grants(tmp_path, registry)})
         sidecar.wait_ready()
         for round_ in (1, 2, 3):
             registry.stop()

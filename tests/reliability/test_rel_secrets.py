@@ -167,7 +167,8 @@ def test_secrets_never_leak(tmp_path):
             registry.url,
             apps,
             feed_extra=(
-                f"insecure: true\ncredentials: {{username: {REG_USER}, passwordEnv: REG_PW}}\n"
+                f"insecure: true\ncredentials: {{username: {REG_USER},\n"
+                "              passwordEnv: RECONCILER_FEED_REG_PW}\n"
             ),
         )
         password_file = tmp_path / "reg-password"
@@ -184,7 +185,9 @@ def test_secrets_never_leak(tmp_path):
         )
         remote = git.create_repo("cfg", seed=files)
         env = {
-            "REG_PW": REG_SECRET,
+            "RECONCILER_FEED_REG_PW": REG_SECRET,
+            "RECONCILER_CREDENTIALS_DIR": str(tmp_path),
+            "RECONCILER_ALLOW_HTTP_CREDENTIALS": registry.url.removeprefix("http://"),
             "RECONCILER_GIT_USERNAME": git.username,
             "RECONCILER_GIT_PASSWORD": GIT_SECRET,
             "RECONCILER_WEBHOOK_SECRET": HOOK_SECRET,

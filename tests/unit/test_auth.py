@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,8 +27,12 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+GRANTED = {"RECONCILER_CREDENTIALS_DIR": tempfile.gettempdir()}
+"""The operator grants the temporary directory (where tests keep secret files) to feeds."""
+
+
 def resolve(credentials: Credentials | None, host: str = "reg.test", **env: str) -> Secret | None:
-    return CredentialResolver("feed", credentials, host, env=env).resolve()
+    return CredentialResolver("feed", credentials, host, env={**GRANTED, **env}).resolve()
 
 
 # -- env and files ---------------------------------------------------------------
@@ -39,24 +44,30 @@ def test_no_credentials_is_anonymous() -> None:
 
 
 def test_username_and_password_from_env() -> None:
-    secret = resolve(Credentials(username_env="U", password_env="P"), U="bob", P="pw")
+    secret = resolve(
+        Credentials(username_env="RECONCILER_FEED_U", password_env="RECONCILER_FEED_P"),
+        RECONCILER_FEED_U="bob",
+        RECONCILER_FEED_P="pw",
+    )
     assert secret == Secret(username="bob", password="pw")
 
 
 def test_literal_username_with_password_env() -> None:
-    assert resolve(Credentials(username="bob", password_env="P"), P="pw") == Secret("bob", "pw")
+    assert resolve(
+        Credentials(username="bob", password_env="RECONCILER_FEED_P"), RECONCILER_FEED_P="pw"
+    ) == Secret("bob", "pw")
 
 
 def test_missing_env_var_names_the_variable() -> None:
-    with pytest.raises(FeedAuthError, match="environment variable P is not set"):
-        resolve(Credentials(username="bob", password_env="P"))
+    with pytest.raises(FeedAuthError, match="environment variable RECONCILER_FEED_P is not set"):
+        resolve(Credentials(username="bob", password_env="RECONCILER_FEED_P"))
 
 
 def test_password_file_rotation_is_picked_up(tmp_path: Path) -> None:
     secret_file = tmp_path / "password"
     secret_file.write_text("first\n")
     resolver = CredentialResolver(
-        "feed", Credentials(username="bob", password_file=str(secret_file)), "reg.test", env={}
+        "feed", Credentials(username="bob", password_file=str(secret_file)), "reg.test", env=GRANTED
     )
     assert resolver.resolve() == Secret("bob", "first")
     # Kubernetes swaps the file (new mtime); same size on purpose, so only mtime differs.
@@ -72,7 +83,7 @@ def test_unchanged_password_file_is_not_reread(
     secret_file = tmp_path / "password"
     secret_file.write_text("pw")
     resolver = CredentialResolver(
-        "feed", Credentials(username="bob", password_file=str(secret_file)), "reg.test", env={}
+        "feed", Credentials(username="bob", password_file=str(secret_file)), "reg.test", env=GRANTED
     )
     resolver.resolve()
     reads: list[Path] = []
@@ -235,7 +246,9 @@ def test_helper_answers_are_reused_for_a_while(helper_path, tmp_path: Path) -> N
     log = helper_path("counted", ANSWER.format(user="u", secret="p"))
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"credsStore": "counted"}))
-    resolver = CredentialResolver("f", Credentials(docker_config=str(config)), "reg.test", env={})
+    resolver = CredentialResolver(
+        "f", Credentials(docker_config=str(config)), "reg.test", env=GRANTED
+    )
     assert [resolver.resolve() for _ in range(5)] == [Secret("u", "p")] * 5
     assert log.read_text().count("reg.test") == 1  # one helper run, not one per request
 
@@ -268,7 +281,9 @@ def test_docker_config_file_path_directory_and_default(tmp_path: Path) -> None:
 def test_docker_config_is_reread_after_docker_login(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"auths": {"reg.test": {"auth": b64("bob:one")}}}))
-    resolver = CredentialResolver("f", Credentials(docker_config=str(path)), "reg.test", env={})
+    resolver = CredentialResolver(
+        "f", Credentials(docker_config=str(path)), "reg.test", env=GRANTED
+    )
     assert resolver.resolve() == Secret("bob", "one")
     path.write_text(json.dumps({"auths": {"reg.test": {"auth": b64("bob:two2")}}}))
     assert resolver.resolve() == Secret("bob", "two2")
@@ -284,8 +299,8 @@ def test_malformed_docker_config_is_auth_error(tmp_path: Path) -> None:
 def test_password_env_wins_over_docker_config(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"auths": {"reg.test": {"auth": b64("bob:file")}}}))
-    creds = Credentials(username="amy", password_env="P", docker_config=str(path))
-    assert resolve(creds, P="env") == Secret("amy", "env")
+    creds = Credentials(username="amy", password_env="RECONCILER_FEED_P", docker_config=str(path))
+    assert resolve(creds, RECONCILER_FEED_P="env") == Secret("amy", "env")
 
 
 def test_normalise_registry_host() -> None:

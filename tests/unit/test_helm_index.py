@@ -320,7 +320,7 @@ class TestHelmRepoClient:
             name="charts",
             type="helm",
             url="https://user:urlsecret@charts.example.com/stable?sig=querysecret",
-            credentials=Credentials(username="bob", password_env="PW"),
+            credentials=Credentials(username="bob", password_env="RECONCILER_FEED_PW"),
         )
         seen: list[str] = []
 
@@ -328,7 +328,7 @@ class TestHelmRepoClient:
             seen.append(request.headers.get("Authorization", ""))
             return httpx.Response(401)
 
-        client = client_for(handler, feed=feed, env={"PW": "envsecret"})
+        client = client_for(handler, feed=feed, env={"RECONCILER_FEED_PW": "envsecret"})
         with pytest.raises(FeedAuthError) as caught:
             client.list_tags("web")
         text = str(caught.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,12 @@ from reconciler.feeds.registry import (
 
 BASE = "https://registry.test"
 SECRET = "hunter2-very-secret"
+OPERATOR = {
+    "RECONCILER_TOKEN_REALMS": "registry.test=auth.test",
+    "RECONCILER_CREDENTIALS_DIR": tempfile.gettempdir(),
+}
+"""The operator's grants in these tests: the fake registry's token realm is on another
+host, and secret files live in the temporary directory."""
 
 
 class FakeClock:
@@ -69,7 +76,7 @@ def make_client(
     return RegistryClient(
         feed,
         transport=httpx.MockTransport(handler),
-        env=env or {},
+        env={**OPERATOR, **(env or {})},
         clock=clock,
         sleep=clock.sleep,
         **kwargs,
@@ -80,8 +87,8 @@ def tags_response(tags: Any, headers: dict[str, str] | None = None) -> httpx.Res
     return httpx.Response(200, json={"name": "app", "tags": tags}, headers=headers or {})
 
 
-BASIC_CREDS = model.Credentials(username="bob", password_env="PW")
-BASIC_ENV = {"PW": SECRET}
+BASIC_CREDS = model.Credentials(username="bob", password_env="RECONCILER_FEED_PW")
+BASIC_ENV = {"RECONCILER_FEED_PW": SECRET}
 
 
 # -- parsing helpers ---------------------------------------------------------
