@@ -87,6 +87,20 @@ Unknown releases
     the one running. :func:`check_manual` skips the backwards check then, since
     a person can tell.
 
+Verified deployments (``verification``, issue 17)
+    An environment with ``verify`` counts a deployment only once it is
+    *verified*: ``first_deployed`` uses the verification time, so phase
+    completion, ``minimumEnvironments`` and soak all start there. A pending or
+    failed deployment counts for nothing, so a failed release never opens the
+    next phase from that environment. The environment's current deployment
+    reports ``Waiting("verifying …")`` while pending (``until`` = its next poll,
+    so :attr:`Decision.wake_at` covers polls) and ``Waiting("verification
+    failed: …")`` once failed. With ``onFailure: rollback`` and nothing newer to
+    deploy, the previous verified release comes back as a ``Promotion`` with
+    ``rollback=True``; the automatic floor already includes the failed release,
+    so it is never deployed again automatically. Environments without
+    ``verify`` are decided exactly as before.
+
 An environment listed in two phases is taken from the first (config
 validation rejects that).
 """
@@ -94,8 +108,9 @@ validation rejects that).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from reconciler.freeze import active_freeze
 from reconciler.model import Deployment, Lifecycle, Phase, PhaseEnvironment, Release
@@ -122,13 +137,59 @@ class ReleaseState:
 
 @dataclass(frozen=True)
 class Promotion:
-    """Deploy ``release`` to ``environment`` now."""
+    """Deploy ``release`` to ``environment`` now (``rollback``: a failed one's undo)."""
 
     environment: str
     release: str
     phase: str
     reason: str
     automatic: bool = True
+    rollback: bool = False
+
+
+VerificationStatus = Literal["pending", "verified", "failed"]
+
+
+@dataclass(frozen=True)
+class VerificationState:
+    """What verification concluded about one release in one environment.
+
+    ``at``: when it was verified or failed (None while pending); ``retry_at``: when a
+    pending check is next asked; ``reason``: the checks' own words.
+    """
+
+    status: VerificationStatus
+    at: datetime | None = None
+    reason: str = ""
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Verifications:
+    """Input of :func:`decide` for verified deployments (module docstring).
+
+    ``on_failure[env]`` for every environment with ``verify`` ("hold" or
+    "rollback"); ``states[(env, release)]`` for deployments verification has seen.
+    """
+
+    on_failure: Mapping[str, str] = field(default_factory=dict)
+    states: Mapping[tuple[str, str], VerificationState] = field(default_factory=dict)
+
+    def verifies(self, environment: str) -> bool:
+        return environment in self.on_failure
+
+    def state(self, environment: str, release: str) -> VerificationState:
+        return self.states.get((environment, release), VerificationState("pending"))
+
+    def counted_at(self, environment: str, release: str, deployed: datetime) -> datetime | None:
+        """When a deployment counts toward phase completion; None: not (yet)."""
+        if not self.verifies(environment):
+            return deployed
+        state = self.state(environment, release)
+        return state.at if state.status == "verified" else None
+
+
+NO_VERIFICATION = Verifications()
 
 
 @dataclass(frozen=True)
@@ -185,13 +246,15 @@ def decide(
     *,
     pins: Mapping[str, str | None] | None = None,
     channels: Collection[str] | None = None,
+    verification: Verifications = NO_VERIFICATION,
 ) -> Decision:
     """Promotions to make now and reasons for everything else (module docstring).
 
     ``releases`` oldest first; ``channels`` = the channels following this
-    lifecycle (None = all); ``now`` must be timezone-aware.
+    lifecycle (None = all); ``now`` must be timezone-aware; ``verification`` says
+    which environments verify their deployments and what was concluded.
     """
-    timeline = _Timeline(lifecycle, releases, history, now, channels)
+    timeline = _Timeline(lifecycle, releases, history, now, channels, verification)
     pins = pins or {}
     promotions: list[Promotion] = []
     waiting: list[Waiting] = []
@@ -202,6 +265,10 @@ def decide(
             continue
         floor = timeline.floor(name, automatic=environment.automatic)
         pick = _newest_open(timeline, phase_index, name, floor, waiting)
+        if verification.verifies(name):
+            rollback = _verification_step(timeline, phase_index, name, pick, waiting)
+            if rollback is not None and environment.automatic:
+                promotions.append(rollback)
         if pick is not None and not environment.automatic:
             waiting.append(Waiting(name, releases[pick].version, MANUAL_APPROVAL_PENDING))
         elif pick is not None:
@@ -233,6 +300,7 @@ def check_manual(
     override_freeze: bool = False,
     pins: Mapping[str, str | None] | None = None,
     channels: Collection[str] | None = None,
+    verification: Verifications = NO_VERIFICATION,
 ) -> str | None:
     """Whether a person may promote ``release`` to ``environment`` now.
 
@@ -244,7 +312,7 @@ def check_manual(
     force (unless ``override_freeze``). The freeze comes last so that
     overriding it never hides another reason.
     """
-    timeline = _Timeline(lifecycle, releases, history, now)
+    timeline = _Timeline(lifecycle, releases, history, now, verification=verification)
     phase_index = timeline.phase_index.get(environment)
     if phase_index is None:
         return f"environment {environment} is not in lifecycle {lifecycle.name}"
@@ -328,9 +396,11 @@ class _Timeline:
         history: History,
         now: datetime,
         channels: Collection[str] | None = None,
+        verification: Verifications = NO_VERIFICATION,
     ) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        self.verification = verification
         self.lifecycle = lifecycle
         self.releases = releases
         self.history = history
@@ -345,14 +415,16 @@ class _Timeline:
         for phase_position, phase in enumerate(lifecycle.phases):
             for environment in phase.environments:
                 self.phase_index.setdefault(environment.name, phase_position)
-        # first_deployed[(environment, release)] = when it first arrived there
+        # first_deployed[(environment, release)] = when it first counted there: its
+        # arrival, or with verify its verification (pending and failed never count)
         self.first_deployed: dict[tuple[str, str], datetime] = {}
         for environment_name, deployments in history.items():
             for deployment in deployments:
                 key = (environment_name, deployment.release)
+                counted = verification.counted_at(*key, deployment.at)
                 known = self.first_deployed.get(key)
-                if known is None or deployment.at < known:
-                    self.first_deployed[key] = deployment.at
+                if counted is not None and (known is None or counted < known):
+                    self.first_deployed[key] = counted
         self._gates: dict[tuple[int, int], _Gate] = {}
 
     def environments(self) -> list[tuple[int, PhaseEnvironment]]:
@@ -448,6 +520,53 @@ class _Timeline:
         if not required:
             return "earlier phases are optional"
         return f"{', '.join(required)} complete"
+
+
+def _verification_step(
+    timeline: _Timeline,
+    phase_position: int,
+    environment: str,
+    pick: int | None,
+    waiting: list[Waiting],
+) -> Promotion | None:
+    """Report the current deployment's verification; a rollback when it failed, the
+    environment rolls back on failure, and nothing newer is about to replace it."""
+    current = _last_deployment(timeline.history, environment)
+    if current is None:
+        return None
+    state = timeline.verification.state(environment, current.release)
+    if state.status == "pending":
+        reason = f"verifying {current.release}" + (f": {state.reason}" if state.reason else "")
+        waiting.append(Waiting(environment, current.release, reason, state.retry_at))
+        return None
+    if state.status == "verified":
+        return None
+    reason = f"verification failed: {state.reason}" if state.reason else "verification failed"
+    rolls_back = timeline.verification.on_failure.get(environment) == "rollback"
+    target = _previous_verified(timeline, environment, current) if rolls_back else None
+    if pick is not None or target is None:
+        suffix = (
+            "; no earlier verified release to roll back to" if rolls_back and not target else ""
+        )
+        waiting.append(Waiting(environment, current.release, reason + suffix))
+        return None
+    phase = timeline.lifecycle.phases[phase_position].name
+    return Promotion(
+        environment, target, phase, f"rollback: {current.release} {reason}", rollback=True
+    )
+
+
+def _previous_verified(timeline: _Timeline, environment: str, failed: Deployment) -> str | None:
+    """The release ``environment`` ran last before ``failed`` that was verified there."""
+    earlier = sorted(
+        (d for d in timeline.history.get(environment, ()) if d.release != failed.release),
+        key=lambda d: d.at,
+        reverse=True,
+    )
+    for deployment in earlier:
+        if timeline.verification.state(environment, deployment.release).status == "verified":
+            return deployment.release
+    return None
 
 
 def _newest_open(
