@@ -14,16 +14,16 @@ import hashlib
 import os
 import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from reconciler import API_VERSION, schema, yamlio
+from reconciler import API_VERSION, schema, versions, yamlio
 from reconciler.errors import ConfigError, Problem
 from reconciler.freeze import window_problems
 from reconciler.grants import CredentialPolicy, feed_host, policy_from_env
@@ -92,6 +92,83 @@ def parse_duration(value: float | int | str) -> float:
     return total
 
 
+MAX_DURATION = 366 * 86400.0
+"""Longer durations are refused: past it, date arithmetic overflows (a soak of 10**12 s)
+and no setting means to wait a year."""
+
+_DURATIONS: dict[str, tuple[tuple[tuple[str, ...], bool], ...]] = {
+    # kind: (key path with "*" for every list item, whether 0 is refused)
+    "Settings": ((("interval",), True),),
+    "Feed": ((("timeout",), True),),
+    "Trigger": ((("settle",), False), (("maxWait",), False)),
+    "Lifecycle": ((("phases", "*", "soak"), False),),
+}
+
+VERSION_TEXT = "letters, digits, '.', '_', '+', '-'; never '/' or '..'"
+"""What a release version may be made of: it names releases/<project>/<version>.yaml."""
+
+SAMPLE_TIME = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+"""``now`` for rendering release version templates in validation."""
+
+
+def path_problem(text: str) -> str:
+    """Why ``text`` is not a repository-relative path the reconciler may use."""
+    parts = text.split("/")
+    if text.startswith("/"):
+        return f"{brief(text)} is an absolute path; give a path relative to the repository root"
+    if ".." in parts:
+        return f"{brief(text)} leaves its folder through '..'; paths stay inside the repository"
+    if any(part.lower() == ".git" for part in parts):
+        return f"{brief(text)} is inside .git; the reconciler never reads or writes there"
+    return f"{brief(text)} is not a one-line path"
+
+
+def _duration_values(
+    data: Any, keys: tuple[str, ...], path: list[Any]
+) -> Iterator[tuple[list[Any], Any]]:
+    if not keys:
+        yield path, data
+    elif keys[0] == "*":
+        for index, item in enumerate(data if isinstance(data, list) else ()):
+            yield from _duration_values(item, keys[1:], [*path, index])
+    elif isinstance(data, dict) and keys[0] in data:
+        yield from _duration_values(data[keys[0]], keys[1:], [*path, keys[0]])
+
+
+def _check_durations(doc: _Doc, out: _Collector) -> None:
+    """Durations the schema lets through but a pass cannot use: ``interval: 0`` makes
+    ``run`` refuse to start, a timeout of 0 fails every request, a year overflows."""
+    for keys, positive in _DURATIONS.get(doc.data["kind"], ()):
+        for path, value in _duration_values(doc.data, keys, []):
+            seconds = parse_duration(value)
+            if positive and not seconds > 0:
+                out.at(doc, path, f"{brief(value)} must be more than 0")
+            elif not 0 <= seconds <= MAX_DURATION:
+                out.at(doc, path, f"{brief(value)} is longer than the maximum of 366d")
+
+
+def _release_version_problems(versioning: ReleaseVersioning) -> list[tuple[str, str]]:
+    """(key, message) when the template or ``initial`` cannot give a release version.
+
+    The template is rendered for a first and a second release with sample values, as a
+    pass would, so what it renders is checked, not how it looks."""
+    if versioning.from_package:
+        return []  # the donor's tags are filtered at pass time
+    initial = versioning.initial
+    if not versions.is_safe_version_text(initial):
+        return [("initial", f"{brief(initial)} is not a version string ({VERSION_TEXT})")]
+    try:
+        first = versions.next_release_version(versioning.template, None, [], SAMPLE_TIME, initial)
+    except ValueError as exc:
+        return [("template", f"{brief(versioning.template)}: {exc} ({VERSION_TEXT})")]
+    try:
+        versions.next_release_version(versioning.template, first, [first], SAMPLE_TIME, initial)
+    except ValueError as exc:
+        key = "initial" if first == initial else "template"
+        return [(key, f"{brief(first)} cannot be followed: {exc}")]
+    return []
+
+
 @dataclass
 class _Doc:
     """One YAML document with where it came from (positions only on the slow path)."""
@@ -126,12 +203,78 @@ class _Collector:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.broken: dict[str, set[str]] = {}
+        """Names of documents, by (intended) kind, that failed their own checks."""
 
     def add(self, file: str, line: int, key: str, message: str) -> None:
         self.problems.append(Problem(file, line, key, message))
 
     def at(self, doc: _Doc, path: list[Any], message: str) -> None:
         self.add(doc.file, _line_of(doc.data, path), _key_path(path), message)
+
+    def unknown(
+        self, doc: _Doc, path: list[Any], kind: str, name: str, known: Iterable[str]
+    ) -> None:
+        """``unknown <kind> 'name'``, unless a ``kind`` document of that name exists but
+        failed its own checks: that was reported once, at its root cause."""
+        if name in self.broken.get(kind, set()):
+            return
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        self.at(doc, path, f"unknown {kind.lower()} {name!r}{hint}")
+
+
+BRIEF_CHARS = 40
+"""Values quoted in messages are cut to about this many characters: a value can be a
+whole alias-built structure, and a message must stay one readable line."""
+
+
+def brief(value: Any, limit: int = BRIEF_CHARS) -> str:
+    """A ``repr`` of ``value`` cut to about ``limit`` characters, built without ever
+    rendering more than that (the value may share sub-structures many times over)."""
+    writer = _BriefWriter(limit)
+    return "".join(writer.parts) if writer.walk(value) else "".join(writer.parts) + "..."
+
+
+class _BriefWriter:
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.room = limit
+
+    def emit(self, text: str) -> bool:
+        """Write what fits; False once the room is used up."""
+        self.parts.append(text[: max(self.room, 0)])
+        self.room -= len(text)
+        return self.room > 0
+
+    def walk(self, item: Any) -> bool:
+        if isinstance(item, dict):
+            return self._items(iter(item.items()), "{}", mapping=True)
+        if isinstance(item, list | tuple):
+            return self._items(enumerate(item), "[]", mapping=False)
+        return self.emit(repr(item))
+
+    def _items(self, pairs: Iterator[tuple[Any, Any]], brackets: str, *, mapping: bool) -> bool:
+        if not self.emit(brackets[0]):
+            return False
+        for index, (key, item) in enumerate(pairs):
+            if index and not self.emit(", "):
+                return False
+            if mapping and not (self.walk(key) and self.emit(": ")):
+                return False
+            if not self.walk(item):
+                return False
+        return self.emit(brackets[1])
+
+
+def _jsonschema_text(err: ValidationError) -> str:
+    """jsonschema's message with the offending value shown by ``brief``: its own
+    message quotes the whole value."""
+    message = str(err.message)
+    whole = repr(err.instance)
+    if message.startswith(whole):
+        return brief(err.instance) + message[len(whole) :]
+    return message if len(message) <= 4 * BRIEF_CHARS else message[: 4 * BRIEF_CHARS] + "..."
 
 
 def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
@@ -150,11 +293,13 @@ def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
         return path, str(err.message).replace("is a required property", "is required")
     if err.validator == "pattern" and sub.get("pattern") == schema.NAME_PATTERN:
         return path, (
-            f"{err.instance!r} is not a valid name (lower-case letters, digits, '.', '_', '-';"
+            f"{brief(err.instance)} is not a valid name (lower-case letters, digits, '.', '_', '-';"
             " used in file paths)"
         )
+    if err.validator == "pattern" and sub.get("pattern") == schema.RELPATH_PATTERN:
+        return path, path_problem(str(err.instance))
     if err.validator == "pattern" and sub.get("pattern") == schema.DURATION_PATTERN:
-        return path, f"{err.instance!r} is not a duration (use e.g. 90s, 2m, 1h30m)"
+        return path, f"{brief(err.instance)} is not a duration (use e.g. 90s, 2m, 1h30m)"
     if err.validator == "oneOf" and err.context:
         # Prefer the branch whose error is deepest: it is the one the user meant.
         # A "wrong type" error is from a branch the user did not mean (a string given
@@ -166,8 +311,8 @@ def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
         if path and path[-2:-1] == ["packages"]:
             return path, "needs exactly one of 'image' or 'chart'"
     if err.validator == "type":
-        return path, f"{err.instance!r} is not of type {err.validator_value!r}"
-    return path, str(err.message)
+        return path, f"{brief(err.instance)} is not of type {err.validator_value!r}"
+    return path, _jsonschema_text(err)
 
 
 def _read_docs(root: Path, out: _Collector, *, fast: bool) -> list[_Doc]:
@@ -215,14 +360,32 @@ def _parse_file(rel: str, text: str, out: _Collector, *, fast: bool) -> list[_Do
 
 
 def _check_schema(doc: _Doc, out: _Collector) -> bool:
+    """Whether ``doc`` matches the schema of its kind. When it does not, its name is
+    remembered as broken, so references to it do not repeat the error."""
+    ok = _schema_problems(doc, out)
+    kind, name = doc.data.get("kind"), doc.data.get("name")
+    if not ok and isinstance(kind, str) and isinstance(name, str):
+        meant = kind if kind in schema.KINDS else next(iter(_close_kinds(kind)), kind)
+        out.broken.setdefault(meant, set()).add(name)
+    return ok
+
+
+def _close_kinds(kind: Any) -> list[str]:
+    if not isinstance(kind, str):
+        return []
+    return difflib.get_close_matches(kind, list(schema.KINDS), n=1)
+
+
+def _schema_problems(doc: _Doc, out: _Collector) -> bool:
     kind = doc.data.get("kind")
-    if kind not in schema.KINDS:
-        hint = difflib.get_close_matches(str(kind), list(schema.KINDS), n=1)
+    if not isinstance(kind, str) or kind not in schema.KINDS:
+        hint = _close_kinds(kind)
         suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
         out.at(
             doc,
             ["kind"],
-            f"unknown kind {kind!r}{suffix}; expected one of " + ", ".join(sorted(schema.KINDS)),
+            f"unknown kind {brief(kind)}{suffix}; expected one of "
+            + ", ".join(sorted(schema.KINDS)),
         )
         return False
     if doc.data.get("apiVersion") != API_VERSION:
@@ -546,11 +709,7 @@ def _check_project(
         return f" (did you mean '{close[0]}'?)" if close else ""
 
     if project.lifecycle not in lifecycles:
-        out.at(
-            doc,
-            ["lifecycle"],
-            f"unknown lifecycle {project.lifecycle!r}" + hint(project.lifecycle, list(lifecycles)),
-        )
+        out.unknown(doc, ["lifecycle"], "Lifecycle", project.lifecycle, lifecycles)
     package_names = [p.name for p in project.packages]
     seen_packages: set[str] = set()
     for i, pkg in enumerate(project.packages):
@@ -559,11 +718,7 @@ def _check_project(
         seen_packages.add(pkg.name)
         feed = feeds.get(pkg.feed)
         if feed is None:
-            out.at(
-                doc,
-                ["packages", i, "feed"],
-                f"unknown feed {pkg.feed!r}" + hint(pkg.feed, list(feeds)),
-            )
+            out.unknown(doc, ["packages", i, "feed"], "Feed", pkg.feed, feeds)
         elif pkg.kind == "chart" and feed.type != "helm":
             out.at(
                 doc,
@@ -585,11 +740,8 @@ def _check_project(
             out.at(doc, ["channels", ci, "name"], f"duplicate channel name {channel.name!r}")
         channel_names.add(channel.name)
         if channel.lifecycle and channel.lifecycle not in lifecycles:
-            out.at(
-                doc,
-                ["channels", ci, "lifecycle"],
-                f"unknown lifecycle {channel.lifecycle!r}"
-                + hint(channel.lifecycle, list(lifecycles)),
+            out.unknown(
+                doc, ["channels", ci, "lifecycle"], "Lifecycle", channel.lifecycle, lifecycles
             )
         for ri, rule in enumerate(channel.rules):
             for pi, name in enumerate(rule.packages):
@@ -601,6 +753,8 @@ def _check_project(
                     )
             for message in validate_rule(rule):
                 out.at(doc, ["channels", ci, "rules", ri], message)
+    for key, message in _release_version_problems(project.release_versioning):
+        out.at(doc, ["releaseVersion", key], message)
     donor = project.release_versioning.from_package
     if donor and donor not in package_names:
         out.at(
@@ -857,6 +1011,7 @@ def _load(root: Path, *, fast: bool) -> Config:
     by_kind: dict[str, list[_Doc]] = {k: [] for k in schema.KINDS}
     for doc in docs:
         if _check_schema(doc, out):
+            _check_durations(doc, out)
             by_kind[doc.data["kind"]].append(doc)
     settings_docs = by_kind["Settings"]
     if len(settings_docs) > 1:
@@ -893,13 +1048,7 @@ def _load(root: Path, *, fast: bool) -> Config:
         trigger = _trigger(doc)
         found = projects.get(trigger.project)
         if found is None:
-            close = difflib.get_close_matches(trigger.project, list(projects), n=1)
-            out.at(
-                doc,
-                ["project"],
-                f"unknown project {trigger.project!r}"
-                + (f" (did you mean '{close[0]}'?)" if close else ""),
-            )
+            out.unknown(doc, ["project"], "Project", trigger.project, projects)
         else:
             if not trigger.channel:
                 trigger = Trigger(**{**trigger.__dict__, "channel": found.default_channel.name})

@@ -45,11 +45,15 @@ _duration = {
         {"type": "string", "pattern": DURATION_PATTERN},
     ],
 }
+RELPATH_PATTERN = r"^(?!/)(?!(.*/)?\.\.(/|$))(?!(.*/)?\.[gG][iI][tT](/|$))[^\x00\n\r]+$"
+"""Relative, never through '..', never inside .git (any case: case-insensitive file
+systems), one line."""
+
 _relpath = {
     "type": "string",
     "minLength": 1,
-    "pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$))[^\x00\n\r]+$",
-    "description": "a path relative to the config repository root",
+    "pattern": RELPATH_PATTERN,
+    "description": "a path relative to the config repository root, outside .git",
 }
 
 

@@ -19,6 +19,7 @@ from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
     CollectionStartEvent,
+    DocumentStartEvent,
     MappingStartEvent,
     ScalarEvent,
 )
@@ -28,6 +29,11 @@ MAX_FILE_BYTES = 1_000_000
 
 MAX_ALIASES = 100
 """More alias uses than this in one file is treated as an alias bomb."""
+
+MAX_EXPANDED_SIZE = 2_000_000
+"""A document may expand (aliases replaced by what they name) to at most this many
+nodes plus scalar characters: a few aliases nested inside each other multiply, so
+counting aliases alone lets a small file stand for gigabytes."""
 
 MAX_DEPTH = 100
 """Collections nested deeper than this are refused before ruamel's recursive composer
@@ -166,9 +172,11 @@ def events(text: str) -> Any:
 
 
 def limit_problem(text: str) -> tuple[int, str] | None:
-    """(1-based line, message) when ``text`` breaks MAX_ALIASES or MAX_DEPTH, else None.
+    """(1-based line, message) when ``text`` breaks MAX_ALIASES, MAX_EXPANDED_SIZE or
+    MAX_DEPTH, else None.
 
-    Runs on parse events only, so neither limit costs memory or stack before it trips.
+    Runs on parse events only, so no limit costs memory or stack before it trips: the
+    expanded size is computed from each anchor's size, never by expanding.
     Syntax errors propagate as YAMLError.
     """
     try:
@@ -180,20 +188,71 @@ def limit_problem(text: str) -> tuple[int, str] | None:
         return _limit_problem(YAML(typ="safe", pure=True).parse(text))
 
 
+def _line(event: Any) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 0
+
+
+class _ExpandedSize:
+    """The size one document would have with every alias replaced by its anchor's node:
+    1 per node plus the characters of each scalar."""
+
+    def __init__(self) -> None:
+        self.anchors: dict[str, int] = {}
+        self.open: list[tuple[str | None, int]] = []  # (anchor, size so far) per collection
+        self.total = 0
+
+    def add(self, size: int, anchor: str | None = None) -> None:
+        """A scalar (or an alias standing for ``size``) inside the innermost collection."""
+        if anchor:
+            self.anchors[anchor] = size
+        self._grow(size)
+        self.total += size
+
+    def start(self, anchor: str | None) -> None:
+        self.open.append((anchor, 1))
+
+    def end(self) -> None:
+        """Its children were counted in ``total`` as they came; only the node itself is new."""
+        anchor, size = self.open.pop()
+        if anchor:
+            self.anchors[anchor] = size
+        self._grow(size)
+        self.total += 1
+
+    def _grow(self, size: int) -> None:
+        if self.open:
+            anchor, so_far = self.open[-1]
+            self.open[-1] = (anchor, so_far + size)
+
+
 def _limit_problem(parse_events: Any) -> tuple[int, str] | None:
     aliases = depth = 0
+    size = _ExpandedSize()
     for event in parse_events:
-        if isinstance(event, AliasEvent):
+        if isinstance(event, DocumentStartEvent):
+            size = _ExpandedSize()
+        elif isinstance(event, ScalarEvent):
+            size.add(1 + len(event.value), event.anchor)
+        elif isinstance(event, AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:
-                return 0, f"too many YAML aliases (>{MAX_ALIASES}): refusing a possible alias bomb"
+                return _line(event), (
+                    f"too many YAML aliases (>{MAX_ALIASES}): refusing a possible alias bomb"
+                )
+            size.add(size.anchors.get(event.anchor, 0))
+            if size.total > MAX_EXPANDED_SIZE:
+                return _line(event), (
+                    f"YAML aliases expand this document beyond {MAX_EXPANDED_SIZE} nodes and "
+                    "characters: refusing a possible alias bomb"
+                )
         elif isinstance(event, CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark is not None else 0
-                return line, f"nesting deeper than {MAX_DEPTH} levels"
+                return _line(event), f"nesting deeper than {MAX_DEPTH} levels"
+            size.start(event.anchor)
         elif isinstance(event, CollectionEndEvent):
             depth -= 1
+            size.end()
     return None
 
 

@@ -71,7 +71,7 @@ def test_refuses_what_the_reconciler_never_writes(text, message):
         ("a: [" * 101 + "]" * 101 + "\n", (1, "nesting deeper than 100 levels")),
         (
             "a: &a [x]\n" + "".join(f"b{i}: *a\n" for i in range(101)),
-            (0, "too many YAML aliases (>100): refusing a possible alias bomb"),
+            (102, "too many YAML aliases (>100): refusing a possible alias bomb"),
         ),
         # YAML 1.2 that libyaml (1.1) refuses: decided by the pure-Python parser.
         ("- {name: migrate, image: ghcr.io/acme/migrate:1.2.3}\n", None),
