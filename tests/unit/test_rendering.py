@@ -618,7 +618,7 @@ TARGET_KINDS = {  # target kind -> the artifact kind it renders
     ("text", "message"),
     [
         (DEEP, "k: line 4: nesting deeper than 100 levels"),
-        (BOMB, "k: too many YAML aliases (>100): refusing a possible alias bomb"),
+        (BOMB, "k: line 103: too many YAML aliases (>100): refusing a possible alias bomb"),
     ],
     ids=["deep", "alias-bomb"],
 )
