@@ -59,6 +59,10 @@ def make_reconciler(repo: str, work_dir: Path | None, branch: str | None, **extr
     from reconciler.reconcile import PassOptions, Reconciler
 
     url = repo_url(repo)
+    if "git_env" not in extra and os.environ.get("RECONCILER_GITHUB_APP_ID"):
+        from reconciler import githubapp  # PyJWT and cryptography: only when an App is used
+
+        extra["git_env"] = githubapp.environment(url)
     options = PassOptions(
         repo_url=url,
         work_dir=(work_dir or default_work_dir(url)).resolve(),
