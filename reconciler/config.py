@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from reconciler import API_VERSION, schema, versions, yamlio
-from reconciler.errors import ConfigError, Problem
+from reconciler import API_VERSION, safepaths, schema, versions, yamlio
+from reconciler.errors import ConfigError, Problem, UnsafePathError
 from reconciler.freeze import window_problems
 from reconciler.grants import CredentialPolicy, feed_host, policy_from_env
 from reconciler.model import (
@@ -62,6 +62,8 @@ from reconciler.verify.template import TemplateError, unknown_variables
 
 CONFIG_DIRS = ("feeds", "lifecycles", "projects", "triggers")
 SETTINGS_FILE = "reconciler.yaml"
+WRITTEN_DIRS = ("deploy", "releases", "state", "pins")
+"""Folders the reconciler writes (besides each project's overlays and targets)."""
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -317,13 +319,16 @@ def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
 
 def _read_docs(root: Path, out: _Collector, *, fast: bool) -> list[_Doc]:
     docs: list[_Doc] = []
-    for path in _config_files(root):
-        rel = path.relative_to(root).as_posix()
+    for rel in _config_files(root):
         try:
-            if path.stat().st_size > yamlio.MAX_FILE_BYTES:
+            data = safepaths.read_bytes(root, rel, limit=yamlio.MAX_FILE_BYTES)
+            if len(data) > yamlio.MAX_FILE_BYTES:
                 out.add(rel, 0, "", f"file larger than {yamlio.MAX_FILE_BYTES} bytes")
                 continue
-            text = path.read_text(encoding="utf-8")
+            text = data.decode("utf-8")
+        except UnsafePathError as exc:
+            out.add(rel, 0, "", exc.reason)
+            continue
         except (OSError, UnicodeDecodeError) as exc:
             out.add(rel, 0, "", f"cannot read: {exc}")
             continue
@@ -782,9 +787,8 @@ def _check_project(
     for env in project.environments.values():
         if not env.overlay:
             continue  # reported above
-        overlay = config_root / env.overlay
         if not any(
-            (overlay / n).is_file()
+            safepaths.is_file(config_root, f"{env.overlay}/{n}")
             for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
         ):
             out.at(
@@ -793,7 +797,7 @@ def _check_project(
                 f"overlay {env.overlay!r} has no kustomization.yaml",
             )
         for ti, target in enumerate(env.targets):
-            if not (config_root / target.file).is_file():
+            if not safepaths.is_file(config_root, target.file):
                 out.at(
                     doc,
                     [*env_path(env.name), "targets", ti, "file"],
@@ -892,15 +896,32 @@ def _check_minimums(
                     out.at(doc, ["phases", pi, "minimumEnvironments"], message)
 
 
-def _config_files(root: Path) -> list[Path]:
-    files: list[Path] = []
-    if (root / SETTINGS_FILE).is_file():
-        files.append(root / SETTINGS_FILE)
+def _config_files(root: Path) -> list[str]:
+    """Work-tree paths of the config files; symlinks are listed (and refused when
+    read), never followed."""
+    files: list[str] = []
+    if os.path.lexists(root / SETTINGS_FILE):
+        files.append(SETTINGS_FILE)
     for folder in CONFIG_DIRS:
-        base = root / folder
-        if base.is_dir():
-            files.extend(sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml")))
+        found = []
+        for here, dirs, names in os.walk(root / folder):
+            dirs[:] = [d for d in dirs if d.casefold() != ".git"]
+            base = Path(here).relative_to(root).as_posix()
+            found += [f"{base}/{n}" for n in names if n.endswith((".yaml", ".yml"))]
+        files.extend(sorted(found))
     return files
+
+
+def _check_symlinks(root: Path, projects: dict[str, Project], out: _Collector) -> None:
+    """``file: symlink not allowed`` for every symlink in the config folders, the
+    folders the reconciler writes, and along each overlay and target path."""
+    tops = [SETTINGS_FILE, *CONFIG_DIRS, *WRITTEN_DIRS]
+    for project in projects.values():
+        for env in project.environments.values():
+            tops += [env.overlay, *(t.file for t in env.targets)] if env.overlay else []
+    links = {link for top in tops for link in safepaths.symlinks_under(root, top)}
+    for link in sorted(links):
+        out.add(link, 0, "", safepaths.SYMLINK_NOT_ALLOWED)
 
 
 def _checked_paths(config: Config) -> list[str]:
@@ -942,14 +963,14 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
     Only valid configs are cached; a damaged cache file is ignored.
     """
 
-    def stamp(path: Path) -> list[Any]:
+    def stamp(path: str) -> list[Any]:
         # Content, not mtime: a checkout can rewrite a file within one mtime tick.
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        return [path.relative_to(root).as_posix(), digest]
+        digest = hashlib.sha256(safepaths.read_bytes(root, path)).hexdigest()
+        return [path, digest]
 
     try:
         files = [stamp(p) for p in _config_files(root)]
-    except OSError:
+    except (OSError, UnsafePathError):
         return load_config(root)
     try:
         cached = pickle.loads(cache_file.read_bytes())  # noqa: S301  # our own work dir
@@ -957,7 +978,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
             cached["version"] == _code_stamp()
             and cached.get("grants") == policy_from_env(os.environ)
             and cached["files"] == files
-            and all((root / p).is_file() == exists for p, exists in cached["paths"])
+            and all(safepaths.is_file(root, p) == exists for p, exists in cached["paths"])
         ):
             config: Config = cached["config"]
             return config
@@ -974,7 +995,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
     ):
         pass
     config = load_config(root)
-    paths = [(p, (root / p).is_file()) for p in _checked_paths(config)]
+    paths = [(p, safepaths.is_file(root, p)) for p in _checked_paths(config)]
     entry = {
         "version": _code_stamp(),
         "grants": policy_from_env(os.environ),
@@ -1042,6 +1063,7 @@ def _load(root: Path, *, fast: bool) -> Config:
         _check_project(project, doc, root, feeds, lifecycles, out)
         _check_verify(project, doc, out)
         projects[project.name] = project
+    _check_symlinks(root, projects, out)
     _check_minimums(by_kind["Lifecycle"], lifecycles, projects, out)
     triggers: dict[str, Trigger] = {}
     for doc in _unique(by_kind["Trigger"], "trigger", out):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler import records, rendering
+from reconciler import records, rendering, safepaths
 from reconciler.errors import RenderError
 from reconciler.model import Project, Release, RenderTarget
 
@@ -48,7 +48,7 @@ def targets_for(
     if env.targets:
         return list(env.targets)
     name = next(
-        (n for n in KUSTOMIZATION_NAMES if (root / env.overlay / n).is_file()),
+        (n for n in KUSTOMIZATION_NAMES if safepaths.is_file(root, f"{env.overlay}/{n}")),
         KUSTOMIZATION_NAMES[0],
     )
     kinds = {a.kind for a in artifacts}
@@ -61,9 +61,10 @@ def targets_for(
 
 
 def read_target(root: Path, file: str) -> str:
-    """A target file's text; unreadable or not UTF-8 is a RenderError naming the file."""
+    """A target file's text; unreadable or not UTF-8 is a RenderError naming the file,
+    a path through a symlink or into ``.git`` an UnsafePathError (see safepaths)."""
     try:
-        return (root / file).read_bytes().decode("utf-8")
+        return safepaths.read_text(root, file)
     except UnicodeDecodeError as exc:
         raise RenderError(file, f"not UTF-8 (at byte offset {exc.start})") from None
     except OSError as exc:
@@ -93,7 +94,7 @@ def render(root: Path, project: Project, environment: str, release: Release) -> 
     changed = []
     for file, text, new in _rendered(root, project, environment, release):
         if new != text:
-            records.write_file(root / file, new.encode("utf-8"))
+            records.write_file(root, file, new.encode("utf-8"))
             changed.append(file)
     return changed
 
@@ -126,8 +127,7 @@ def observe(root: Path, project: Project, environment: str, release: Release) ->
     found: dict[str, rendering.Current] = {}
     files = []
     for target in targets_for(root, project, environment, artifacts):
-        path = root / target.file
-        if not path.is_file():
+        if not safepaths.is_file(root, target.file):
             continue
         files.append(target.file)
         text = read_target(root, target.file)
@@ -165,9 +165,8 @@ def fingerprint(root: Path, project: Project, environment: str, release: Release
     """A hash of the environment's target files: unchanged bytes need no re-parsing."""
     digest = hashlib.sha256(b"digest\0" if project.render_digest else b"tag\0")
     for target in targets_for(root, project, environment, artifacts_for(project, release)):
-        path = root / target.file
         digest.update(target.file.encode() + b"\0")
-        if path.is_file():
-            digest.update(path.read_bytes())
+        if safepaths.is_file(root, target.file):
+            digest.update(safepaths.read_bytes(root, target.file))
         digest.update(b"\0")
     return digest.hexdigest()

@@ -107,3 +107,13 @@ class RenderError(ReconcilerError):
     def __init__(self, file: str, message: str) -> None:
         self.file = file
         super().__init__(f"{file}: {message}")
+
+
+class UnsafePathError(ReconcilerError):
+    """A path from the config repository would leave the work tree, enter ``.git`` or
+    pass through a symlink; refused before anything is read or written."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        self.file = file
+        self.reason = reason
+        super().__init__(f"{file}: {reason}")

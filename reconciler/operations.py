@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ruamel.yaml.error import YAMLError
 
-from reconciler import records, yamlio
+from reconciler import records, safepaths, yamlio
 from reconciler.config import load_config
 from reconciler.errors import PromotionRefused, PushRejected, ReconcilerError
 from reconciler.lifecycle import ReleaseState, check_manual, current_release
@@ -112,18 +112,26 @@ def release_states(state: records.ProjectState) -> list[ReleaseState]:
 
 
 def read_pins(root: Path, project: str) -> dict[str, dict[str, str]]:
-    """environment -> pin data (release may be absent: hold the current one)."""
-    folder = root / "pins" / project
+    """environment -> pin data (release may be absent: hold the current one).
+
+    Pins are edited by hand and by pull request: a file that is not a pin
+    (``kind: Pin``) stops the project with an error naming it, rather than pinning
+    or being ignored."""
     pins: dict[str, dict[str, str]] = {}
-    if not folder.is_dir():
-        return pins
-    for path in sorted(folder.glob("*.yaml")):
+    for name in sorted(safepaths.listdir(root, f"pins/{project}")):
+        if not name.endswith(".yaml"):
+            continue
+        path = f"pins/{project}/{name}"
         try:
-            data = yamlio.load_one_fast(path.read_text(encoding="utf-8")) or {}
-            pins[path.stem] = {str(k): str(v) for k, v in data.items() if v is not None}
-        except (OSError, ValueError, AttributeError, YAMLError) as exc:
-            # Pins are edited by hand and by pull request: name the file.
-            raise ReconcilerError(f"pins/{project}/{path.name}: unreadable pin: {exc}") from exc
+            data = yamlio.load_one_fast(safepaths.read_text(root, path)) or {}
+        except (OSError, ValueError, YAMLError) as exc:
+            raise ReconcilerError(f"{path}: unreadable pin: {exc}") from exc
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if kind != "Pin":
+            raise ReconcilerError(f"{path}: not a pin: kind must be 'Pin', found {kind!r}")
+        pins[name.removesuffix(".yaml")] = {
+            str(k): str(v) for k, v in data.items() if v is not None
+        }
     return pins
 
 
@@ -143,7 +151,7 @@ def deploy(
 
     changed = render_environment(root, project, environment, release)
     state.deploy(Deployment(environment, release.version, now, by, automatic))
-    records.write_if_changed(root / records.state_path(project.name), records.state_to_text(state))
+    records.write_if_changed(root, records.state_path(project.name), records.state_to_text(state))
     return changed
 
 
@@ -242,7 +250,7 @@ def block(project_name: str, version: str, reason: str | None, *, by: str) -> Op
             state.blocks[version] = reason
             subject, trailer = f"Block {project_name} {version}: {reason}", "Blocked"
         records.write_if_changed(
-            root / records.state_path(project_name), records.state_to_text(state)
+            root, records.state_path(project_name), records.state_to_text(state)
         )
         del now
         return Change(
@@ -261,11 +269,11 @@ def pin(
         project = _project(config, project_name)
         if environment not in project.environments:
             raise PromotionRefused(_no_environment(project, environment))
-        path = root / records.pin_path(project_name, environment)
+        path = records.pin_path(project_name, environment)
         if reason is None:
-            if not path.exists():
+            if not safepaths.is_file(root, path):
                 return None
-            path.unlink()
+            safepaths.unlink(root, path)
             return Change(
                 f"Unpin {project_name} {environment}",
                 f"by {by}",
@@ -282,7 +290,7 @@ def pin(
                 f"Deployed: {project_name} {version} {environment}",
             ]
         text = records.pin_to_text(project_name, environment, version, reason, by, now)
-        records.write_if_changed(path, text)
+        records.write_if_changed(root, path, text)
         return Change(
             f"Pin {project_name} {environment}" + (f" to {version}" if version else ""),
             f"reason: {reason}\nby {by}",

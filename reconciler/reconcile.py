@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from reconciler import environments, records, rendering, source_stamp
+from reconciler import environments, records, rendering, safepaths, source_stamp
 from reconciler.config import CONFIG_DIRS, SETTINGS_FILE, load_config_cached
 from reconciler.errors import (
     ConfigError,
@@ -1024,17 +1024,17 @@ class Reconciler:
             state.remember(release)
             result.releases.append(release)
             if write:
-                path = root / records.release_path(project.name, release.version)
-                if path.exists():  # never overwrite an immutable record
+                path = records.release_path(project.name, release.version)
+                if safepaths.is_file(root, path):  # never overwrite an immutable record
                     raise ReconcilerError(f"{path}: release record already exists")
-                records.write_if_changed(path, records.release_to_text(release))
-                result.files_changed.append(records.release_path(project.name, release.version))
+                records.write_if_changed(root, path, records.release_to_text(release))
+                result.files_changed.append(path)
             changed = True
         if self.options.promote:
             changed |= self._promote(config, project, state, new_releases, now, result, write=write)
         if write and changed:
             text = records.state_to_text(state)
-            if records.write_if_changed(root / records.state_path(project.name), text):
+            if records.write_if_changed(root, records.state_path(project.name), text):
                 result.files_changed.append(records.state_path(project.name))
         return changed
 
@@ -1115,7 +1115,8 @@ class Reconciler:
                 reason = f"drift: changed by {author} in {sha[:10]}: {detail}"
                 path = records.pin_path(project.name, env_name)
                 records.write_if_changed(
-                    root / path,
+                    root,
+                    path,
                     records.pin_to_text(
                         project.name, env_name, None, reason, "reconciler (drift)", now
                     ),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from typing import Any, Literal
 
 from ruamel.yaml.error import YAMLError
 
-from reconciler import API_VERSION, yamlio
+from reconciler import API_VERSION, safepaths, yamlio
 from reconciler.errors import ReconcilerError
 from reconciler.model import Deployment, Release, ReleasedPackage
 
@@ -108,7 +107,7 @@ def read_release(root: Path, project: str, version: str) -> Release | None:
     is the same as last time."""
     path = root / release_path(project, version)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safepaths.read_text(root, release_path(project, version))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
     memo = _RELEASE_MEMO.get(path)
@@ -127,15 +126,13 @@ def read_release(root: Path, project: str, version: str) -> Release | None:
 
 
 def release_exists(root: Path, project: str, version: str) -> bool:
-    return (root / release_path(project, version)).exists()
+    return safepaths.is_file(root, release_path(project, version))
 
 
 def release_versions(root: Path, project: str) -> list[str]:
     """Versions that have a record (directory listing only; files are not parsed)."""
-    folder = root / "releases" / project
-    if not folder.is_dir():
-        return []
-    return [n[: -len(".yaml")] for n in os.listdir(folder) if n.endswith(".yaml")]
+    names = safepaths.listdir(root, f"releases/{project}")
+    return [n[: -len(".yaml")] for n in names if n.endswith(".yaml")]
 
 
 RECENT_LIMIT = 50
@@ -204,7 +201,7 @@ def read_state(root: Path, project: str) -> ProjectState:
     """
     path = root / state_path(project)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safepaths.read_text(root, state_path(project))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return ProjectState(project)
     memo = _STATE_MEMO.get(path)
@@ -280,24 +277,28 @@ class WriteJournal:
     files another project changed earlier in the same pass."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[Path, bytes | None]] = []
+        self._entries: list[tuple[Path, str, bytes | None]] = []
 
     def mark(self) -> int:
         return len(self._entries)
 
-    def note(self, path: Path) -> None:
+    def note(self, root: Path, path: str) -> None:
         try:
-            before: bytes | None = path.read_bytes()
+            before: bytes | None = safepaths.read_bytes(root, path)
         except FileNotFoundError:
             before = None
-        self._entries.append((path, before))
+        self._entries.append((root, path, before))
+
+    def written(self) -> list[str]:
+        """The work-tree paths written so far, in order (repeats included)."""
+        return [path for _, path, _ in self._entries]
 
     def undo(self, mark: int) -> None:
-        for path, before in reversed(self._entries[mark:]):
+        for root, path, before in reversed(self._entries[mark:]):
             if before is None:
-                path.unlink(missing_ok=True)
+                safepaths.unlink(root, path, missing_ok=True)
             else:
-                path.write_bytes(before)
+                safepaths.write_bytes(root, path, before)
         del self._entries[mark:]
 
 
@@ -318,25 +319,23 @@ def journal() -> Iterator[WriteJournal]:
         _JOURNAL.reset(token)
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Replace ``path``'s bytes atomically (a crash leaves the old or the new file)."""
+def write_file(root: Path, path: str, data: bytes) -> None:
+    """Replace the bytes of ``path`` in the work tree ``root`` atomically (a crash
+    leaves the old or the new file); never through a symlink (see safepaths)."""
     active = _JOURNAL.get()
     if active is not None:
-        active.note(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+        active.note(root, path)
+    safepaths.write_bytes(root, path, data)
 
 
-def write_if_changed(path: Path, text: str) -> bool:
+def write_if_changed(root: Path, path: str, text: str) -> bool:
     """Write ``text`` unless the file already holds exactly that. True when written."""
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if safepaths.read_bytes(root, path) == text.encode("utf-8"):
             return False
-    except FileNotFoundError:
-        pass
-    write_file(path, text.encode("utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
+        pass  # a folder in the way is refused by write_file
+    write_file(root, path, text.encode("utf-8"))
     return True
 
 

@@ -16,12 +16,12 @@ def test_undo_restores_each_file_as_it_was_at_the_mark(tmp_path: Path) -> None:
     shared.write_text("original\n")
     old.write_text("kept\n")
     with records.journal() as journal:
-        records.write_if_changed(shared, "first project\n")  # another project, earlier
+        records.write_if_changed(tmp_path, "shared.yaml", "first project\n")  # earlier project
         mark = journal.mark()
-        records.write_if_changed(shared, "second project\n")
-        records.write_if_changed(shared, "second project, again\n")
-        records.write_if_changed(mine, "created\n")
-        records.write_if_changed(old, "kept\n")  # unchanged: not written, nothing to undo
+        records.write_if_changed(tmp_path, "shared.yaml", "second project\n")
+        records.write_if_changed(tmp_path, "shared.yaml", "second project, again\n")
+        records.write_if_changed(tmp_path, "new/mine.yaml", "created\n")
+        records.write_if_changed(tmp_path, "old", "kept\n")  # unchanged: nothing to undo
         journal.undo(mark)
     assert shared.read_text() == "first project\n"  # not HEAD's "original"
     assert not mine.exists()
@@ -31,12 +31,12 @@ def test_undo_restores_each_file_as_it_was_at_the_mark(tmp_path: Path) -> None:
 
 def test_writes_outside_a_journal_are_not_recorded(tmp_path: Path) -> None:
     path = tmp_path / "f"
-    records.write_if_changed(path, "a\n")
+    records.write_if_changed(tmp_path, "f", "a\n")
     with records.journal() as journal:
         assert journal.mark() == 0
-        records.write_file(path, b"b\n")
+        records.write_file(tmp_path, "f", b"b\n")
         assert journal.mark() == 1
-    records.write_file(path, b"c\n")
+    records.write_file(tmp_path, "f", b"c\n")
     assert path.read_text() == "c\n"
 
 
