@@ -710,7 +710,7 @@ class Reconciler:
         artifact = rendering.Artifact(pkg.name, pkg.kind, pkg.manifest_name or pkg.repository, "0")
         for env_name in project.environments:  # config order: the first environment first
             for target in environments.targets_for(self.tree.root, project, env_name, [artifact]):
-                if not (self.tree.root / target.file).is_file():
+                if not safepaths.is_file(self.tree.root, target.file):
                     continue
                 try:
                     found = rendering.current_versions(
