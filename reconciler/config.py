@@ -332,8 +332,25 @@ def _read_docs(root: Path, out: _Collector, *, fast: bool) -> list[_Doc]:
         except (OSError, UnicodeDecodeError) as exc:
             out.add(rel, 0, "", f"cannot read: {exc}")
             continue
+        found = len(out.problems)
         docs.extend(_parse_file(rel, text, out, fast=fast))
+        if len(out.problems) > found:
+            _remember_unparsed(text, out)
     return docs
+
+
+_TOP_KIND = re.compile(r"^kind:[ \t]*['\"]?([A-Za-z]+)", re.MULTILINE)
+_TOP_NAME = re.compile(r"^name:[ \t]*['\"]?([a-z0-9][a-z0-9._-]*)", re.MULTILINE)
+
+
+def _remember_unparsed(text: str, out: _Collector) -> None:
+    """A file that does not parse still says, in its top-level lines, what it defines:
+    remember those names as broken so references to them are not reported again."""
+    for chunk in re.split(r"^---", text, flags=re.MULTILINE):
+        kind, name = _TOP_KIND.search(chunk), _TOP_NAME.search(chunk)
+        if kind is not None and name is not None:
+            meant = next(iter(_close_kinds(kind[1])), kind[1])
+            out.broken.setdefault(meant, set()).add(name[1])
 
 
 def _parse_file(rel: str, text: str, out: _Collector, *, fast: bool) -> list[_Doc]:
@@ -347,9 +364,7 @@ def _parse_file(rel: str, text: str, out: _Collector, *, fast: bool) -> list[_Do
             return []
         loaded = yamlio.load_all_fast(text) if fast else yamlio.load_all(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        line, problem = yamlio.explain_error(exc)
         out.add(rel, line, "", f"invalid YAML: {problem}")
         return []
     except YAMLError as exc:
@@ -432,6 +447,34 @@ def _feed(doc: _Doc) -> Feed:
         timeout=parse_duration(d.get("timeout", 10)),
         location=Location(doc.file, yamlio.position(d)),
     )
+
+
+_FEED_SCHEMES = {"oci": ("https", "http", "oci"), "helm": ("https", "http", "oci")}
+
+
+def _check_feed_url(doc: _Doc, out: _Collector) -> None:
+    """What every pass would refuse (or fail on with a bare TLS error): a URL with no
+    scheme, an unsupported one, no host, or plain http without ``insecure: true``."""
+    schemes = _FEED_SCHEMES.get(doc.data["type"])
+    url = str(doc.data["url"]).strip()
+    if schemes is None:
+        return  # oci-layout: a directory
+    scheme, sep, rest = url.partition("://")
+    written = " or ".join(f"{s}://" for s in schemes if s != "http")
+    if not sep:
+        out.at(
+            doc,
+            ["url"],
+            f"{brief(url)} has no scheme; write https://... (or http://... with insecure: true)",
+        )
+    elif scheme not in schemes:
+        out.at(
+            doc, ["url"], f"{brief(url)}: scheme {brief(scheme)} is not supported (use {written})"
+        )
+    elif not rest.split("/", 1)[0]:
+        out.at(doc, ["url"], f"{brief(url)} names no host")
+    elif scheme == "http" and not doc.data.get("insecure", False):
+        out.at(doc, ["url"], f"{brief(url)} uses plain http; set insecure: true to allow it")
 
 
 def _check_feed_credentials(
@@ -756,8 +799,10 @@ def _check_project(
                         ["channels", ci, "rules", ri, "packages", pi],
                         f"unknown package {name!r}" + hint(name, package_names),
                     )
+            rule_path: list[Any] = ["channels", ci, "rules", ri]
             for message in validate_rule(rule):
-                out.at(doc, ["channels", ci, "rules", ri], message)
+                key, text = _rule_key(doc.data["channels"][ci]["rules"][ri], message)
+                out.at(doc, [*rule_path, *key], text)
     for key, message in _release_version_problems(project.release_versioning):
         out.at(doc, ["releaseVersion", key], message)
     donor = project.release_versioning.from_package
@@ -862,6 +907,18 @@ def _check_verify(project: Project, doc: _Doc, out: _Collector) -> None:
                     "{packages.<name>.version} or {packages.<name>.digest} of a package of "
                     f"this project: {', '.join(packages)})",
                 )
+
+
+def _rule_key(rule: Any, message: str) -> tuple[list[str], str]:
+    """The key of ``rule`` a ``validate_rule`` message is about, so the problem points at
+    that key's own line: messages start with the key (``range: ...``), or name the
+    strategy whose needs are unmet; the key moves from the message to the key path."""
+    key, sep, rest = message.partition(": ")
+    if sep and key in rule:
+        return [key], rest
+    if "strategy" in message and "strategy" in rule:
+        return ["strategy"], message
+    return [], message
 
 
 def _check_minimums(
@@ -1041,6 +1098,7 @@ def _load(root: Path, *, fast: bool) -> Config:
     feeds = {d.data["name"]: _feed(d) for d in _unique(by_kind["Feed"], "feed", out)}
     policy = policy_from_env(os.environ)
     for feed_doc in by_kind["Feed"]:
+        _check_feed_url(feed_doc, out)
         _check_feed_credentials(feed_doc, _feed(feed_doc), policy, out)
     lifecycles = {
         d.data["name"]: _lifecycle(d, out) for d in _unique(by_kind["Lifecycle"], "lifecycle", out)

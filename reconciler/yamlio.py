@@ -14,7 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
@@ -260,3 +260,51 @@ def fast_events(stream: Any) -> Any:
     """Parse events from the libyaml C parser (ruamel.yaml.clib) for big, trusted-shape
     documents such as Helm repository indexes; ~20x faster than the pure-Python parser."""
     return YAML(typ="safe").parse(stream)
+
+
+_MISALIGNED = (
+    "this line is not aligned with the block around it (started on line {context}):"
+    " check its indentation"
+)
+_EXPLANATIONS: tuple[tuple[str, str], ...] = (
+    # (start of the parser's problem text, what it means), for both parsers' wordings
+    ("expected <block end>", _MISALIGNED),
+    ("did not find expected key", _MISALIGNED),
+    ("did not find expected '-' indicator", _MISALIGNED),
+    (
+        "mapping values are not allowed",
+        "a 'key:' where no mapping can start: is this line indented deeper than the line"
+        " above, or does a value contain ': ' (then quote the value)?",
+    ),
+    ("found character '\\t'", "a tab in the indentation: YAML indents with spaces only"),
+    ("found a tab character", "a tab in the indentation: YAML indents with spaces only"),
+    (
+        "could not find expected ':'",
+        "this line has no 'key:' although it is inside a mapping: add the ':' or fix"
+        " its indentation",
+    ),
+    ("expected ',' or ']'", "the '[' opened on line {context} is not closed with ']'"),
+    ("did not find expected ',' or ']'", "the '[' opened on line {context} is not closed with ']'"),
+    ("expected ',' or '}'", "the '{{' opened on line {context} is not closed with '}}'"),
+    (
+        "did not find expected ',' or '}'",
+        "the '{{' opened on line {context} is not closed with '}}'",
+    ),
+)
+
+
+def explain_error(exc: MarkedYAMLError) -> tuple[int, str]:
+    """(1-based line, message in words) for a parser error: the parsers describe their
+    own state (``expected <block end>, but found '?'``), not the mistake."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 0
+    context = exc.context_mark.line + 1 if exc.context_mark is not None else line
+    problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+    if problem == "found unexpected end of stream" and "quoted" in str(exc.context):
+        return context, f"the quoted text opened on line {context} is never closed"
+    if problem.startswith("could not find expected ':'"):
+        line = context  # the parser notices on the next line
+    for start, words in _EXPLANATIONS:
+        if problem.startswith(start):
+            return line, words.format(context=context)
+    return line, problem

@@ -182,7 +182,7 @@ def test_cached_config_is_reused_until_anything_it_read_changes(tmp_path, monkey
 
 
 def test_duplicate_names_are_reported_with_both_places(tmp_path):
-    feed = "apiVersion: reconciler.dev/v1\nkind: Feed\nname: reg\ntype: oci\nurl: u\n"
+    feed = "apiVersion: reconciler.dev/v1\nkind: Feed\nname: reg\ntype: oci\nurl: https://u\n"
     problems = _problems(tmp_path, **{"feeds/again.yaml": feed})
     # files are read in sorted order: again.yaml first, so reg.yaml is the duplicate
     assert problems == [
