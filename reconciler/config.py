@@ -801,8 +801,8 @@ def _check_project(
                     )
             rule_path: list[Any] = ["channels", ci, "rules", ri]
             for message in validate_rule(rule):
-                key, text = _rule_key(doc.data["channels"][ci]["rules"][ri], message)
-                out.at(doc, [*rule_path, *key], text)
+                rule_key, text = _rule_key(doc.data["channels"][ci]["rules"][ri], message)
+                out.at(doc, [*rule_path, *rule_key], text)
     for key, message in _release_version_problems(project.release_versioning):
         out.at(doc, ["releaseVersion", key], message)
     donor = project.release_versioning.from_package
