@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python3 bench/fleet.py` puts bench/ first, not the root
     sys.path.insert(0, str(REPO_ROOT))
 
-from reconciler.feeds.registry import MANIFEST_ACCEPT  # noqa: E402
+from reconciler.feeds.oci import MANIFEST_ACCEPT  # noqa: E402
 from tests.helpers.configrepo import AppSpec, config_files  # noqa: E402
 from tests.helpers.registry import RegistryServer, start_registry  # noqa: E402
 

@@ -25,13 +25,13 @@ from typing import Any
 
 from reconciler import model
 from reconciler.errors import FeedError, FeedNotFound
-from reconciler.feeds.registry import (
+from reconciler.feeds._http import parse_created
+from reconciler.feeds.oci.client import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     INDEX_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
-    parse_created,
     parse_platform,
 )
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler.errors import ReconcilerError
-from reconciler.feeds.registry import parse_retry_after
+from reconciler.feeds._http import parse_retry_after
 from reconciler.logs import register_secret, scrub
 from reconciler.pullrequests.urls import HostKind
 

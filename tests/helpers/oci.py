@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
+from reconciler.feeds.oci import MANIFEST_ACCEPT, parse_challenge
 from reconciler.feeds.ocilayout import BuiltImage, build_image, write_image
-from reconciler.feeds.registry import MANIFEST_ACCEPT, parse_challenge
 
 
 class RegistryAuth(httpx.Auth):

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from reconciler import yamlio
-from reconciler.feeds.registry import MANIFEST_ACCEPT
+from reconciler.feeds.oci import MANIFEST_ACCEPT
 from reconciler.reconcile import PassOptions, PassResult, Reconciler
 from tests.helpers.configrepo import (
     DEV_ONLY,

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from reconciler.errors import FeedAuthError, FeedError
+from reconciler.feeds._http import parse_created
 from reconciler.feeds.helm import HelmOciClient, HelmRepoClient, open_helm_feed
-from reconciler.feeds.registry import MANIFEST_ACCEPT, parse_created
+from reconciler.feeds.oci import MANIFEST_ACCEPT
 from reconciler.model import Credentials, Feed
 from tests.helpers.helmrepo import ChartFactory, Helm, HelmHttpRepo
 from tests.helpers.registry import RegistryServer, unique_repo

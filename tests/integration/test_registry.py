@@ -14,8 +14,9 @@ import pytest
 
 from reconciler import model
 from reconciler.errors import FeedAuthError, FeedError, FeedNotFound
+from reconciler.feeds.helm import HELM_CONFIG_MEDIA_TYPE as HELM_CONFIG
+from reconciler.feeds.oci import MANIFEST_ACCEPT, RegistryClient
 from reconciler.feeds.ocilayout import OciLayoutClient, build_image, write_image
-from reconciler.feeds.registry import HELM_CONFIG, MANIFEST_ACCEPT, RegistryClient
 from tests.helpers.oci import write_layout
 from tests.helpers.registry import REFRESH_TOKEN, RegistryServer, unique_repo
 

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from reconciler import model
 from reconciler.errors import FeedError
 from reconciler.feeds.helm import open_helm_feed
-from reconciler.feeds.registry import RegistryClient
+from reconciler.feeds.oci import RegistryClient
 
 INDEX = """apiVersion: v1
 entries:

@@ -17,7 +17,7 @@ import pytest
 
 from reconciler import model, yamlio
 from reconciler.errors import FeedError, RenderError
-from reconciler.feeds.registry import RegistryClient
+from reconciler.feeds.oci import RegistryClient
 from reconciler.rendering import Artifact, render_kustomization
 from reconciler.selection import is_valid_tag, select
 from tests.helpers.configrepo import (

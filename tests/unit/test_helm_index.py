@@ -14,19 +14,17 @@ import pytest
 
 from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
 from reconciler.feeds.helm import (
-    ChartVersion,
     HelmOciClient,
     HelmRepoClient,
-    IndexFormatError,
     chart_version_from_tag,
     index_url,
     is_chart_version,
     oci_tag,
     open_helm_feed,
-    parse_index,
     redacted_url,
     registry_feed,
 )
+from reconciler.feeds.helmindex import ChartVersion, IndexFormatError, parse_index
 from reconciler.model import Credentials, Feed
 
 DIGEST_A = "a" * 64
@@ -307,6 +305,18 @@ class TestHelmRepoClient:
         with pytest.raises(FeedRateLimited) as caught:
             client.list_tags("web")
         assert caught.value.retry_after == 42.0
+
+    def test_retry_after_date_is_read_against_the_injected_wall_clock(self) -> None:
+        """An HTTP-date Retry-After counts from the client's wall clock, not time.time()."""
+        when = "Wed, 21 Oct 2015 07:28:00 GMT"
+        epoch = 1445412480.0  # that date
+        client = client_for(
+            lambda r: httpx.Response(429, headers={"Retry-After": when}),
+            wall_clock=lambda: epoch - 90.0,
+        )
+        with pytest.raises(FeedRateLimited) as caught:
+            client.list_tags("web")
+        assert caught.value.retry_after == 90.0
 
     def test_network_error_is_a_feed_error(self) -> None:
         def refuse(request: httpx.Request) -> httpx.Response:

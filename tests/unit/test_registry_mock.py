@@ -18,8 +18,7 @@ import pytest
 
 from reconciler import model
 from reconciler.errors import FeedAuthError, FeedError, FeedNotFound, FeedRateLimited
-from reconciler.feeds.ocilayout import build_image
-from reconciler.feeds.registry import (
+from reconciler.feeds.oci import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -28,6 +27,7 @@ from reconciler.feeds.registry import (
     next_link,
     parse_challenge,
 )
+from reconciler.feeds.ocilayout import build_image
 
 BASE = "https://registry.test"
 SECRET = "hunter2-very-secret"
@@ -154,7 +154,7 @@ def test_list_tags_refuses_next_page_on_another_host() -> None:
 
 
 def test_list_tags_page_count_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reconciler.feeds.registry.MAX_TAG_PAGES", 5)
+    monkeypatch.setattr("reconciler.feeds.oci.client.MAX_TAG_PAGES", 5)
     client = make_client(
         lambda request: tags_response(["a"], {"Link": '</v2/app/tags/list?again>; rel="next"'})
     )
