@@ -11,11 +11,14 @@ One class per host API, all behind :class:`PullRequestHost`:
 
 * GitHub and GitHub Enterprise Server (REST, ``/api/v3`` on GHES),
 * GitLab (``/api/v4``; merge requests are addressed by their per-project ``iid``),
-* Gitea and Forgejo (``/api/v1``).
+* Gitea and Forgejo (``/api/v1``),
+* Bitbucket Cloud (REST 2.0) and Bitbucket Data Center (``/rest/api/1.0``),
+* Azure DevOps Repos (REST 7.1, personal access tokens).
 
 The package: ``urls`` (clone URL -> host, path and kind), ``client`` (the shared
 HTTP client, the error and the protocol), then one module per host: ``github``,
-``gitlab``, ``gitea``.
+``gitlab``, ``gitea``, ``bitbucket`` (Cloud), ``bitbucket_server`` (Data Center),
+``azure``.
 
 :func:`host_for` picks the class from the config repository's URL (https, ssh or
 scp-like ``git@host:owner/repo.git``), or from explicit settings for self-hosted
@@ -32,6 +35,9 @@ from collections.abc import Mapping
 
 import httpx
 
+from reconciler.pullrequests.azure import AzureDevOpsPullRequests
+from reconciler.pullrequests.bitbucket import BitbucketCloudPullRequests
+from reconciler.pullrequests.bitbucket_server import BitbucketServerPullRequests
 from reconciler.pullrequests.client import (
     DEFAULT_TOKEN_ENV,
     TRANSIENT_RETRY_AFTER,
@@ -61,6 +67,9 @@ __all__ = [
     "ENV_HOST_KIND",
     "GITEA_MAX_PAGES",
     "TRANSIENT_RETRY_AFTER",
+    "AzureDevOpsPullRequests",
+    "BitbucketCloudPullRequests",
+    "BitbucketServerPullRequests",
     "GitHubPullRequests",
     "GitLabMergeRequests",
     "GiteaPullRequests",
@@ -81,6 +90,9 @@ _HOST_CLASSES: Mapping[HostKind, type[HostClient]] = {
     "github": GitHubPullRequests,
     "gitlab": GitLabMergeRequests,
     "gitea": GiteaPullRequests,
+    "bitbucket": BitbucketCloudPullRequests,
+    "bitbucket-server": BitbucketServerPullRequests,
+    "azure-devops": AzureDevOpsPullRequests,
 }
 
 
@@ -97,9 +109,11 @@ def host_for(
 
     ``kind`` and ``api_url`` default to ``RECONCILER_GIT_HOST_KIND`` and
     ``RECONCILER_GIT_API_URL`` from ``env`` (default ``os.environ``), then to what
-    the URL says: github.com, ``gitlab.*``, gitea.com, codeberg.org and ``gitea.*``
-    are recognised; an API URL ending in ``/api/v3``, ``/api/v4`` or ``/api/v1``
-    names GHES, GitLab or Gitea. Anything else needs the kind configured.
+    the URL says: github.com, ``gitlab.*``, gitea.com, codeberg.org, ``gitea.*``,
+    bitbucket.org, ``bitbucket.*`` / ``stash.*`` (Data Center), dev.azure.com and
+    ``*.visualstudio.com`` are recognised; an API URL ending in ``/api/v3``,
+    ``/api/v4``, ``/api/v1`` or ``/rest/api/1.0`` names GHES, GitLab, Gitea or
+    Bitbucket Data Center. Anything else needs the kind configured.
     """
     environment: Mapping[str, str] = os.environ if env is None else env
     try:
@@ -120,7 +134,7 @@ def host_for(
         raise PullRequestError(
             location.host,
             "cannot tell which kind of Git host this is: set "
-            f"{ENV_HOST_KIND} to github, gitlab or gitea (and {ENV_API_URL} if the "
+            f"{ENV_HOST_KIND} to one of {', '.join(HOST_KINDS)} (and {ENV_API_URL} if the "
             "API is not at the usual place)",
         )
     api_url = (api_url or default_api_url(resolved, location)).rstrip("/")

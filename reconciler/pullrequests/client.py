@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -212,6 +212,10 @@ class HostClient:
     """The status of the answer to opening a request that is already open."""
     existing_hint: ClassVar[re.Pattern[str] | None] = None
     """Where that answer names the open request's number, if it does."""
+    conflict_text: ClassVar[str] = "already exists"
+    """What that answer's message says (lower case), to tell it from other refusals."""
+    default_params: ClassVar[Mapping[str, str]] = {}
+    """Query parameters every request carries (Azure DevOps: ``api-version``)."""
 
     def __init__(
         self,
@@ -307,7 +311,7 @@ class HostClient:
         except PullRequestError as error:
             if error.status != self.conflict_status:
                 raise
-            if "already exists" not in error.api_message.lower():
+            if self.conflict_text not in error.api_message.lower():
                 raise
             existing = self._existing(error.api_message, head, base)
             if existing is None:
@@ -361,7 +365,7 @@ class HostClient:
         path: str,
         *,
         json: Mapping[str, Any] | None = None,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int] | Sequence[tuple[str, str | int]] | None = None,
     ) -> httpx.Response:
         """Send one request; a 2xx response is returned, anything else raised."""
         token = self._token()
@@ -371,7 +375,7 @@ class HostClient:
                 method,
                 path.lstrip("/"),
                 json=json,
-                params=params,
+                params=[*self.default_params.items(), *_pairs(params)],
                 headers=self._auth_headers(token),
             )
         except httpx.HTTPError as error:
@@ -501,3 +505,12 @@ class HostClient:
         if missing or state is None:
             raise self._malformed(response, f"pull request without {', '.join(missing)}")
         return PullRequest(int(number), url, state, head, base, title)
+
+
+def _pairs(
+    params: Mapping[str, str | int] | Sequence[tuple[str, str | int]] | None,
+) -> list[tuple[str, str | int]]:
+    """Query parameters as pairs (a name may repeat: Bitbucket's ``state``)."""
+    if params is None:
+        return []
+    return list(params.items()) if isinstance(params, Mapping) else list(params)

@@ -22,10 +22,10 @@ __all__ = [
     "repository_path",
 ]
 
-HostKind = Literal["github", "gitlab", "gitea"]
+HostKind = Literal["github", "gitlab", "gitea", "bitbucket", "bitbucket-server", "azure-devops"]
 HOST_KINDS: tuple[HostKind, ...] = get_args(HostKind)
 
-_API_VERSION_SUFFIX = re.compile(r"/api/v\d+/?$")
+_API_VERSION_SUFFIX = re.compile(r"(?:/rest)?/api/(?:v\d+|\d+\.\d+|latest)/?$")
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,18 @@ def detect_kind(hostname: str) -> HostKind | None:
         return "gitlab"
     if hostname in ("gitea.com", "codeberg.org") or hostname.startswith("gitea."):
         return "gitea"
+    if hostname in ("bitbucket.org", "www.bitbucket.org", "altssh.bitbucket.org"):
+        return "bitbucket"
+    if hostname.startswith(("bitbucket.", "stash.")):
+        return "bitbucket-server"  # Bitbucket Data Center (formerly Server, formerly Stash)
+    if hostname in ("dev.azure.com", "ssh.dev.azure.com") or hostname.endswith(".visualstudio.com"):
+        return "azure-devops"
     return None
 
 
 def kind_from_api_url(api_url: str | None) -> HostKind | None:
-    """``/api/v3`` is GHES, ``/api/v4`` GitLab, ``/api/v1`` Gitea; nothing else is guessed."""
+    """``/api/v3`` is GHES, ``/api/v4`` GitLab, ``/api/v1`` Gitea, ``/rest/api/1.0``
+    Bitbucket Data Center; nothing else is guessed."""
     if not api_url:
         return None
     path = urlsplit(api_url).path.rstrip("/")
@@ -110,16 +117,32 @@ def kind_from_api_url(api_url: str | None) -> HostKind | None:
         return "gitlab"
     if path.endswith("/api/v1"):
         return "gitea"
+    if urlsplit(api_url).hostname == "api.bitbucket.org":
+        return "bitbucket"
+    if path.endswith(("/rest/api/1.0", "/rest/api/latest")):
+        return "bitbucket-server"
     return None
 
 
 def default_api_url(kind: HostKind, location: RepoLocation) -> str:
+    """Where the host kind's REST API usually is, for a repository at ``location``."""
+    web = f"{location.scheme}://{location.host}"
     if kind == "github":
         if location.hostname in ("github.com", "www.github.com", "ssh.github.com"):
             return "https://api.github.com"
-        return f"{location.scheme}://{location.host}/api/v3"
+        return f"{web}/api/v3"
+    if kind == "bitbucket":
+        return "https://api.bitbucket.org/2.0"
+    if kind == "bitbucket-server":
+        # Clone URLs put repositories under /scm/ (https) or at the root (ssh).
+        prefix = location.path.split("/scm/", 1)[0] if "/scm/" in location.path else ""
+        return f"{web}{'/' + prefix if prefix else ''}/rest/api/1.0"
+    if kind == "azure-devops":
+        if location.hostname.endswith(".visualstudio.com"):
+            return web
+        return "https://dev.azure.com"
     version = "v4" if kind == "gitlab" else "v1"
-    return f"{location.scheme}://{location.host}/api/{version}"
+    return f"{web}/api/{version}"
 
 
 def repository_path(location: RepoLocation, api_url: str) -> str:
