@@ -25,14 +25,13 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler.pullrequests.bitbucket import basic_auth
 from reconciler.pullrequests.client import (
     HostClient,
     PullRequest,
     PullRequestError,
     PullRequestState,
+    basic_auth,
     field,
-    pick_newest,
 )
 from reconciler.pullrequests.urls import HostKind
 
@@ -100,11 +99,7 @@ class AzureDevOpsPullRequests(HostClient):
                 "searchCriteria.status": "all",
             },
         )
-        values = field(self._json(response), "value")
-        if not isinstance(values, list):
-            raise self._malformed(response, "a list without value")
-        found = (self._parse(response, item) for item in values)
-        return pick_newest(pr for pr in found if pr.head == head and pr.base == base)
+        return self._match(response, field(self._json(response), "value"), head, base)
 
     def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
         payload = {

@@ -15,7 +15,6 @@ an app password with the account's user name in ``RECONCILER_GIT_USERNAME``
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -29,21 +28,13 @@ from reconciler.pullrequests.client import (
     PullRequestError,
     PullRequestState,
     field,
-    pick_newest,
 )
 from reconciler.pullrequests.urls import HostKind
 
-__all__ = ["BitbucketCloudPullRequests", "basic_auth"]
+__all__ = ["BitbucketCloudPullRequests"]
 
-ENV_USERNAME = "RECONCILER_GIT_USERNAME"
 PAGE_LENGTH = 50
 """Bitbucket Cloud's largest ``pagelen`` for pull requests."""
-
-
-def basic_auth(username: str, secret: str) -> dict[str, str]:
-    """An HTTP Basic ``Authorization`` header."""
-    pair = base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {pair}"}
 
 
 class BitbucketCloudPullRequests(HostClient):
@@ -69,8 +60,7 @@ class BitbucketCloudPullRequests(HostClient):
         self._pulls = f"/repositories/{workspace}/{slug}/pullrequests"
 
     def _auth_headers(self, token: str) -> dict[str, str]:
-        username = self._env.get(ENV_USERNAME, "").strip()
-        return basic_auth(username, token) if username else {"Authorization": f"Bearer {token}"}
+        return self._bearer_or_basic(token)
 
     def _item(self, number: int) -> str:
         return f"{self._pulls}/{number}"
@@ -102,12 +92,7 @@ class BitbucketCloudPullRequests(HostClient):
                 ("pagelen", PAGE_LENGTH),
             ],
         )
-        page = self._json(response)
-        values = field(page, "values")
-        if not isinstance(values, list):
-            raise self._malformed(response, "a page without values")
-        found = (self._parse(response, item) for item in values)
-        return pick_newest(pr for pr in found if pr.head == head and pr.base == base)
+        return self._match(response, field(self._json(response), "values"), head, base)
 
     def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
         payload = {

@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.pullrequests.bitbucket import ENV_USERNAME, basic_auth
 from reconciler.pullrequests.client import (
     LIST_PAGE_SIZE,
     HostClient,
@@ -32,7 +31,6 @@ from reconciler.pullrequests.client import (
     PullRequestError,
     PullRequestState,
     field,
-    pick_newest,
 )
 from reconciler.pullrequests.urls import HostKind
 
@@ -64,8 +62,7 @@ class BitbucketServerPullRequests(HostClient):
         self._pulls = f"/projects/{project}/repos/{slug}/pull-requests"
 
     def _auth_headers(self, token: str) -> dict[str, str]:
-        username = self._env.get(ENV_USERNAME, "").strip()
-        return basic_auth(username, token) if username else {"Authorization": f"Bearer {token}"}
+        return self._bearer_or_basic(token)
 
     def _item(self, number: int) -> str:
         return f"{self._pulls}/{number}"
@@ -96,11 +93,7 @@ class BitbucketServerPullRequests(HostClient):
                 "limit": LIST_PAGE_SIZE,
             },
         )
-        values = field(self._json(response), "values")
-        if not isinstance(values, list):
-            raise self._malformed(response, "a page without values")
-        found = (self._parse(response, item) for item in values)
-        return pick_newest(pr for pr in found if pr.head == head and pr.base == base)
+        return self._match(response, field(self._json(response), "values"), head, base)
 
     def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
         payload = {

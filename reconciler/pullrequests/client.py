@@ -15,6 +15,7 @@ the API's own message. ``retry_after`` is set when trying again later can help
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -44,6 +45,7 @@ __all__ = [
     "PullRequestError",
     "PullRequestHost",
     "PullRequestState",
+    "basic_auth",
     "field",
     "pick_newest",
 ]
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 
 PullRequestState = Literal["open", "closed", "merged"]
 DEFAULT_TOKEN_ENV = "RECONCILER_GIT_TOKEN"  # noqa: S105 - a variable name, not a secret
+ENV_USERNAME = "RECONCILER_GIT_USERNAME"
 
 TRANSIENT_RETRY_AFTER = 30.0
 """Suggested delay after a 5xx answer, a timeout or a connection failure."""
@@ -304,6 +307,22 @@ class HostClient:
     def _one(self, response: httpx.Response) -> PullRequest:
         return self._parse(response, self._json(response))
 
+    def _match(
+        self, response: httpx.Response, items: Any, head: str, base: str
+    ) -> PullRequest | None:
+        """Of the listed requests ``items``, the one from ``head`` into ``base`` (see
+        ``pick_newest``)."""
+        if not isinstance(items, list):
+            raise self._malformed(response, "expected a list of pull requests")
+        found = (self._parse(response, item) for item in items)
+        return pick_newest(pr for pr in found if pr.head == head and pr.base == base)
+
+    def _bearer_or_basic(self, token: str) -> dict[str, str]:
+        """``Bearer`` for access tokens; Basic when a user name goes with the secret
+        (``RECONCILER_GIT_USERNAME``: Bitbucket app passwords, user passwords)."""
+        username = self._env.get(ENV_USERNAME, "").strip()
+        return basic_auth(username, token) if username else {"Authorization": f"Bearer {token}"}
+
     def _create(self, path: str, payload: Mapping[str, Any], head: str, base: str) -> PullRequest:
         """POST a new request; when the host says one is already open, return that one."""
         try:
@@ -514,3 +533,9 @@ def _pairs(
     if params is None:
         return []
     return list(params.items()) if isinstance(params, Mapping) else list(params)
+
+
+def basic_auth(username: str, secret: str) -> dict[str, str]:
+    """An HTTP Basic ``Authorization`` header."""
+    pair = base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {pair}"}

@@ -19,7 +19,6 @@ from reconciler.pullrequests.client import (
     PullRequestError,
     PullRequestState,
     field,
-    pick_newest,
 )
 from reconciler.pullrequests.urls import HostKind
 
@@ -80,8 +79,7 @@ class GitHubPullRequests(HostClient):
                 "per_page": LIST_PAGE_SIZE,
             },
         )
-        found = (self._parse(response, item) for item in self._json_list(response))
-        return pick_newest(pr for pr in found if pr.head == head and pr.base == base)
+        return self._match(response, self._json_list(response), head, base)
 
     def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
         payload = {"title": title, "head": head, "base": base, "body": body}

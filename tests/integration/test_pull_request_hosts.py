@@ -9,28 +9,18 @@ a comment, and opens a new one.
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
 from reconciler.pullrequests import host_for
 from reconciler.reconcile import PassOptions, Reconciler
-from tests.helpers.configrepo import AppSpec, config_files
 from tests.helpers.githosts import HOSTS
-from tests.integration.test_pull_request_mode import _merge
+from tests.integration.test_pull_request_mode import _merge, _pr_remote
 
 
 @pytest.mark.parametrize("kind", ["bitbucket", "bitbucket-server", "azure-devops"])
 def test_pull_request_promotion_on_each_host(kind, registry, bare_remote, tmp_path):
-    apps = [AppSpec("api", f"pr{uuid.uuid4().hex[:8]}/api", "example.com/shop/api")]
-    registry.push(apps[0].repository, "1.0.0")
-    files = config_files(registry.url, apps)
-    files["projects/shop/project.yaml"] = files["projects/shop/project.yaml"].replace(
-        "    overlay: deploy/shop/overlays/prod\n",
-        "    overlay: deploy/shop/overlays/prod\n    promotion: pull-request\n",
-    )
-    remote = bare_remote(seed=files)
+    apps, remote = _pr_remote(registry, bare_remote)
     url, env, fake_class = HOSTS[kind]
     fake = fake_class()
     host = host_for(url, env=env, transport=httpx.MockTransport(fake.handle))

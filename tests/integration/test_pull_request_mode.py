@@ -69,8 +69,8 @@ def _merge(remote, branch: str, tmp_path) -> None:
     run_git("push", "-q", "origin", "HEAD:main", cwd=clone)
 
 
-def _pr_setup(registry, bare_remote, tmp_path):
-    """A project whose prod promotes by pull request, a fake GitHub, a Reconciler."""
+def _pr_remote(registry, bare_remote):
+    """A config repository whose project's prod promotes by pull request."""
     apps = [AppSpec("api", f"pr{uuid.uuid4().hex[:8]}/api", "example.com/shop/api")]
     registry.push(apps[0].repository, "1.0.0")
     files = config_files(registry.url, apps)
@@ -78,7 +78,12 @@ def _pr_setup(registry, bare_remote, tmp_path):
         "    overlay: deploy/shop/overlays/prod\n",
         "    overlay: deploy/shop/overlays/prod\n    promotion: pull-request\n",
     )
-    remote = bare_remote(seed=files)
+    return apps, bare_remote(seed=files)
+
+
+def _pr_setup(registry, bare_remote, tmp_path):
+    """A project whose prod promotes by pull request, a fake GitHub, a Reconciler."""
+    apps, remote = _pr_remote(registry, bare_remote)
     github = FakeGitHub()
     host = host_for(
         "https://github.com/acme/config",

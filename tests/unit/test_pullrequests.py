@@ -828,8 +828,8 @@ def test_unknown_host_without_configuration_says_what_to_set() -> None:
     [
         (
             "https://git.example.com/ops/gitops.git",
-            {"RECONCILER_GIT_HOST_KIND": "bitbucket"},
-            "unknown Git host kind 'bitbucket'",
+            {"RECONCILER_GIT_HOST_KIND": "sourcehut"},
+            "unknown Git host kind 'sourcehut'",
         ),
         ("/srv/git/gitops.git", {}, "cannot tell the Git host"),
         ("file:///srv/git/gitops.git", {}, "cannot tell the Git host"),
