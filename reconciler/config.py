@@ -750,7 +750,8 @@ def _check_project(
     lifecycles: dict[str, Lifecycle],
     out: _Collector,
 ) -> None:
-    from reconciler.selection import validate_rule  # selection imports model only
+    # selection imports model only
+    from reconciler.selection import unused_rule_fields, validate_rule
 
     def hint(name: str, choices: list[str]) -> str:
         close = difflib.get_close_matches(name, choices, n=1)
@@ -803,6 +804,9 @@ def _check_project(
             for message in validate_rule(rule):
                 rule_key, text = _rule_key(doc.data["channels"][ci]["rules"][ri], message)
                 out.at(doc, [*rule_path, *rule_key], text)
+            written = doc.data["channels"][ci]["rules"][ri]
+            for key, message in unused_rule_fields(rule.strategy, written):
+                out.at(doc, [*rule_path, key], message)
     for key, message in _release_version_problems(project.release_versioning):
         out.at(doc, ["releaseVersion", key], message)
     donor = project.release_versioning.from_package

@@ -37,8 +37,11 @@ Strategies:
     that are not numbers are rejected, never fatal) or alphabetical; ``pick``
     highest or lowest.
 ``newest-build``
-    any tag passing the common filters, ordered by its creation time from
-    ``created``. Tags with unknown creation times are listed in
+    any tag passing the common filters except moving tags (``latest``, ``main``,
+    see ``MOVING_TAGS``), ordered by its creation time from ``created``; equal
+    times go to versions, then by version or text, so the answer never depends on
+    which times a cache held. With ``range``, ``prerelease`` or ``strict`` only the
+    tags the semver strategy would accept qualify. Tags with unknown creation times are listed in
     ``needs_metadata`` (at most ``scan_limit``, the highest-looking tags first:
     versions by version, then other tags by text) for the caller to fetch.
 ``digest``
@@ -61,9 +64,11 @@ from reconciler.versions import Version, is_hash_like, parse_range, parse_versio
 __all__ = [
     "Candidate",
     "Selection",
+    "is_moving_tag",
     "is_newer",
     "is_valid_tag",
     "select",
+    "unused_rule_fields",
     "validate_rule",
 ]
 
@@ -73,6 +78,25 @@ _EXTRACT = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _SUFFIX_TAG = re.compile(r"[vV]?(?P<numbers>[0-9]+(?:\.[0-9]+){0,3})(?:-(?P<suffix>.+))?")
 _STRATEGIES = ("semver", "suffix", "regex", "newest-build", "digest")
+MOVING_TAGS = frozenset(
+    {
+        "latest", "main", "master", "develop", "dev", "edge", "nightly", "stable",
+        "head", "trunk", "canary", "next", "current", "snapshot", "testing", "unstable",
+    }
+)  # fmt: skip
+"""Tag names that point at whatever was built last: never a build newest-build releases
+(they tie with the build they copy, and a cached creation time for them goes stale)."""
+
+_FIELDS_OF = {
+    "semver": ("range", "prerelease", "strict"),
+    "suffix": ("range", "suffix", "samePrecision"),
+    "regex": ("extract", "order", "pick"),
+    "newest-build": ("range", "prerelease", "strict", "scanLimit"),
+    "digest": ("tag",),
+}
+"""Rule fields (as written in the config) that only some strategies use; ``packages``,
+``strategy``, ``allow``, ``ignore`` and ``platform`` apply to all, and ``scanLimit``
+also to any strategy with a ``platform``."""
 _SHOWN_TAG_LENGTH = 60
 
 
@@ -214,6 +238,27 @@ def validate_rule(rule: VersionRule) -> list[str]:
     return problems
 
 
+def unused_rule_fields(strategy: str, written: Iterable[str]) -> list[tuple[str, str]]:
+    """(field, message) for every field written in a rule that its strategy would ignore.
+
+    ``written`` are the keys as they appear in the config; a field no strategy uses
+    is left to the schema. Validation reports each at its own key.
+    """
+    used = _FIELDS_OF.get(strategy)
+    if used is None:
+        return []  # an unknown strategy is reported on its own
+    keys = set(written)
+    problems = []
+    for key in sorted(keys):
+        users = [name for name, fields in _FIELDS_OF.items() if key in fields]
+        if not users or key in used or (key == "scanLimit" and "platform" in keys):
+            continue
+        problems.append(
+            (key, f"{key} is not used by the {strategy} strategy (only by {', '.join(users)})")
+        )
+    return problems
+
+
 # ------------------------------------------------------------------ ranking keys
 
 RankKey = tuple[Any, ...]
@@ -298,29 +343,44 @@ def _not_a_version_reason(tag: str, strict: bool) -> str:
     return "not a version"
 
 
-def _select_semver(rule: VersionRule, tags: list[str], out: _Collector) -> None:
+def _semver_judge(rule: VersionRule) -> Callable[[str], Version | str]:
+    """What the semver strategy thinks of one tag: its version, or why it is refused.
+
+    ``newest-build`` uses the same judgement as a filter when the rule has ``range``,
+    ``prerelease`` or ``strict``.
+    """
     version_range = parse_range(rule.range) if rule.range is not None else None
     prerelease = compile_user_regex(rule.prerelease) if rule.prerelease is not None else None
-    for tag in tags:
+
+    def judge(tag: str) -> Version | str:
         version = parse_version(tag, strict=rule.strict)
         if version is None:
-            out.reject(tag, _not_a_version_reason(tag, rule.strict))
-            continue
+            return _not_a_version_reason(tag, rule.strict)
         label = version.prerelease_label
         if prerelease is not None and not prerelease.search(label):
             what = f"pre-release {label!r}" if label else "stable version"
-            out.reject(tag, f"{what} does not match {rule.prerelease}")
-        elif version_range is not None and not version_range.contains(
+            return f"{what} does not match {rule.prerelease}"
+        if version_range is not None and not version_range.contains(
             version, include_prerelease=prerelease is not None
         ):
             if version.is_prerelease and version_range.contains(version, include_prerelease=True):
-                out.reject(tag, f"pre-release excluded: range {version_range} names none of it")
-            else:
-                out.reject(tag, f"outside range {version_range}")
-        elif version_range is None and prerelease is None and version.is_prerelease:
-            out.reject(tag, "pre-release excluded: no prerelease pattern admits it")
+                return f"pre-release excluded: range {version_range} names none of it"
+            return f"outside range {version_range}"
+        if version_range is None and prerelease is None and version.is_prerelease:
+            return "pre-release excluded: no prerelease pattern admits it"
+        return version
+
+    return judge
+
+
+def _select_semver(rule: VersionRule, tags: list[str], out: _Collector) -> None:
+    judge = _semver_judge(rule)
+    for tag in tags:
+        verdict = judge(tag)
+        if isinstance(verdict, str):
+            out.reject(tag, verdict)
         else:
-            out.accept(tag, _version_rank(version))
+            out.accept(tag, _version_rank(verdict))
 
 
 def _select_suffix(
@@ -351,8 +411,11 @@ def _select_suffix(
 
 
 def _regex_value(rule: VersionRule, pattern: UserRegex, tag: str) -> str | None:
-    """The value ``extract`` pulls out of a tag; None when the tag does not match."""
-    group = _extract_group(rule.extract) if rule.extract is not None else 0
+    """The value ``extract`` pulls out of a tag, the whole tag without ``extract`` (as
+    Flux and Argo CD Image Updater order); None when the tag does not match."""
+    if rule.extract is None:
+        return tag if pattern.search(tag) else None
+    group = _extract_group(rule.extract)
     return pattern.group(tag, group if group is not None else 0)
 
 
@@ -382,9 +445,31 @@ def _select_regex(rule: VersionRule, tags: list[str], out: _Collector) -> Select
     return out.selection(lowest_first=rule.pick == "lowest")
 
 
+def is_moving_tag(tag: str) -> bool:
+    """A well-known name that CI moves to each new build (``latest``, ``main``, ...)."""
+    return tag.lower() in MOVING_TAGS
+
+
+def _builds(rule: VersionRule, tags: list[str], out: _Collector) -> list[str]:
+    """The tags newest-build may choose: never a moving tag, and with ``range``,
+    ``prerelease`` or ``strict`` only what the semver strategy would accept."""
+    judge = _semver_judge(rule) if rule.range or rule.prerelease or rule.strict else None
+    builds = []
+    for tag in tags:
+        verdict = judge(tag) if judge is not None else None
+        if is_moving_tag(tag):
+            out.reject(tag, "a moving tag, not a build (follow it with strategy: digest)")
+        elif isinstance(verdict, str):
+            out.reject(tag, verdict)
+        else:
+            builds.append(tag)
+    return builds
+
+
 def _select_newest_build(
     rule: VersionRule, tags: list[str], created: Mapping[str, datetime], out: _Collector
 ) -> Selection:
+    tags = _builds(rule, tags, out)
     unknown = sorted((t for t in tags if t not in created), key=_tag_order, reverse=True)
     needs = tuple(unknown[: rule.scan_limit])
     for tag in tags:
