@@ -289,6 +289,73 @@ def _tag_order(tag: str) -> RankKey:
     return (1, _version_rank(version)) if version is not None else (0, tag)
 
 
+# ------------------------------------------------------------------ prefilter
+
+_LEADING_NUMBERS = re.compile(r"[vV]?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?")
+_LITERAL = re.compile(r"[A-Za-z0-9_\-/:@,;'\"=<>!%&~` ]|\\[^A-Za-z0-9]")
+_QUANTIFIERS = frozenset("?*+{")
+
+
+def literal_prefix(pattern: str | None) -> str:
+    """Text every match of an ``^``-anchored ``pattern`` starts with ("" when unsure).
+
+    ``^build-[0-9]+`` -> ``build-``; ``^v1\\.`` -> ``v1.``; a quantified last
+    character (``^v?1``), an alternation or a leading flag give less or nothing.
+    A tag that does not start with it cannot match, so no regex needs to run.
+    """
+    if pattern is None or not pattern.startswith("^") or "|" in pattern:
+        return ""
+    literal: list[str] = []
+    position = 1
+    while match := _LITERAL.match(pattern, position):
+        literal.append(match[0][-1])
+        position = match.end()
+    if pattern[position : position + 1] in _QUANTIFIERS and literal:
+        literal.pop()  # `^ab?`: the b is optional
+    return "".join(literal)
+
+
+def _leading_core(tag: str) -> tuple[int, int, int] | None:
+    """The first three numbers of a version-looking tag, cheaply (None: not a version).
+
+    Every version ``parse_version`` accepts starts with these numbers, so a tag whose
+    leading core is below the best version found so far cannot beat it.
+    """
+    match = _LEADING_NUMBERS.match(tag)
+    if match is None:
+        return None
+    major, minor, patch = match.groups()
+    return (int(major), int(minor or 0), int(patch or 0))
+
+
+def _best_semver(rule: VersionRule, tags: list[str], kind: PackageKind) -> str | None:
+    """The tag the semver strategy chooses, without judging tags that cannot win.
+
+    Same answer as ``_select_all`` (a property test checks it): tags that do not start
+    with ``allow``'s literal prefix, or whose leading numbers are below the best
+    version so far, are skipped before any regex or full parse.
+    """
+    allow = compile_user_regex(rule.allow) if rule.allow is not None else None
+    prefix = literal_prefix(rule.allow)
+    ignores = [compile_user_regex(p) for p in rule.ignore]
+    judge = _semver_judge(rule)
+    best: tuple[RankKey, str] | None = None
+    floor: tuple[int, ...] = (-1, -1, -1)
+    for tag in tags:
+        core = _leading_core(tag) if tag.startswith(prefix) else None
+        if core is None or core < floor or not is_valid_tag(tag, kind):
+            continue
+        if (allow is not None and not allow.search(tag)) or any(p.search(tag) for p in ignores):
+            continue
+        verdict = judge(tag)
+        if isinstance(verdict, str):
+            continue
+        rank = _version_rank(verdict)
+        if best is None or rank > best[0]:
+            best, floor = (rank, tag), verdict.core[:3]
+    return best[1] if best is not None else None
+
+
 # --------------------------------------------------------------------- select
 
 
@@ -321,12 +388,13 @@ def _common_filter(
 ) -> list[str]:
     """Grammar, allow and ignore; returns surviving tags in sorted (input-independent) order."""
     allow = compile_user_regex(rule.allow) if rule.allow is not None else None
+    prefix = literal_prefix(rule.allow)
     ignores = [(p, compile_user_regex(p)) for p in rule.ignore]
     survivors = []
     for tag in sorted(set(tags)):
         if not is_valid_tag(tag, kind):
             out.reject(tag, _invalid_tag_reason(tag, kind))
-        elif allow is not None and not allow.search(tag):
+        elif allow is not None and not (tag.startswith(prefix) and allow.search(tag)):
             out.reject(tag, f"does not match allow {rule.allow}")
         elif hit := next((text for text, p in ignores if p.search(tag)), None):
             out.reject(tag, f"matches ignore {hit}")
@@ -511,6 +579,23 @@ def select(
     regex or range raises ``ValueError`` (``UnsupportedRegex`` for a regex).
     """
     del digests  # the digest strategy chooses its tag by name; digests matter in is_newer
+    if rule.strategy == "semver":
+        tag_list = tags if isinstance(tags, list) else list(tags)
+        return Selection(
+            _best_semver(rule, tag_list, kind),
+            detail=lambda: _select_all(rule, tag_list, current, {}, kind),
+        )
+    return _select_all(rule, tags, current, created or {}, kind)
+
+
+def _select_all(
+    rule: VersionRule,
+    tags: Iterable[str],
+    current: str | None,
+    created: Mapping[str, datetime],
+    kind: PackageKind,
+) -> Selection:
+    """Every tag judged, with a reason for each rejected one."""
     out = _Collector()
     survivors = _common_filter(rule, tags, kind, out)
     if rule.strategy == "semver":
@@ -520,7 +605,7 @@ def select(
     elif rule.strategy == "regex":
         return _select_regex(rule, survivors, out)
     elif rule.strategy == "newest-build":
-        return _select_newest_build(rule, survivors, created or {}, out)
+        return _select_newest_build(rule, survivors, created, out)
     elif rule.strategy == "digest":
         _select_digest(rule, survivors, out)
     else:
