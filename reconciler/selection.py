@@ -315,44 +315,49 @@ def literal_prefix(pattern: str | None) -> str:
     return "".join(literal)
 
 
-def _leading_core(tag: str) -> tuple[int, int, int] | None:
+def _leading_core(tag: str) -> tuple[int, ...] | None:
     """The first three numbers of a version-looking tag, cheaply (None: not a version).
 
-    Every version ``parse_version`` accepts starts with these numbers, so a tag whose
-    leading core is below the best version found so far cannot beat it.
+    Every version ``parse_version`` accepts starts with these numbers (missing ones
+    are 0), so a tag whose leading core is below a version's first three numbers
+    cannot beat it.
     """
     match = _LEADING_NUMBERS.match(tag)
-    if match is None:
-        return None
-    major, minor, patch = match.groups()
-    return (int(major), int(minor or 0), int(patch or 0))
+    return tuple(map(int, match.groups("0"))) if match is not None else None
 
 
 def _best_semver(rule: VersionRule, tags: list[str], kind: PackageKind) -> str | None:
     """The tag the semver strategy chooses, without judging tags that cannot win.
 
-    Same answer as ``_select_all`` (a property test checks it): tags that do not start
-    with ``allow``'s literal prefix, or whose leading numbers are below the best
-    version so far, are skipped before any regex or full parse.
+    Same answer as ``_select_all`` (a property test checks it). Tags outside
+    ``allow``'s literal prefix are dropped before any regex; the rest are judged
+    highest leading numbers first, and judging stops at the first tag whose leading
+    numbers are below the best version found: nothing after it can beat it.
     """
-    allow = compile_user_regex(rule.allow) if rule.allow is not None else None
     prefix = literal_prefix(rule.allow)
+    candidates = [
+        (core, tag)
+        for tag in tags
+        if tag.startswith(prefix) and (core := _leading_core(tag)) is not None
+    ]
+    candidates.sort(reverse=True)
+    allow = compile_user_regex(rule.allow) if rule.allow is not None else None
     ignores = [compile_user_regex(p) for p in rule.ignore]
     judge = _semver_judge(rule)
-    best: tuple[RankKey, str] | None = None
-    floor: tuple[int, ...] = (-1, -1, -1)
-    for tag in tags:
-        core = _leading_core(tag) if tag.startswith(prefix) else None
-        if core is None or core < floor or not is_valid_tag(tag, kind):
+    best: tuple[RankKey, str, tuple[int, ...]] | None = None
+    for core, tag in candidates:
+        if best is not None and core < best[2]:
+            break
+        if not is_valid_tag(tag, kind) or (allow is not None and not allow.search(tag)):
             continue
-        if (allow is not None and not allow.search(tag)) or any(p.search(tag) for p in ignores):
+        if any(p.search(tag) for p in ignores):
             continue
         verdict = judge(tag)
         if isinstance(verdict, str):
             continue
         rank = _version_rank(verdict)
         if best is None or rank > best[0]:
-            best, floor = (rank, tag), verdict.core[:3]
+            best = (rank, tag, verdict.core[:3])
     return best[1] if best is not None else None
 
 

@@ -40,6 +40,9 @@ grows with the pattern."""
 _MAX_MEMORY = 8 << 20
 """Bytes RE2 may use for one compiled pattern (its own default, stated explicitly)."""
 
+_REMEMBERED = 1 << 16
+"""Texts whose search answer one pattern keeps (about 5 MB at most per pattern)."""
+
 # What RE2 refuses, in the words a user knows; checked only to explain a refusal.
 _UNSUPPORTED = (
     (re.compile(r"\\[1-9]|\\k<|\(\?P="), "backreferences"),
@@ -62,17 +65,28 @@ class UnsupportedRegex(ValueError):
 class UserRegex:
     """A compiled user pattern. Matching never backtracks: time is linear in the text."""
 
-    __slots__ = ("_compiled", "pattern")
+    __slots__ = ("_compiled", "_seen", "pattern")
 
     engine = ENGINE
 
     def __init__(self, pattern: str, compiled: Any) -> None:
         self.pattern = pattern  # as the user wrote it
         self._compiled = compiled
+        self._seen: dict[str, bool] = {}
 
     def search(self, text: str) -> bool:
-        """Whether the pattern matches anywhere in ``text`` (``re.search`` semantics)."""
-        return self._compiled.search(text) is not None
+        """Whether the pattern matches anywhere in ``text`` (``re.search`` semantics).
+
+        Answers are remembered (up to ``_REMEMBERED`` texts): a call into RE2 costs a
+        few times a small ``re`` search, and the same texts come back (pre-release
+        labels such as ``""``; every tag again on each pass of a sidecar).
+        """
+        seen = self._seen.get(text)
+        if seen is None:
+            if len(self._seen) >= _REMEMBERED:
+                self._seen.clear()
+            seen = self._seen[text] = self._compiled.search(text) is not None
+        return seen
 
     def group(self, text: str, group: str | int = 0) -> str | None:
         """The text ``group`` captured in the first match in ``text``; None when there is
