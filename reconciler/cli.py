@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Any
 
 import click
+
+from reconciler import __version__
+from reconciler.errors import EXIT_CODES_HELP
+
+DISTRIBUTION = "gitops-release-reconciler"
+"""The name on the package index (``reconciler`` there is an unrelated project)."""
 
 # command name -> (module under reconciler.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,29 +54,22 @@ class LazyGroup(click.Group):
         except ModuleNotFoundError:
             return None
         command: click.Command = module.command
+        command.help = plain_help(command.help)
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
         # Errors become messages and exit codes, never tracebacks (set RECONCILER_DEBUG=1
         # to see one). Click's own exits and usage errors pass through unchanged.
-        from reconciler.errors import ConfigError, GitError, PromotionRefused, ReconcilerError
+        from reconciler.errors import ExitCode, ReconcilerError, exit_for
 
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except ConfigError as exc:
-            click.echo(f"config invalid:\n{exc}", err=True)
-            raise SystemExit(1) from None
-        except PromotionRefused as exc:
-            click.echo(f"refused: {exc.reason}", err=True)
-            raise SystemExit(1) from None
-        except GitError as exc:
-            click.echo(f"git error: {exc}", err=True)
-            raise SystemExit(4) from None
         except ReconcilerError as exc:
-            click.echo(f"error: {exc}", err=True)
-            raise SystemExit(1) from None
+            code, message = exit_for(exc)
+            click.echo(message, err=True)
+            raise SystemExit(code) from None
         except Exception as exc:
             if os.environ.get("RECONCILER_DEBUG"):
                 raise
@@ -78,7 +78,7 @@ class LazyGroup(click.Group):
                 "(set RECONCILER_DEBUG=1 for the traceback)",
                 err=True,
             )
-            raise SystemExit(70) from None
+            raise SystemExit(ExitCode.INTERNAL) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the table: listing commands must not import them all.
@@ -97,8 +97,36 @@ GRANT_FLAGS = {
 }
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconciler")
+def plain_help(text: str | None) -> str | None:
+    """A docstring as terminal text: ``code`` and :role:`name` lose their RST markup."""
+    if text is None:
+        return None
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "`")
+
+
+ENVIRONMENT_HELP = """\b
+Environment variables (an option's own variable is shown in its command's help):
+  RECONCILER_REPO, RECONCILER_WORKDIR, RECONCILER_BRANCH   where the config repo is
+  RECONCILER_GIT_USERNAME[_FILE], RECONCILER_GIT_PASSWORD[_FILE], RECONCILER_GIT_TOKEN
+  RECONCILER_GIT_SSH_KEY_FILE, RECONCILER_GIT_KNOWN_HOSTS  Git credentials
+  DOCKER_CONFIG                          directory of the registry config.json
+  RECONCILER_WEBHOOK_SECRET[_FILE]       webhook HMAC secret (run)
+  RECONCILER_LISTEN, RECONCILER_INTERVAL, RECONCILER_SHARD   sidecar settings (run)
+  RECONCILER_SHARD_COUNT, POD_NAME       --shard auto in a StatefulSet
+  RECONCILER_LOG_LEVEL, RECONCILER_LOG_FORMAT   logging (run, once)
+  NO_COLOR                               no colour in output
+  RECONCILER_DEBUG                       tracebacks for internal errors
+The full list is in docs/cli.md."""
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="reconciler: GitOps external feed triggers, channels and lifecycles, all in "
+    f"Git.\n\n{EXIT_CODES_HELP}\n\n{ENVIRONMENT_HELP}",
+)
+@click.version_option(version=__version__, package_name=DISTRIBUTION)
 @click.option(
     "--credentials-dir",
     multiple=True,
@@ -127,14 +155,10 @@ GRANT_FLAGS = {
     help="A registry host whose credentials may go to a token realm on another host "
     "(repeatable; env RECONCILER_TOKEN_REALMS).",
 )
-def main(**grants: tuple[str, ...]) -> None:
-    """reconciler: GitOps external feed triggers, channels and lifecycles, all in Git.
-
-    Exit codes: 0 ok; 1 config invalid or action refused; 2 usage error;
-    3 a feed failed (other work was still done); 4 git failure; 5 a project was
-    skipped (one of its files cannot be read or edited; the others were still done);
-    70 internal error.
-    """
+@click.pass_context
+def main(ctx: click.Context, /, **grants: tuple[str, ...]) -> None:
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
+        ctx.color = False
     for option, variable in GRANT_FLAGS.items():
         if grants.get(option):
             os.environ[variable] = ",".join(grants[option])

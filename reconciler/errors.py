@@ -17,19 +17,42 @@
     │                               the pass re-plans on the new head
     ├── PromotionRefused            a manual promote/rollback is not allowed now
     │                               (phase closed, blocked, frozen); holds the reason
-    └── RenderError                 an overlay file cannot be edited (target not
-                                    found, result does not parse)
+    ├── PullRequestError            a Git host API call (pull-request mode) failed;
+    │                               holds host, HTTP status and a retry delay
+    ├── RenderError                 an overlay file cannot be edited (target not
+    │                               found, result does not parse)
+    └── WebhookRejected             a webhook delivery is refused; holds the HTTP
+                                    status to answer with
 
-CLI exit codes (documented in the README):
-    0 success, 1 config invalid / refused / usage problem, 2 CLI usage error
-    (click), 3 a feed failed (other work still done), 4 git failure, 5 a project
-    was skipped (one of its files cannot be read or edited; other projects were
-    still done), 70 internal error.
+CLI exit codes: :class:`ExitCode` is the one table (the README and ``reconciler
+--help`` print it); :func:`exit_for` maps an error to its code and message, for
+``cli.py`` and every command.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the ``reconciler`` command exits with."""
+
+    OK = 0
+    INVALID = 1  # config invalid, or an action refused
+    USAGE = 2  # a bad command line (click's own message)
+    FEED = 3  # a feed failed; other work was still done
+    GIT = 4  # a git operation failed
+    PROJECT = 5  # a project was skipped (one of its files cannot be read or edited)
+    INTERNAL = 70  # a bug: set RECONCILER_DEBUG=1 for the traceback
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 config invalid or action refused; 2 usage error; "
+    "3 a feed failed (other work was still done); 4 git failure; 5 a project was "
+    "skipped (one of its files cannot be read or edited; the others were still done); "
+    "70 internal error."
+)
 
 
 class ReconcilerError(Exception):
@@ -117,3 +140,50 @@ class UnsafePathError(ReconcilerError):
         self.file = file
         self.reason = reason
         super().__init__(f"{file}: {reason}")
+
+
+class PullRequestError(ReconcilerError):
+    """A Git host API call failed.
+
+    ``host`` names the API (``"github api.github.com"``), ``status`` is the HTTP
+    status (None for network failures and local problems such as a missing token),
+    ``api_message`` the host's own explanation. ``retry_after`` is a delay in
+    seconds when the failure is temporary (rate limit, server error, network),
+    None when repeating the call unchanged cannot succeed.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        message: str,
+        *,
+        status: int | None = None,
+        api_message: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.host = host
+        self.message = message
+        self.status = status
+        self.api_message = api_message
+        self.retry_after = retry_after
+        super().__init__(f"{host}: {message}")
+
+
+class WebhookRejected(ReconcilerError):
+    """A delivery is refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(f"{status}: {message}")
+
+
+def exit_for(error: ReconcilerError) -> tuple[ExitCode, str]:
+    """The exit code and the message a command prints for an error raised on purpose."""
+    if isinstance(error, ConfigError):
+        return ExitCode.INVALID, f"config invalid:\n{error}"
+    if isinstance(error, PromotionRefused):
+        return ExitCode.INVALID, f"refused: {error.reason}"
+    if isinstance(error, GitError):
+        return ExitCode.GIT, f"git error: {error}"
+    return ExitCode.INVALID, f"error: {error}"

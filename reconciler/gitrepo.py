@@ -21,7 +21,8 @@ Rules this module keeps:
 Credential settings, read from ``env`` (default ``os.environ``) at every
 operation so that rotated secrets are picked up without a restart:
 
-``RECONCILER_GIT_USERNAME``, ``RECONCILER_GIT_PASSWORD`` / ``RECONCILER_GIT_PASSWORD_FILE``
+``RECONCILER_GIT_USERNAME`` / ``RECONCILER_GIT_USERNAME_FILE``, ``RECONCILER_GIT_PASSWORD`` /
+``RECONCILER_GIT_PASSWORD_FILE``
     HTTPS basic auth (a token is a password). The user name defaults to the one in
     the URL, else ``x-access-token`` (GitHub's convention; GitLab and Gitea accept
     any non-empty name with a token).
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 OWNED_BRANCH_PREFIXES = ("promote/", "reconciler/")
 
 _ENV_USERNAME = "RECONCILER_GIT_USERNAME"
+_ENV_USERNAME_FILE = "RECONCILER_GIT_USERNAME_FILE"
 _ENV_PASSWORD = "RECONCILER_GIT_PASSWORD"  # noqa: S105 - a variable name, not a secret
 _ENV_PASSWORD_FILE = "RECONCILER_GIT_PASSWORD_FILE"  # noqa: S105
 _ENV_SSH_KEY_FILE = "RECONCILER_GIT_SSH_KEY_FILE"
@@ -610,11 +612,22 @@ class WorkTree:
         if password:
             username = (
                 self._settings.get(_ENV_USERNAME)
+                or self._username_from_file()
                 or (self._url_credentials.username if self._url_credentials else None)
                 or _DEFAULT_TOKEN_USERNAME
             )
             return _HttpCredentials(username, password)
         return self._url_credentials
+
+    def _username_from_file(self) -> str | None:
+        """``RECONCILER_GIT_USERNAME_FILE``: the user name from a mounted Secret key."""
+        path = self._settings.get(_ENV_USERNAME_FILE)
+        if not path:
+            return None
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except OSError as err:
+            raise GitError(f"cannot read {_ENV_USERNAME_FILE} {path}: {err.strerror}") from None
 
     def _askpass_script(self) -> Path:
         """A private script answering git's prompts from its own environment.

@@ -21,6 +21,9 @@ from typing import Any, TextIO
 
 REDACTED = "***"
 
+#: Libraries whose info records describe single requests; shown at debug level only.
+CHATTY_LIBRARIES = ("httpx", "httpcore")
+
 #: Extra fields (``logger.info(..., extra={"project": "shop"})``) copied into output.
 CONTEXT_FIELDS = ("project", "feed", "release", "environment", "channel", "trigger", "event")
 
@@ -165,4 +168,9 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # httpx logs every request at info ("HTTP Request: GET ..."): hundreds per pass.
+    # They are kept for --log-level debug only.
+    quiet = logging.NOTSET if root.getEffectiveLevel() <= logging.DEBUG else logging.WARNING
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
     return handler

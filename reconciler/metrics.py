@@ -4,6 +4,11 @@ A dedicated :class:`CollectorRegistry` (not the process-global default) lets
 tests create as many :class:`Metrics` as they like, and keeps /metrics free of
 anything a library registers globally.
 
+/metrics also carries ``reconciler_build_info`` and the standard process, Python
+platform and GC metrics (``process_*``, ``python_*``) that dashboards and alerts
+expect, and no ``*_created`` series: they double the series count of every
+counter and histogram for a start time that ``process_start_time_seconds`` gives.
+
 Label values are bounded by the config (feed, project, channel, environment
 names) or by small fixed vocabularies (outcome, kind, status class); never put
 tags, digests or error messages in labels.
@@ -11,20 +16,26 @@ tags, digests or error messages in labels.
 
 from __future__ import annotations
 
+import platform
 import time
 
 import httpx
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 
-PASS_OUTCOMES = ("ok", "partial", "failed", "crashed")
-WEBHOOK_OUTCOMES = ("accepted", "ignored", "replayed", "unauthorized", "malformed", "too-large")
+from reconciler import __version__
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Passes range from milliseconds (nothing changed, webhook-scoped) to minutes
 # (thousands of tags behind a slow registry).
@@ -38,6 +49,16 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         reg = self.registry
+        # The library's standard collectors, shared by every registry that wants them.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            reg.register(collector)
+        self.build_info = Gauge(
+            "reconciler_build_info",
+            "Always 1; the labels say which reconciler and Python are running.",
+            ["version", "python_version"],
+            registry=reg,
+        )
+        self.build_info.labels(version=__version__, python_version=platform.python_version()).set(1)
         self.pass_duration = Histogram(
             "reconciler_pass_duration_seconds",
             "Wall time of one reconcile pass.",

@@ -30,9 +30,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import WebhookRejected
 from reconciler.logs import register_secret
 from reconciler.metrics import Metrics
-from reconciler.webhooks import ReplayGuard, WebhookEvent, WebhookRejected, normalize_endpoint
+from reconciler.webhooks import ReplayGuard, WebhookEvent, normalize_endpoint
 from reconciler.webhooks import receive as receive_webhook
 
 log = logging.getLogger(__name__)

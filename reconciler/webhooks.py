@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import WebhookRejected
 
 EventKind = Literal["registry", "git"]
 EventSource = Literal[
@@ -63,15 +63,6 @@ MANIFEST_MEDIA_TYPES = frozenset(
 )
 
 _ZERO_SHA = "0" * 40
-
-
-class WebhookRejected(ReconcilerError):
-    """A delivery is refused; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-        super().__init__(f"{status}: {message}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from reconciler.commands.common import exit_code, make_reconciler, repo_options
+from reconciler.commands.common import (
+    emit,
+    exit_code,
+    make_reconciler,
+    output_option,
+    repo_options,
+)
 
 
 @click.command("explain", help=__doc__)
@@ -16,6 +22,7 @@ from reconciler.commands.common import exit_code, make_reconciler, repo_options
 @click.argument("project")
 @click.option("--env", "environment", default=None)
 @click.option("--limit", default=20, show_default=True, help="Rejected tags shown per package.")
+@output_option
 def command(
     repo: str,
     work_dir: Path | None,
@@ -23,6 +30,7 @@ def command(
     project: str,
     environment: str | None,
     limit: int,
+    output: str,
 ) -> None:
     from reconciler.commands.status import project_status
     from reconciler.config import load_config
@@ -42,6 +50,15 @@ def command(
         blocked = _render_problems(reconciler.tree.root, result, config, project)
     finally:
         reconciler.close()
+    if output != "table":
+        data = explanation(project, environment, result, statuses, history)
+        data["cannotDeploy"] = [
+            {"environment": env_name, "release": version, "problem": problem}
+            for env_name, version, problem in blocked
+            if not environment or env_name == environment
+        ]
+        emit(data, output, str)
+        raise SystemExit(exit_code(result))
     for (proj, channel), packages in sorted(result.choices.items()):
         if proj != project:
             continue
@@ -103,3 +120,39 @@ def _render_problems(
         if problem:
             problems.append((env_name, version, problem))
     return problems
+
+
+def explanation(
+    project: str,
+    environment: str | None,
+    result: Any,
+    statuses: list[dict[str, Any]],
+    history: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """The ``-o json`` shape of explain (docs/cli.md): per channel the candidates
+    accepted and rejected with reasons, the trigger decisions with recent history,
+    and each environment's status row."""
+    plan = result.to_json(candidates=True)
+    channels = [
+        {"channel": t["channel"], "trigger": t["trigger"], "packages": t["packages"]}
+        for t in plan["triggers"]
+        if t["project"] == project
+    ]
+    triggers = [
+        {
+            "trigger": d.trigger,
+            "reason": d.reason,
+            "history": history.get(d.trigger, [])[-5:],
+        }
+        for d in result.decisions
+        if d.project == project
+    ]
+    return {
+        "project": project,
+        "channels": channels,
+        "triggers": triggers,
+        "environments": [
+            row for row in statuses if not environment or row["environment"] == environment
+        ],
+        "projectError": result.project_errors.get(project),
+    }

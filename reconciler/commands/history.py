@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options
+from reconciler.commands.common import EXIT_OK, emit, make_reconciler, output_option, repo_options
 
 EVENT_TRAILERS = (
     "Release",
@@ -66,7 +65,7 @@ def entries(commits: list[Any], project: str, environment: str | None) -> list[d
 @repo_options
 @click.argument("project")
 @click.option("--env", "environment", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@output_option
 @click.option("--limit", default=200, show_default=True, help="Commits to read at most.")
 def command(
     repo: str,
@@ -74,7 +73,7 @@ def command(
     branch: str | None,
     project: str,
     environment: str | None,
-    as_json: bool,
+    output: str,
     limit: int,
 ) -> None:
     from reconciler.commands.report import table
@@ -89,16 +88,12 @@ def command(
     finally:
         reconciler.close()
     rows = entries(commits, project, environment)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    else:
-        click.echo(
-            table(
-                [
-                    [r["when"][:19], r["commit"][:10], r["by"], r["event"], r["detail"]]
-                    for r in rows
-                ],
-                ["WHEN", "COMMIT", "BY", "EVENT", "DETAIL"],
-            )
-        )
+    emit(
+        rows,
+        output,
+        lambda: table(
+            [[r["when"][:19], r["commit"][:10], r["by"], r["event"], r["detail"]] for r in rows],
+            ["WHEN", "COMMIT", "BY", "EVENT", "DETAIL"],
+        ),
+    )
     raise SystemExit(EXIT_OK)

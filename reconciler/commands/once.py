@@ -2,42 +2,55 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.commands.common import exit_code, make_reconciler, repo_options, tty_progress
+from reconciler.commands.common import (
+    ShardSpec,
+    emit,
+    exit_code,
+    log_options,
+    make_reconciler,
+    output_option,
+    pass_progress,
+    repo_options,
+    start_logging,
+)
+
+if TYPE_CHECKING:
+    from reconciler.reconcile import Shard
 
 
 @click.command("once", help=__doc__)
 @repo_options
-@click.option("--shard", default=None, help="INDEX/COUNT: only projects of this shard.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--shard",
+    envvar="RECONCILER_SHARD",
+    show_envvar=True,
+    type=ShardSpec(),
+    default=None,
+    help="INDEX/COUNT: only projects of this shard; `auto` in a StatefulSet.",
+)
+@output_option
+@log_options
 def command(
     repo: str,
     work_dir: Path | None,
     branch: str | None,
-    shard: str | None,
-    as_json: bool,
+    shard: Shard | None,
+    output: str,
     log_level: str,
+    log_format: str,
 ) -> None:
     from reconciler.commands.report import describe
-    from reconciler.logs import setup_logging
-    from reconciler.reconcile import Shard
 
-    setup_logging(log_level)
-    reconciler = make_reconciler(
-        repo,
-        work_dir,
-        branch,
-        shard=Shard.parse(shard) if shard else None,
-        progress=tty_progress(),
-    )
+    start_logging(log_level, log_format)
+    reconciler = make_reconciler(repo, work_dir, branch, shard=shard, progress=pass_progress())
     try:
         result = reconciler.run_pass()
     finally:
         reconciler.close()
-    click.echo(json.dumps(result.to_json(), indent=2) if as_json else describe(result))
+    emit(result.to_json(), output, lambda: describe(result))
     raise SystemExit(exit_code(result))

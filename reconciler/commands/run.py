@@ -4,6 +4,7 @@ SIGTERM/SIGINT finish the current pass (never a half-made commit) and exit."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
@@ -13,7 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.commands.common import EXIT_OK, make_reconciler, repo_options, tty_progress
+from reconciler.commands.common import (
+    EXIT_OK,
+    ListenAddress,
+    ShardSpec,
+    log_options,
+    make_reconciler,
+    pass_progress,
+    repo_options,
+    start_logging,
+)
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 180.0
 
@@ -33,13 +45,8 @@ def usable_interval(seconds: float) -> bool:
 
 if TYPE_CHECKING:  # imported lazily at run time: `reconciler --help` stays fast
     from reconciler.loop import Backoff, PassOutcome, PassRequest
-    from reconciler.reconcile import Reconciler
-
-
-def _listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    # "[::1]:8080" spells an IPv6 address; the socket wants it without brackets.
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104  # the sidecar serves its pod
+    from reconciler.reconcile import Reconciler, Shard
+    from reconciler.server import Health, ReconcilerServer
 
 
 def _watched_files(env: dict[str, str]) -> list[str]:
@@ -105,6 +112,27 @@ def sidecar_pass(
     )
 
 
+def _serve(
+    listen: tuple[str, int], events: queue.Queue[Any], health: Health, metrics: Any
+) -> ReconcilerServer:
+    """Start the HTTP server; an address that cannot be bound is a usage error (exit 2)."""
+    import errno
+
+    from reconciler.server import ReconcilerServer
+
+    try:
+        server = ReconcilerServer(listen, on_event=events.put, health=health, metrics=metrics)
+    except OSError as exc:
+        why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        host, port = listen
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise click.BadParameter(
+            f"cannot listen on {shown}: {why}", param_hint="'--listen' / RECONCILER_LISTEN"
+        ) from None
+    server.start()
+    return server
+
+
 @click.command("run", help=__doc__)
 @repo_options
 @click.option(
@@ -125,34 +153,35 @@ def sidecar_pass(
 @click.option(
     "--listen",
     envvar="RECONCILER_LISTEN",
+    show_envvar=True,
+    type=ListenAddress(),
     default="127.0.0.1:8080",
     show_default=True,
     help="Address for webhooks, /healthz, /readyz, /metrics.",
 )
-@click.option("--shard", default=None, help="INDEX/COUNT: only projects of this shard.")
-@click.option("--log-level", envvar="RECONCILER_LOG_LEVEL", default="info", show_default=True)
 @click.option(
-    "--log-format",
-    envvar="RECONCILER_LOG_FORMAT",
-    type=click.Choice(["auto", "json", "text"]),
-    default="auto",
-    show_default=True,
+    "--shard",
+    envvar="RECONCILER_SHARD",
+    show_envvar=True,
+    type=ShardSpec(),
+    default=None,
+    help="INDEX/COUNT: only projects of this shard; `auto` in a StatefulSet.",
 )
+@log_options
 def command(
     repo: str,
     work_dir: Path | None,
     branch: str | None,
     interval: float | None,
     jitter: float,
-    listen: str,
-    shard: str | None,
+    listen: tuple[str, int],
+    shard: Shard | None,
     log_level: str,
     log_format: str,
 ) -> None:
     from reconciler.config import load_config
     from reconciler.errors import ReconcilerError
     from reconciler.gitrepo import local_branch_files, local_branch_head
-    from reconciler.logs import setup_logging
     from reconciler.loop import (
         Backoff,
         ConfigChanged,
@@ -161,10 +190,9 @@ def command(
         watch_paths,
     )
     from reconciler.metrics import Metrics
-    from reconciler.reconcile import Shard
-    from reconciler.server import Health, ReconcilerServer
+    from reconciler.server import Health
 
-    setup_logging(log_level, json=None if log_format == "auto" else log_format == "json")
+    start_logging(log_level, log_format)
     stop = threading.Event()
     install_signal_handlers(stop)
     metrics = Metrics()
@@ -176,14 +204,13 @@ def command(
         branch,
         metrics=metrics,
         backoff=backoff,
-        shard=Shard.parse(shard) if shard else None,
-        progress=tty_progress(),  # on a terminal only: quiet in containers
+        shard=shard,
+        progress=pass_progress(),
     )
     # Serve /healthz before the first clone, which can take a while on a big repo;
     # /readyz stays "not ready" until a pass succeeds.
     health = Health(max_age=3 * (interval or DEFAULT_INTERVAL) + 60)
-    server = ReconcilerServer(_listen(listen), on_event=events.put, health=health, metrics=metrics)
-    server.start()
+    server = _serve(listen, events, health, metrics)
     every = interval
     feed_files: list[str] = []  # feeds' passwordFile mounts, watched like the env-named ones
     try:
@@ -222,7 +249,7 @@ def command(
         return sidecar_pass(reconciler, backoff, credential_files, request)
 
     try:
-        click.echo(f"reconciler: serving on {listen}, a pass every {every:.0f}s", err=True)
+        log.info("serving on %s, a pass every %.0fs", server.url, every)
         run_loop(
             run_pass,
             interval=every,

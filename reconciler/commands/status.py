@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.commands.common import EXIT_INVALID, EXIT_OK, make_reconciler, repo_options
+from reconciler.commands.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    emit,
+    make_reconciler,
+    output_option,
+    repo_options,
+)
 
 
 def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict[str, Any]]:
@@ -67,11 +73,10 @@ def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict
 @click.command("status", help=__doc__)
 @repo_options
 @click.argument("project", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@output_option
 def command(
-    repo: str, work_dir: Path | None, branch: str | None, project: str | None, as_json: bool
+    repo: str, work_dir: Path | None, branch: str | None, project: str | None, output: str
 ) -> None:
-    from reconciler.commands.report import table
     from reconciler.config import load_config
     from reconciler.errors import ConfigError
 
@@ -94,9 +99,14 @@ def command(
             )
     finally:
         reconciler.close()
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        raise SystemExit(EXIT_OK)
+    emit(rows, output, lambda: status_table(rows))
+    raise SystemExit(EXIT_OK)
+
+
+def status_table(rows: list[dict[str, Any]]) -> str:
+    """The table ``status`` prints, with the blocked releases under it."""
+    from reconciler.commands.report import table
+
     body = []
     for r in rows:
         notes = list(r["waiting"])
@@ -115,8 +125,7 @@ def command(
                 "; ".join(notes) or "up to date",
             ]
         )
-    click.echo(table(body, ["PROJECT", "ENV", "PHASE", "RELEASE", "DEPLOYED", "STATUS"]))
+    lines = [table(body, ["PROJECT", "ENV", "PHASE", "RELEASE", "DEPLOYED", "STATUS"])]
     blocked = {(r["project"], v, why) for r in rows for v, why in r["blocked"].items()}
-    for proj, version, why in sorted(blocked):
-        click.echo(f"blocked: {proj} {version}: {why}")
-    raise SystemExit(EXIT_OK)
+    lines += [f"blocked: {proj} {version}: {why}" for proj, version, why in sorted(blocked)]
+    return "\n".join(lines)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PullRequestError
 from reconciler.feeds._http import parse_retry_after
 from reconciler.logs import register_secret, scrub
 from reconciler.pullrequests.urls import HostKind
@@ -82,33 +82,6 @@ class PullRequest:
     head: str
     base: str
     title: str
-
-
-class PullRequestError(ReconcilerError):
-    """A Git host API call failed.
-
-    ``host`` names the API (``"github api.github.com"``), ``status`` is the HTTP
-    status (None for network failures and local problems such as a missing token),
-    ``api_message`` the host's own explanation. ``retry_after`` is a delay in
-    seconds when the failure is temporary (rate limit, server error, network),
-    None when repeating the call unchanged cannot succeed.
-    """
-
-    def __init__(
-        self,
-        host: str,
-        message: str,
-        *,
-        status: int | None = None,
-        api_message: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        self.host = host
-        self.message = message
-        self.status = status
-        self.api_message = api_message
-        self.retry_after = retry_after
-        super().__init__(f"{host}: {message}")
 
 
 class PullRequestHost(Protocol):

@@ -302,5 +302,9 @@ def test_metrics_exposition_parses(sidecar: Sidecar) -> None:
     )
     assert sidecar.metric("reconciler_pass_duration_seconds_count") == 1
     assert sidecar.metric("reconciler_last_successful_pass_timestamp_seconds") == 1_700_000_000
-    # Only our registry: no process/platform collectors from the global default one.
-    assert not any(name.startswith("python_") for name in families)
+    # Our registry, with the standard process and Python collectors (issue 18 item 9)
+    # and nothing else a library registered globally.
+    assert {"process_cpu_seconds_total", "python_info"} <= set(families) | {
+        s.name for f in families.values() for s in f.samples
+    }
+    assert {name.split("_")[0] for name in families} <= {"reconciler", "process", "python"}

@@ -785,10 +785,10 @@ def test_healthz_answers_while_the_first_clone_hangs(
 
 def test_listen_accepts_a_bracketed_ipv6_address() -> None:
     """``--listen [::]:8080`` is how IPv6 listen addresses are usually written."""
-    from reconciler.commands.run import _listen
+    from reconciler.commands.common import ListenAddress
     from reconciler.server import ReconcilerServer
 
-    host, port = _listen("[::1]:0")
+    host, port = ListenAddress().convert("[::1]:0", None, None)
     with ReconcilerServer((host, port), on_event=lambda event: None) as server:
         assert server.url.startswith("http://[::1]:")
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
