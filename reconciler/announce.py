@@ -49,6 +49,19 @@ def announce(result: Any, already_waiting: set[str]) -> Announcement:
                     environment=env,
                 )
             )
+        for verdict in result.verifications:
+            failed = verdict.result == "failed"
+            out.notes.append(
+                Notification(
+                    "verification-failed" if failed else "verified",
+                    f"{verdict.project} {verdict.release} in {verdict.environment}",
+                    f"{verdict.project} {verdict.release} in {verdict.environment}: "
+                    + (f"failed verification: {verdict.reason}" if failed else verdict.reason),
+                    project=verdict.project,
+                    release=verdict.release,
+                    environment=verdict.environment,
+                )
+            )
         for project, env, policy, why in result.drift:
             out.notes.append(
                 Notification(

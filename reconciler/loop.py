@@ -8,7 +8,10 @@ it waits on the event queue that the webhook server and the file watcher feed:
 * an event: wait until the burst settles (``debounce``, capped by
   ``max_debounce`` so a steady stream cannot starve us), then run one pass
   that carries every touched repository, so it can poll only those projects;
-* a Git push or a changed watched file: a full pass that reloads the config.
+* a Git push or a changed watched file: a full pass that reloads the config;
+* the moment the last pass said time alone changes a decision
+  (``PassOutcome.wake_at``: a soak or freeze ending, a verification poll due):
+  a pass then, instead of at the next interval.
 
 Events that arrive during a pass stay queued and produce one more pass after
 it. ``stop`` ends the loop within ~0.1 s of being set, even mid-wait; a pass
@@ -53,7 +56,7 @@ class ConfigChanged:
     path: str
 
 
-PassReason = Literal["startup", "interval", "event"]
+PassReason = Literal["startup", "interval", "event", "wake"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class PassOutcome:
     errors: tuple[str, ...] = ()
     duration: float = 0.0
     repo_reachable: bool = True
+    wake_at: float | None = None  # wall-clock time at which time alone changes a decision
 
     @property
     def label(self) -> str:
@@ -188,12 +192,16 @@ def run_loop(
     jitter = min(max(jitter, 0.0), 0.5)
     rng = rng if rng is not None else random.Random()
     next_full = clock()  # the first pass runs at once
+    wake: float | None = None  # a soak/freeze end or verification poll (monotonic)
     first = True
     while not stop.is_set():
-        item = _get(events, stop, next_full, clock)
+        deadline = next_full if wake is None else min(next_full, wake)
+        item = _get(events, stop, deadline, clock)
         if stop.is_set():
             break
-        if item is None:
+        if item is None and wake is not None and wake < next_full and clock() >= wake:
+            request = build_request(_drain(events), full=False, reason="wake")
+        elif item is None:
             request = build_request(
                 _drain(events), full=True, reason="startup" if first else "interval"
             )
@@ -203,12 +211,25 @@ def run_loop(
             if stop.is_set():  # stopped while a burst settled: the next start polls anyway
                 break
         first = False
-        _run_one(
+        outcome = _run_one(
             run_pass, request, health=health, metrics=metrics, clock=clock, wall_clock=wall_clock
         )
+        wake = _wake_deadline(outcome, clock, wall_clock)
         if request.full:
             next_full = clock() + _jittered(interval, jitter, rng)
     log.info("loop stopped")
+
+
+_MIN_WAKE = 1.0  # seconds: a decision due "now" is not re-run in a tight loop
+
+
+def _wake_deadline(
+    outcome: PassOutcome | None, clock: Callable[[], float], wall_clock: Callable[[], float]
+) -> float | None:
+    """When (on ``clock``) the pass said time alone changes a decision, or None."""
+    if outcome is None or outcome.wake_at is None:
+        return None
+    return clock() + max(_MIN_WAKE, outcome.wake_at - wall_clock())
 
 
 def _run_one(

@@ -108,6 +108,12 @@ class Metrics:
             "Unix time at which the last successful pass finished.",
             registry=reg,
         )
+        self.verifications = Counter(
+            "reconciler_verifications",
+            "Verification verdicts on deployments (verified, failed), by project and environment.",
+            ["result", "project", "environment"],
+            registry=reg,
+        )
         self.git_push_retries = Counter(
             "reconciler_git_push_retries",
             "Pushes retried after the remote rejected them as non-fast-forward.",

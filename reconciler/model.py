@@ -271,6 +271,11 @@ class Deployment:
     by: str = "reconciler"
     automatic: bool = True
     phase: str | None = None  # the lifecycle phase the environment belongs to, when known
+    # verified deployments (environments with verify): "verified" or "failed" once
+    # concluded, when, and the checks' words; None while pending or without verify
+    verification: str | None = None
+    verified_at: datetime | None = None
+    verification_reason: str = ""
 
 
 TENANT_SEPARATOR = "@"

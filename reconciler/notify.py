@@ -33,7 +33,14 @@ log = logging.getLogger(__name__)
 TargetKind = Literal["webhook", "slack", "teams"]
 
 #: Events that report progress: sent every time.
-PROGRESS_EVENTS = ("release-created", "promoted", "waiting-for-approval", "drift-detected")
+PROGRESS_EVENTS = (
+    "release-created",
+    "promoted",
+    "waiting-for-approval",
+    "drift-detected",
+    "verified",
+    "verification-failed",  # sent once: a verdict is reached once (a timeout included)
+)
 #: Events that report a failure: sent once per (event, subject) until cleared.
 FAILURE_EVENTS = (
     "auth-failed",
@@ -51,6 +58,8 @@ _TITLES = {
     "promoted": "Release promoted",
     "waiting-for-approval": "Waiting for approval",
     "drift-detected": "Drift detected",
+    "verified": "Deployment verified",
+    "verification-failed": "Deployment failed verification",
     "auth-failed": "Feed authentication failed",
     "rate-limited": "Feed rate limited",
     "push-rejected": "Git push rejected",

@@ -45,7 +45,14 @@ from reconciler.errors import (
 )
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.gitrepo import WorkTree
-from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, current_release, decide
+from reconciler.lifecycle import (
+    MANUAL_APPROVAL_PENDING,
+    NO_VERIFICATION,
+    Decision,
+    Verifications,
+    current_release,
+    decide,
+)
 from reconciler.model import (
     Config,
     Deployment,
@@ -65,6 +72,9 @@ from reconciler.planning import (
     rule_for,
 )
 from reconciler.selection import Candidate, Selection, select
+from reconciler.verify.probes import git_host_statuses
+from reconciler.verify.runner import Verifier
+from reconciler.verify.stage import Concluded, verify_project
 
 if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus or watchdog
     from reconciler.loop import Backoff
@@ -147,6 +157,7 @@ class PassOptions:
     digest_recheck: float = 3600.0  # seconds a cached tag -> digest answer is trusted
     notify_transport: httpx.BaseTransport | None = None  # tests: where notifications go
     progress: Callable[[int, int], None] | None = None  # (done, total) repositories polled
+    verifier: Any = None  # a verify.runner.Verifier; default: from the environment, when needed
 
 
 @dataclass(frozen=True)
@@ -188,9 +199,13 @@ class PassResult:
     drift: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, policy, why
     project_errors: dict[str, str] = field(default_factory=dict)  # project -> why it was skipped
     deployments: list[AutomaticDeployment] = field(default_factory=list)
+    verifications: list[Concluded] = field(default_factory=list)  # verdicts reached this pass
+    rollbacks: list[tuple[str, str, str, str]] = field(default_factory=list)  # p, env, from, to
+    wake_at: datetime | None = None  # when time alone changes a decision (soak, freeze, poll)
 
     _PER_PROJECT = ("releases", "promotions", "decisions", "waiting", "files_changed",
-                    "adopted", "proposals", "drift", "deployments")  # fmt: skip
+                    "adopted", "proposals", "drift", "deployments", "verifications",
+                    "rollbacks")  # fmt: skip
 
     def mark(self) -> dict[str, int]:
         """Where each per-project list ends now (see :meth:`rewind`)."""
@@ -237,6 +252,22 @@ class PassResult:
             "pushAttempts": self.push_attempts,
             "pushRebases": self.push_rebases,
             "pullRequests": self.pull_requests,
+            "verifications": [
+                {
+                    "project": v.project,
+                    "environment": v.environment,
+                    "release": v.release,
+                    "result": v.result,
+                    "at": records.iso(v.at),
+                    "reason": v.reason,
+                }
+                for v in self.verifications
+            ],
+            "rollbacks": [
+                {"project": p, "environment": e, "from": f, "to": t}
+                for p, e, f, t in self.rollbacks
+            ],
+            "wakeAt": records.iso(self.wake_at) if self.wake_at else None,
             "filesChanged": self.files_changed,
             "durationSeconds": round(self.duration, 3),
         }
@@ -798,6 +829,10 @@ class Reconciler:
             metrics.git_push_retries.inc(retries)
         for feed, (error_class, _) in result.failed_feeds.items():
             metrics.feed_errors.labels(feed=feed, error=error_class).inc()
+        for verdict in result.verifications if result.pushed else []:
+            metrics.verifications.labels(
+                result=verdict.result, project=verdict.project, environment=verdict.environment
+            ).inc()
 
     def _run(
         self,
@@ -1258,7 +1293,9 @@ class Reconciler:
         *,
         write: bool,
     ) -> bool:
-        changed = False
+        verification, concluded = self._verify(project, state, now)
+        result.verifications.extend(concluded)
+        changed = bool(concluded)  # a verdict is recorded in the state file
         lifecycles: dict[str, list[str]] = {}
         for channel in project.channels:
             lifecycles.setdefault(channel.lifecycle or project.lifecycle, []).append(channel.name)
@@ -1269,8 +1306,15 @@ class Reconciler:
                 continue
             lifecycle = project_lifecycle(config.lifecycles[lc_name], project)
             decision: Decision = decide(
-                lifecycle, releases, state.history, now, pins=pins, channels=channels
+                lifecycle,
+                releases,
+                state.history,
+                now,
+                pins=pins,
+                channels=channels,
+                verification=verification,
             )
+            result.wake_at = _earliest(result.wake_at, decision.wake_at)
             for wait in decision.waiting:
                 pr_mode = project.environments[wait.environment].promotion == "pull-request"
                 if pr_mode and wait.reason == MANUAL_APPROVAL_PENDING and wait.release:
@@ -1297,9 +1341,10 @@ class Reconciler:
                 if write:
                     result.files_changed.extend(self.render_environment(project, env.name, release))
                 before = current_release(state.history, env.name)
-                state.deploy(
-                    Deployment(env.name, release.version, now, "reconciler", True, promotion.phase)
-                )
+                by = "reconciler (rollback)" if promotion.rollback else "reconciler"
+                state.deploy(Deployment(env.name, release.version, now, by, True, promotion.phase))
+                if promotion.rollback:
+                    result.rollbacks.append((project.name, env.name, before or "", release.version))
                 result.promotions.append((project.name, env.name, release.version))
                 result.deployments.append(
                     AutomaticDeployment(
@@ -1313,6 +1358,21 @@ class Reconciler:
                 )
                 changed = True
         return changed
+
+    def _verify(
+        self, project: Project, state: records.ProjectState, now: datetime
+    ) -> tuple[Verifications, list[Concluded]]:
+        """Verification of the project's current deployments (reconciler.verify.stage)."""
+        if not any(env.verify for env in project.environments.values()):
+            return NO_VERIFICATION, []
+        if self.options.verifier is None:
+            http = httpx.Client(timeout=10.0)
+            environ = dict(os.environ)
+            statuses = git_host_statuses(self.options.repo_url, environ, http)
+            self.options.verifier = Verifier.from_environment(http, environ, statuses)
+        return verify_project(
+            project, state.history, tree=self.tree, verify=self.options.verifier.verify, now=now
+        )
 
     def render_environment(self, project: Project, environment: str, release: Release) -> list[str]:
         """Render ``release`` into the environment's files; returns changed paths."""
@@ -1362,6 +1422,36 @@ def _package_changes(
     return changes
 
 
+def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
+    return min(t for t in (first, second) if t is not None) if first or second else None
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """An agent's words on one bounded line: a newline must not start a trailer."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _verification_lines(result: PassResult) -> tuple[list[str], list[str], list[str]]:
+    """(subject parts, body lines, trailers) for verdicts and rollbacks."""
+    subject, body, trailers = [], [], []
+    for v in result.verifications:
+        when = records.iso(v.at)
+        if v.result == "verified":
+            subject.append(f"verified {v.project} {v.release} in {v.environment}")
+            trailers.append(f"Verified: {v.project} {v.release} {v.environment} at {when}")
+        else:
+            subject.append(f"{v.project} {v.release} failed in {v.environment}")
+            trailers.append(
+                f"Failed: {v.project} {v.release} {v.environment} at {when} ({_one_line(v.reason)})"
+            )
+        body.append(f"{v.project}/{v.environment}: {v.release} {v.result}: {_one_line(v.reason)}")
+    for project, env, failed, back_to in result.rollbacks:
+        body.append(f"{project}/{env}: rolled back from {failed} to {back_to}")
+        trailers.append(f"Rolled-Back: {project} {env} {failed} -> {back_to}")
+    return subject, body, trailers
+
+
 def _commit_message(config: Config, result: PassResult) -> str:
     """What changed, exactly: every package old -> new and every environment moved."""
     subject_parts = [f"release {r.project} {r.version}" for r in result.releases]
@@ -1371,6 +1461,8 @@ def _commit_message(config: Config, result: PassResult) -> str:
     subject_parts += [f"deploy {p} {v} to {', '.join(envs)}" for (p, v), envs in by_release.items()]
     subject_parts += [f"record {p}/{e} at {v}" for p, e, v, _ in result.adopted]
     subject_parts += [f"drift in {p}/{e}: {policy}" for p, e, policy, _ in result.drift]
+    verified_subject, verified_body, verified_trailers = _verification_lines(result)
+    subject_parts += verified_subject
     subject = "; ".join(subject_parts) or "update"
     if len(subject) > 72:
         subject = f"{len(result.releases)} release(s), {len(result.promotions)} deployment(s)" + (
@@ -1394,6 +1486,7 @@ def _commit_message(config: Config, result: PassResult) -> str:
         body.append(f"{project}/{env}: now runs {version} (changed by {who})")
     for project, env, policy, why in result.drift:
         body.append(f"{project}/{env}: drift ({policy}): {why}")
+    body += verified_body
     trailers = [f"Release: {r.project} {r.version}" for r in result.releases]
     for project, env, version in result.promotions:
         trailers.append(f"Environment: {env}")
@@ -1403,6 +1496,7 @@ def _commit_message(config: Config, result: PassResult) -> str:
         trailers.append(f"Deployed: {project} {version} {env}")
     for project, env, policy, _ in result.drift:
         trailers.append(f"Drift: {project} {env} {policy}")
+    trailers += verified_trailers
     if result.promotions:
         trailers.append("Promoted-By: reconciler (automatic)")
     for project, env, version, who in result.adopted:

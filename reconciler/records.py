@@ -231,6 +231,7 @@ def _parse_state(project: str, text: str) -> ProjectState:
                 by=str(e.get("by", "reconciler")),
                 automatic=bool(e.get("automatic", True)),
                 phase=str(e["phase"]) if e.get("phase") else None,
+                **_verification_fields(e.get("verification")),
             )
             for e in entries or []
         ]
@@ -242,11 +243,29 @@ def _parse_state(project: str, text: str) -> ProjectState:
     return state
 
 
+def _verification_fields(data: Any) -> dict[str, Any]:
+    """A deployment's ``verification: {result, at, reason}`` as Deployment fields."""
+    if not isinstance(data, dict) or data.get("result") not in ("verified", "failed"):
+        return {}
+    return {
+        "verification": str(data["result"]),
+        "verified_at": parse_time(data["at"]) if data.get("at") else None,
+        "verification_reason": str(data.get("reason") or ""),
+    }
+
+
 def _deployment_data(d: Deployment) -> dict[str, Any]:
     data: dict[str, Any] = {"release": d.release, "at": iso(d.at), "by": d.by}
     data["automatic"] = d.automatic
     if d.phase:
         data["phase"] = d.phase
+    if d.verification:
+        concluded: dict[str, Any] = {"result": d.verification}
+        if d.verified_at is not None:
+            concluded["at"] = iso(d.verified_at)
+        if d.verification_reason:
+            concluded["reason"] = d.verification_reason
+        data["verification"] = concluded
     return data
 
 

@@ -29,6 +29,8 @@ NOTIFICATION_EVENTS = (
     "promoted",
     "waiting-for-approval",
     "drift-detected",
+    "verified",
+    "verification-failed",
     "auth-failed",
     "rate-limited",
     "push-rejected",

@@ -109,6 +109,7 @@ def sidecar_pass(
         errors=tuple(errors),
         duration=result.duration,
         repo_reachable=result.git_error is None,
+        wake_at=result.wake_at.timestamp() if result.wake_at else None,
     )
 
 

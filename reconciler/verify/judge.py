@@ -55,22 +55,34 @@ def _same_commit(revision: str, sha: str) -> bool:
     return revision.startswith(sha) or sha.startswith(revision)
 
 
-def names_commit(revision: object, sha: str) -> bool:
-    """Whether an agent's revision string names commit ``sha``.
+Commits = str | Sequence[str]
+"""The deploying commit, or it followed by the later commits of the branch: an agent
+synced to a later commit runs the deployment too (other projects' commits move HEAD)."""
+
+
+def _commits(sha: Commits) -> tuple[str, ...]:
+    return (sha,) if isinstance(sha, str) else tuple(sha)
+
+
+def names_commit(revision: object, sha: Commits) -> bool:
+    """Whether an agent's revision string names commit ``sha`` (or one of them).
 
     Accepts a bare SHA, Flux's ``main@sha1:<sha>`` and ``sha1:<sha>``, the older
     ``main/<sha>``, and a Helm chart version built from a Git source, ``1.2.3+<sha12>``.
     """
     if not isinstance(revision, str) or not revision:
         return False
+    part = revision
     for separator in ("@sha1:", "sha1:", "/", "+"):
         if separator in revision:
-            return _same_commit(revision.rsplit(separator, 1)[1], sha)
-    return _same_commit(revision, sha)
+            part = revision.rsplit(separator, 1)[1]
+            break
+    return any(_same_commit(part, commit) for commit in _commits(sha))
 
 
-def _short(sha: str) -> str:
-    return sha[:12]
+def _short(sha: Commits) -> str:
+    commits = _commits(sha)
+    return commits[0][:12] if commits else "?"
 
 
 # -------------------------------------------------------------------------- Argo CD
@@ -91,7 +103,7 @@ def _argocd_revisions(status: Any) -> tuple[list[str], list[str]]:
     return [r for r in synced if isinstance(r, str)], [r for r in operation if isinstance(r, str)]
 
 
-def argocd_outcome(application: Mapping[str, Any], sha: str) -> Outcome:
+def argocd_outcome(application: Mapping[str, Any], sha: Commits) -> Outcome:
     """Verified when synced to ``sha`` and Healthy; failed when Degraded/Missing, or the
     sync operation ended Failed/Error, at that revision; else pending."""
     name = _get(application, "metadata", "name") or "application"
@@ -131,7 +143,7 @@ def _ready_condition(document: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-def flux_outcome(document: Mapping[str, Any], sha: str) -> Outcome:
+def flux_outcome(document: Mapping[str, Any], sha: Commits) -> Outcome:
     """Verified when Ready=True for the current generation and ``lastAppliedRevision``
     names ``sha``; failed when Ready=False (a non-transient reason) at that revision."""
     kind = document.get("kind") or "object"

@@ -104,6 +104,8 @@ class DeploymentFacts:
     deployed_at: datetime
     packages: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """package name -> (version, digest or None)"""
+    later_commits: tuple[str, ...] = ()
+    """commits on the branch after ``commit``: an agent synced to one of them runs it too"""
 
 
 @dataclass(frozen=True)

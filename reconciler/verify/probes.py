@@ -288,3 +288,27 @@ def http_get(http: httpx.Client, url: str) -> tuple[int, str]:
     if response.status_code >= 500 or response.status_code == 429:
         raise ProbeUnavailable(f"GET {url} answered {response.status_code}", _retry_after(response))
     return response.status_code, body[:MAX_BODY].decode("utf-8", "replace")
+
+
+def git_host_statuses(
+    repo_url: str, environ: Mapping[str, str], http: httpx.Client
+) -> GitHostStatuses | None:
+    """The commit-status reader for the config repository's host, resolved like
+    pull-request mode (``RECONCILER_GIT_HOST_KIND``, ``RECONCILER_GIT_API_URL``, else
+    the URL); None when the host cannot be told (commitStatus checks stay pending)."""
+    from reconciler.pullrequests import urls  # the one place that parses clone URLs
+
+    try:
+        location = urls.parse_repo_url(repo_url)
+    except ValueError:
+        return None
+    api_url = environ.get("RECONCILER_GIT_API_URL", "").strip() or None
+    kind = (
+        urls.as_kind(environ.get("RECONCILER_GIT_HOST_KIND", "").strip().lower() or None)
+        or urls.detect_kind(location.hostname)
+        or urls.kind_from_api_url(api_url)
+    )
+    if kind is None:
+        return None
+    api_url = (api_url or urls.default_api_url(kind, location)).rstrip("/")
+    return GitHostStatuses(kind, api_url, urls.repository_path(location, api_url), http, environ)

@@ -87,6 +87,7 @@ class Verifier:
 
     def _check(self, check: Check, deployment: DeploymentFacts) -> Outcome:
         sha = deployment.commit
+        synced = (sha, *deployment.later_commits)
         if isinstance(check, ArgoCDCheck):
             source = self.argocd_server if check.via == "server" else self.kubernetes
             if source is None:
@@ -94,13 +95,13 @@ class Verifier:
             application = source.get("Application", check.namespace, check.name)
             if application is None:
                 return Outcome.pending(f"Application {check.namespace}/{check.name} not found")
-            return argocd_outcome(application, sha)
+            return argocd_outcome(application, synced)
         if isinstance(check, FluxCheck):
             assert self.kubernetes is not None
             document = self.kubernetes.get(check.resource, check.namespace, check.name)
             if document is None:
                 return Outcome.pending(f"{check.resource} {check.namespace}/{check.name} not found")
-            return flux_outcome(document, sha)
+            return flux_outcome(document, synced)
         if isinstance(check, CommitStatusCheck):
             if self.statuses is None:
                 return Outcome.pending("no Git host API configured for commit statuses")

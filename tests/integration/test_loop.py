@@ -387,3 +387,30 @@ def test_a_watched_directory_is_reported_as_it_was_given(
     finally:
         watcher.close()
     assert set(changes) == {"secrets/"}
+
+
+def test_a_pass_runs_at_wake_at_not_at_the_interval(start_loop: Callable[..., Running]) -> None:
+    """Issue 17: a soak or freeze ending, or a verification poll, runs a pass then."""
+
+    def behaviour(number: int) -> PassOutcome:
+        # the first pass: "a soak ends in 1.5 s"; later passes: nothing due
+        return PassOutcome(ok=True, wake_at=time.time() + 1.5 if number == 1 else None)
+
+    passes = Passes(behaviour=behaviour)
+    running = start_loop(passes, interval=60.0)
+    passes.wait_for(2, timeout=10)
+    running.stop_and_join()
+    assert [r.reason for r in passes.requests] == ["startup", "wake"]
+    assert passes.requests[1].full is False  # the interval timer is not reset
+    assert passes.started[1] - passes.started[0] >= 1.4
+
+
+def test_without_wake_at_the_loop_waits_for_the_interval(
+    start_loop: Callable[..., Running],
+) -> None:
+    passes = Passes()
+    running = start_loop(passes, interval=60.0)
+    passes.wait_for(1)
+    time.sleep(1.5)
+    running.stop_and_join()
+    assert [r.reason for r in passes.requests] == ["startup"]

@@ -36,6 +36,7 @@ class _Result:
     promotions: list[Any] = field(default_factory=list)
     pushed: bool = False
     duration: float = 0.0
+    wake_at: Any = None
 
 
 @pytest.mark.parametrize(

@@ -287,3 +287,11 @@ def test_template_refuses_lone_braces_and_huge_templates() -> None:
         render("{version", "1", {})
     with pytest.raises(TemplateError):
         render("x" * 5000, "1", {})
+
+
+def test_an_agent_at_a_later_commit_runs_the_deployment_too() -> None:
+    later = "2" * 40
+    app = application(later)
+    assert argocd_outcome(app, SHA).state == "pending"
+    assert argocd_outcome(app, (SHA, later)).state == "verified"
+    assert flux_outcome(kustomization(f"main@sha1:{later}"), (SHA, later)).state == "verified"
