@@ -308,7 +308,7 @@ def git_host_statuses(
         or urls.detect_kind(location.hostname)
         or urls.kind_from_api_url(api_url)
     )
-    if kind is None:
-        return None
+    if kind not in ("github", "gitlab", "gitea"):
+        return None  # unknown, or a host whose statuses are not read (yet): pending
     api_url = (api_url or urls.default_api_url(kind, location)).rstrip("/")
     return GitHostStatuses(kind, api_url, urls.repository_path(location, api_url), http, environ)
