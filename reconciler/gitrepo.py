@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import git
@@ -327,8 +328,16 @@ class WorkTree:
         # tree on an unborn branch; exit status 1 means "there are differences".
         if self._run(["diff", "--cached", "--quiet"], check=False).status == 0:
             return None
-        self._run(["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-m", message])
-        return self.head()
+        # The message goes through stdin, never argv: a pass over hundreds of
+        # projects writes one far larger than the kernel's argument limit.
+        self._run(
+            ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"],
+            stdin=message.encode("utf-8"),
+        )
+        sha = self.head()
+        if not sha:  # e.g. a pass wrote into .git: never report a commit that is not there
+            raise GitError(f"git commit made no commit ({self.url}): HEAD is not a commit")
+        return sha
 
     def push(self) -> None:
         """Push HEAD to ``origin/<branch>`` as a fast-forward; never forced.
@@ -535,10 +544,19 @@ class WorkTree:
 
     # -- running git ---------------------------------------------------------------
 
-    def _run(self, args: Sequence[str], *, check: bool = True, remote: bool = False) -> _GitResult:
+    def _run(
+        self,
+        args: Sequence[str],
+        *,
+        check: bool = True,
+        remote: bool = False,
+        stdin: bytes | None = None,
+    ) -> _GitResult:
         """Run ``git <args>`` in ``root``; raise ``GitError`` on failure when ``check``.
 
-        ``remote`` marks commands that talk to the remote and so need credentials.
+        ``remote`` marks commands that talk to the remote and so need credentials;
+        ``stdin`` is fed to the process (from an unnamed temporary file, so any size
+        works without a pipe deadlock).
         """
         env, secrets = self._environment(remote)
         settings = list(_COMMAND_CONFIG)
@@ -551,19 +569,32 @@ class WorkTree:
             command += ["-c", setting]
         command += args
         try:
-            status, stdout, stderr = self._git.execute(
-                command,
-                with_extended_output=True,
-                with_exceptions=False,
-                kill_after_timeout=self._timeout,
-                env=env,
-            )
+            if stdin is None:
+                status, stdout, stderr = self._execute(command, env, None)
+            else:
+                with tempfile.TemporaryFile() as feed:
+                    feed.write(stdin)
+                    feed.seek(0)
+                    status, stdout, stderr = self._execute(command, env, feed)
         except git.GitCommandNotFound as err:
             raise GitError("the git executable was not found") from err
         result = _GitResult(int(status), str(stdout), str(stderr))
         if check and result.status != 0:
             raise self._error(args[0], result.stderr, secrets)
         return result
+
+    def _execute(
+        self, command: list[str], env: dict[str, str], stdin: BinaryIO | None
+    ) -> tuple[int, str, str]:
+        status, stdout, stderr = self._git.execute(
+            command,
+            istream=stdin,
+            with_extended_output=True,
+            with_exceptions=False,
+            kill_after_timeout=self._timeout,
+            env=env,
+        )
+        return int(status), str(stdout), str(stderr)
 
     def _environment(self, remote: bool) -> tuple[dict[str, str], list[str]]:
         """The extra environment of one git process, and the secrets it carries."""

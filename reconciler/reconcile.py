@@ -902,7 +902,7 @@ class Reconciler:
                 return
             _hook("after-write")
             sha = self.tree.commit(_commit_message(config, result))
-            if sha is None:
+            if not sha:
                 self._save_local(result, choices, now)
                 return
             result.commit = sha
