@@ -273,6 +273,8 @@ class ReconcilerServer:
     """
 
     known_endpoints = (
+        "argocd",
+        "flux",
         "distribution",
         "registry",
         "dockerhub",

@@ -17,6 +17,14 @@ Endpoints (``/hooks/<endpoint>``) and how each is authenticated:
                   and CloudEvents payload formats)
     gitlab        GitLab push / tag push            X-Gitlab-Token: <secret>
     gitea         Gitea push                        X-Gitea-Signature: <hmac>
+    argocd        Argo CD notifications (webhook    Authorization: Bearer <secret>
+                  service, our documented template)
+    flux          Flux notification-controller      X-Signature: sha256=<hmac>
+                  (generic-hmac; generic with an    (generic-hmac), else
+                  Authorization header)             Authorization: Bearer <secret>
+
+Registry and Git events name what was pushed; ``deployment`` events (argocd, flux)
+only say that a GitOps agent reported something, so the pass verifies at once.
 
 Every secret comparison is constant-time (``hmac.compare_digest``).
 """
@@ -35,7 +43,7 @@ from urllib.parse import parse_qs
 
 from reconciler.errors import WebhookRejected
 
-EventKind = Literal["registry", "git"]
+EventKind = Literal["registry", "git", "deployment"]
 EventSource = Literal[
     "distribution",
     "dockerhub",
@@ -44,10 +52,12 @@ EventSource = Literal[
     "github-push",
     "gitlab-push",
     "gitea-push",
+    "argocd",
+    "flux",
 ]
 
 #: URL endpoint names accepted under ``/hooks/``; ``registry`` is an alias of distribution.
-ENDPOINTS = ("distribution", "dockerhub", "github", "harbor", "gitlab", "gitea")
+ENDPOINTS = ("distribution", "dockerhub", "github", "harbor", "gitlab", "gitea", "argocd", "flux")
 _ENDPOINT_ALIASES = {"registry": "distribution"}
 
 #: Manifest media types: a distribution ``push`` of anything else is a blob upload.
@@ -148,8 +158,28 @@ def authenticate(
             _check_hmac(headers.get("x-hub-signature-256"), secret, signed, prefix="sha256=")
     elif endpoint == "dockerhub":
         _check_token(path_token, secret, "URL token")
+    elif endpoint == "flux" and headers.get("x-signature"):
+        _check_flux_signature(headers["x-signature"], secret, body)
+    elif endpoint in ("argocd", "flux"):
+        auth = headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        _check_token(token.strip() if scheme.lower() == "bearer" else None, secret, "bearer token")
     else:  # pragma: no cover - normalize_endpoint() guards this
         raise WebhookRejected(404, f"unknown webhook endpoint {endpoint!r}")
+
+
+_FLUX_HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+
+
+def _check_flux_signature(given: str, secret: str, body: bytes) -> None:
+    """notification-controller's generic-hmac: ``X-Signature: <hash>=<hex hmac>``."""
+    name, _, digest = given.strip().partition("=")
+    hash_function = _FLUX_HASHES.get(name.lower())
+    if hash_function is None:
+        raise WebhookRejected(401, "X-Signature must be sha256=, sha384= or sha512=<hmac>")
+    expected = hmac.new(secret.encode(), body, hash_function).hexdigest()
+    if not _same(digest.strip().lower(), expected):
+        raise WebhookRejected(401, "signature mismatch")
 
 
 # ------------------------------------------------------------------------ parsing
@@ -359,6 +389,8 @@ def parse_event(endpoint: str, headers: Mapping[str, str], body: bytes) -> list[
     bodies that are not JSON objects or lack the fields of their event type.
     """
     document = _load_json(headers, body)
+    if endpoint in ("argocd", "flux"):
+        return parse_deployment_report(endpoint, document)
     if endpoint == "distribution":
         return parse_distribution(document)
     if endpoint == "dockerhub":
@@ -386,6 +418,28 @@ def parse_event(endpoint: str, headers: Mapping[str, str], body: bytes) -> list[
         name = _required_text(document, "repository", "full_name")
         return _git_push("gitea-push", name, document, headers.get("x-gitea-delivery"))
     raise WebhookRejected(404, f"unknown webhook endpoint {endpoint!r}")
+
+
+def parse_deployment_report(endpoint: str, document: Mapping[str, Any]) -> list[WebhookEvent]:
+    """A GitOps agent's report: one ``deployment`` event naming the object and revision.
+
+    Argo CD notifications send what their template says; the documented template
+    (docs/verified-promotion-argocd.md) sends ``{"app", "namespace", "revision",
+    "health", "sync"}``. Flux's generic providers send an Event
+    (``involvedObject.{kind,namespace,name}``, ``metadata.revision``, ``reason``; see
+    fluxcd notification-controller "Provider" docs, generic webhook payload).
+    """
+    if endpoint == "argocd":
+        name = _required_text(document, "app")
+        namespace = _text(document, "namespace") or "argocd"
+        revision = _text(document, "revision")
+        return [WebhookEvent("deployment", "argocd", f"Application/{namespace}/{name}",
+                             commit=revision)]  # fmt: skip
+    kind = _required_text(document, "involvedObject", "kind")
+    name = _required_text(document, "involvedObject", "name")
+    namespace = _text(document, "involvedObject", "namespace") or "flux-system"
+    revision = _text(document, "metadata", "revision")
+    return [WebhookEvent("deployment", "flux", f"{kind}/{namespace}/{name}", commit=revision)]
 
 
 # ------------------------------------------------------------------------ replays
