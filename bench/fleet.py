@@ -431,14 +431,14 @@ class Bench:
                 cumulative = int(match.group(1))
         help_s = median_of([run_process(reconciler_cli("--help")).seconds for _ in range(5)])
         validate = [
-            run_process(reconciler_cli("validate", str(REPO_ROOT / "sample-repo")))
+            run_process(reconciler_cli("validate", str(REPO_ROOT / "reconciler" / "sample")))
             for _ in range(5)
         ]
         assert all(v.returncode == 0 for v in validate), validate[0].stderr
         validate_s = median_of([v.seconds for v in validate])
         self.row("import reconciler.cli (importtime)", cumulative / 1e6)
         self.row("reconciler --help", help_s)
-        self.row("reconciler validate sample-repo", validate_s)
+        self.row("reconciler validate reconciler/sample", validate_s)
         return {"import_cli_s": cumulative / 1e6, "help_s": help_s, "validate_s": validate_s}
 
 
@@ -484,11 +484,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     print(table(bench.rows))
     misses = [k for k, limit in TARGETS.items() if ratios[k] > limit]
-    print(
-        "targets: "
-        + ", ".join(f"{k} <= {v}" for k, v in TARGETS.items())
-        + (f"; MISSED: {', '.join(misses)}" if misses else "; all met")
-    )
+    verdict = f"; MISSED: {', '.join(misses)}" if misses else "; all met"
+    if args.quick:  # ratios at smoke-test size are noise: judged at full size only
+        verdict = " (judged at full size only; this was a --quick smoke run)"
+    print("targets: " + ", ".join(f"{k} <= {v}" for k, v in TARGETS.items()) + verdict)
     if not args.no_json:
         path = write_json_result("fleet", {"args": vars(args), **bench.figures})
         print(f"results: {path.relative_to(REPO_ROOT)}")

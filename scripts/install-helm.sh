@@ -61,5 +61,4 @@ if ! command -v kubectl >/dev/null; then
     echo "install-helm: kubectl installed into $bin_dir" >&2
 fi
 
-"$bin_dir/helm" version --short >&2
 echo "$bin_dir/helm"

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian machine and run it:
 # linters, type checks, the whole pytest suite, and the benchmark smoke test.
+# Python packages go into a venv (default .venv; VENV=... to choose), so Debian's
+# and Ubuntu's externally managed system Python is never touched. The venv sees the
+# system site-packages, so packages the machine already has are not downloaded again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
 
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
@@ -10,6 +14,7 @@ need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v git >/dev/null || need+=(git)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -26,10 +31,16 @@ if [ -x /usr/sbin/sshd ] && [ ! -d /run/sshd ]; then
     $SUDO mkdir -p /run/sshd  # sshd's privilege separation directory
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv --system-site-packages "$VENV"
+fi
+VENV=$(cd "$VENV" && pwd)
+export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
+python -m pip install -q --disable-pip-version-check -e '.[test]'
 if [ -f scripts/install-helm.sh ]; then
-    HELM_BIN="$(bash scripts/install-helm.sh)"
+    HELM_BIN="$(PYTHON=python bash scripts/install-helm.sh "$VENV/bin")"
     export HELM_BIN
+    echo "--- helm: $("$HELM_BIN" version --short)"
 fi
 
 echo "--- ruff"
@@ -40,8 +51,9 @@ mypy
 echo "--- hadolint"
 hadolint Dockerfile
 echo "--- pytest"
-python3 -m pytest -n 2 -q -p no:cacheprovider
+python -m pytest -n 2 -q -p no:cacheprovider
 if [ -f bench/fleet.py ]; then
     echo "--- benchmark smoke test (no timing assertions)"
-    python3 bench/fleet.py --quick
+    python bench/fleet.py --quick
 fi
+echo "--- all checks passed"

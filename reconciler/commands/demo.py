@@ -1,6 +1,6 @@
 """``reconciler demo``: the bundled sample, end to end, with no network and no registry.
 
-It copies the bundled sample config repository into a temporary Git remote, points
+It copies the bundled sample config repository (reconciler/sample/) into a temporary Git remote, points
 its feed at a local OCI image-layout directory, publishes a few image versions there,
 and runs four passes: the first creates releases and deploys them to dev; the second,
 after a new tag is published, creates the next release; the third lets staging catch
@@ -26,18 +26,12 @@ SAMPLE_IMAGES = {
 
 
 def sample_dir() -> Path:
-    """sample-repo/ next to the package (source checkout) or inside it (installed)."""
-    here = Path(__file__).resolve().parent.parent
-    # A source checkout has it beside the package; an installed package is run from the
-    # checkout's root (the README's command), so look in the working directory too.
-    for candidate in (
-        here.parent / "sample-repo",
-        here / "sample-repo",
-        Path.cwd() / "sample-repo",
-    ):
-        if (candidate / "reconciler.yaml").is_file():
-            return candidate
-    raise click.ClickException("sample-repo/ not found next to the reconciler package")
+    """The sample config repository, shipped inside the package (reconciler/sample/):
+    the same files in a checkout, a wheel, pipx and the container image."""
+    sample = Path(__file__).resolve().parent.parent / "sample"
+    if not (sample / "reconciler.yaml").is_file():
+        raise click.ClickException(f"the bundled sample is missing from {sample}")
+    return sample
 
 
 def _git(*args: str, cwd: Path) -> str:

@@ -215,7 +215,7 @@ def test_validate_command_reports_every_problem(tmp_path):
 
 
 def test_sample_repo_validates_and_builds():
-    sample = Path(__file__).resolve().parents[2] / "sample-repo"
+    sample = Path(__file__).resolve().parents[2] / "reconciler" / "sample"
     proc = run_cli("validate", str(sample))
     assert proc.returncode == 0, proc.stderr
     for overlay in sorted(sample.glob("deploy/*/overlays/*")):
