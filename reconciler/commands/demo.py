@@ -1,10 +1,11 @@
 """``reconciler demo``: the bundled sample, end to end, with no network and no registry.
 
-It copies the bundled sample config repository (reconciler/sample/) into a temporary Git remote, points
-its feed at a local OCI image-layout directory, publishes a few image versions there,
-and runs four passes: the first creates releases and deploys them to dev; the second,
-after a new tag is published, creates the next release; the third lets staging catch
-up; the fourth, with nothing new, commits and pushes nothing.
+It copies the sample config repository bundled in the package (reconciler/sample/)
+into a temporary Git remote, points its feed at a local OCI image-layout directory,
+publishes a few image versions there, and runs four passes: the first creates releases
+and deploys them to dev; the second, after a new tag is published, creates the next
+release; the third lets staging catch up; the fourth, with nothing new, commits and
+pushes nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def _seed_remote(base: Path) -> tuple[str, Path]:
     text = text.replace("type: oci\n", "type: oci-layout\n").replace(
         "url: https://ghcr.io\n", f"url: {base / 'feed'}\n"
     )
-    text = text.replace("credentials:\n  dockerConfig: /var/run/secrets/registry/config.json\n", "")
+    credentials = "credentials:\n  dockerConfig: /var/run/secrets/reconciler/registry/config.json\n"
+    text = text.replace(credentials, "")
     feed.write_text(text)
     remote = base / "remote.git"
     _git("init", "-q", "--bare", "-b", "main", str(remote), cwd=base)
