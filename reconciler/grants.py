@@ -37,11 +37,13 @@ __all__ = [
     "CREDENTIALS_DIR_VAR",
     "DEFAULT_CREDENTIALS_DIR",
     "DEFAULT_ENV_PREFIX",
+    "DOCKER_HUB_ALIASES",
     "ENV_PREFIX_VAR",
     "HTTP_CREDENTIALS_VAR",
     "TOKEN_REALMS_VAR",
     "CredentialPolicy",
     "Grant",
+    "canonical_host",
     "feed_host",
     "policy_from_env",
 ]
@@ -59,9 +61,11 @@ RESERVED_ENV_PREFIXES = (
     "RECONCILER_WEBHOOK_",
     "RECONCILER_ASKPASS_",
     "RECONCILER_API_",
+    "RECONCILER_ARGOCD_",
 )
 """The reconciler's own secrets: Git credentials and the pull-request API token
-(``RECONCILER_GIT_*``), webhook secrets, the askpass hand-over variables."""
+(``RECONCILER_GIT_*``), webhook secrets, the askpass hand-over variables, the Argo CD
+API token used by deployment verification."""
 
 RESERVED_ENV_NAMES = frozenset(
     {
@@ -75,7 +79,7 @@ RESERVED_ENV_NAMES = frozenset(
     }
 )
 
-RESERVED_FILE_VARS_PREFIXES = ("RECONCILER_GIT_", "RECONCILER_WEBHOOK_SECRET")
+RESERVED_FILE_VARS_PREFIXES = ("RECONCILER_GIT_", "RECONCILER_WEBHOOK_SECRET", "RECONCILER_ARGOCD_")
 """Variables ending in ``_FILE`` under these prefixes name the reconciler's own secret
 files; their paths are refused wherever they sit."""
 
@@ -90,14 +94,19 @@ RESERVED_FILE_VARS = (
 RESERVED_DIRS = ("/var/run/secrets/kubernetes.io", "/run/secrets/kubernetes.io")
 """The pod's service-account token: never a feed credential."""
 
-BUILTIN_REALMS = frozenset(
-    {
-        ("registry-1.docker.io", "auth.docker.io"),
-        ("index.docker.io", "auth.docker.io"),
-        ("docker.io", "auth.docker.io"),
-    }
-)
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+"""One registry: ``docker.io`` is its name, ``registry-1.docker.io`` its API host and
+``index.docker.io`` a legacy alias; grants name any of them for all of them."""
+
+BUILTIN_REALMS = frozenset({(DOCKER_HUB, "auth.docker.io")})
 """Docker Hub's registry answers with a realm on auth.docker.io (documented by Docker)."""
+
+
+def canonical_host(host: str) -> str:
+    """``host[:port]`` in lower case, Docker Hub's aliases as ``docker.io``."""
+    host = host.strip().lower()
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class Grant:
     host: str | None = None
 
     def applies_to(self, host: str) -> bool:
-        return self.host is None or self.host == host.lower()
+        return self.host is None or canonical_host(self.host) == canonical_host(host)
 
 
 def feed_host(url: str) -> str:
@@ -183,12 +192,14 @@ class CredentialPolicy:
 
     def http_credentials_allowed(self, host: str) -> bool:
         """May a secret go to ``host`` in clear (plain http or unverified TLS)?"""
-        return host.lower() in self.http_hosts
+        return canonical_host(host) in self.http_hosts
 
     def realm_allowed(self, registry_host: str, realm_host: str) -> bool:
         """May the registry's credentials go to a token realm on ``realm_host``?"""
-        registry_host, realm_host = registry_host.lower(), realm_host.lower()
-        return registry_host == realm_host or (registry_host, realm_host) in self.realms
+        registry_host, realm_host = canonical_host(registry_host), realm_host.lower()
+        return canonical_host(realm_host) == registry_host or (
+            (registry_host, realm_host) in self.realms
+        )
 
 
 def policy_from_env(env: Mapping[str, str]) -> CredentialPolicy:
@@ -224,7 +235,8 @@ def _policy(
         env_prefixes=tuple(_grant(p) for p in _split(prefixes)) or (Grant(DEFAULT_ENV_PREFIX),),
         directories=tuple(_grant(d) for d in _split(directories))
         or (Grant(DEFAULT_CREDENTIALS_DIR),),
-        http_hosts=frozenset(h.lower() for h in _split(http_hosts)),
-        realms=BUILTIN_REALMS | {(p.host, p.value.lower()) for p in pairs if p.host},
+        http_hosts=frozenset(canonical_host(h) for h in _split(http_hosts)),
+        realms=BUILTIN_REALMS
+        | {(canonical_host(p.host), p.value.lower()) for p in pairs if p.host},
         reserved_files=frozenset(posixpath.normpath(p) for p in reserved if posixpath.isabs(p)),
     )

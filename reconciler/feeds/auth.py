@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import FeedAuthError
-from reconciler.grants import CredentialPolicy, policy_from_env
+from reconciler.grants import DOCKER_HUB_ALIASES, CredentialPolicy, policy_from_env
 from reconciler.model import Credentials
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 """Docker keeps Docker Hub credentials under this historical key, not ``docker.io``."""
 
-DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+DOCKER_HUB_HOSTS = DOCKER_HUB_ALIASES
 
 DEFAULT_DOCKER_CONFIG = "default"
 """``docker_config: default`` means ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""

@@ -38,6 +38,7 @@ from reconciler.feeds.oci.transport import (
     content_media_type,
     next_link,
 )
+from reconciler.grants import DOCKER_HUB_ALIASES
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -65,6 +66,7 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFE
 Docker v2 manifests to schema 1 (a different digest)."""
 
 DEFAULT_PLATFORM = "linux/amd64"
+DOCKER_HUB_API = "registry-1.docker.io"
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 
 MAX_TAG_PAGES = 1000
@@ -175,7 +177,11 @@ class RegistryClient:
             return None, ""
         warn_if_insecure(feed)
         prefix = parts.path.strip("/")
-        return httpx.URL(f"{parts.scheme}://{parts.netloc}"), prefix
+        netloc = parts.netloc
+        if netloc.lower() in DOCKER_HUB_ALIASES:
+            # docker.io is the registry's name; its API answers on registry-1.docker.io.
+            netloc = DOCKER_HUB_API
+        return httpx.URL(f"{parts.scheme}://{netloc}"), prefix
 
     # -- FeedClient protocol ---------------------------------------------------
 
@@ -408,7 +414,10 @@ class RegistryClient:
 
     def _name(self, repository: str) -> str:
         name = repository.strip("/")
-        return f"{self._prefix}/{name}" if self._prefix else name
+        name = f"{self._prefix}/{name}" if self._prefix else name
+        if self._base is not None and self._base.host == DOCKER_HUB_API and "/" not in name:
+            return f"library/{name}"  # Docker Hub's official images: nginx = library/nginx
+        return name
 
     def _url(self, path: str) -> httpx.URL:
         if self._base is None:
