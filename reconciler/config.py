@@ -45,6 +45,7 @@ from reconciler.model import (
     ReleaseVersioning,
     RenderTarget,
     Settings,
+    Tls,
     Trigger,
     VersionRule,
     project_lifecycle,
@@ -431,6 +432,16 @@ def _credentials(data: Any) -> Credentials | None:
     )
 
 
+def _tls(data: Any) -> Tls | None:
+    if data is None:
+        return None
+    return Tls(
+        ca_file=data.get("caFile"),
+        client_cert=data.get("clientCert"),
+        client_key=data.get("clientKey"),
+    )
+
+
 def _feed(doc: _Doc) -> Feed:
     d = doc.data
     limits = d.get("limits") or {}
@@ -446,6 +457,7 @@ def _feed(doc: _Doc) -> Feed:
         ),
         timeout=parse_duration(d.get("timeout", 10)),
         location=Location(doc.file, yamlio.position(d)),
+        tls=_tls(d.get("tls")),
     )
 
 
@@ -477,15 +489,29 @@ def _check_feed_url(doc: _Doc, out: _Collector) -> None:
         out.at(doc, ["url"], f"{brief(url)} uses plain http; set insecure: true to allow it")
 
 
+def _check_feed_tls(
+    doc: _Doc, tls: Tls, policy: CredentialPolicy, host: str, out: _Collector
+) -> None:
+    for key, file in tls.files():
+        problem = policy.file_problem(file, host)
+        if problem is not None:
+            out.at(doc, ["tls", key], f"not granted: {problem}")
+    if tls.client_key and not tls.client_cert:
+        out.at(doc, ["tls", "clientKey"], "needs clientCert")
+
+
 def _check_feed_credentials(
     doc: _Doc, feed: Feed, policy: CredentialPolicy, out: _Collector
 ) -> None:
-    """Credentials may only name what the operator granted to feeds (reconciler.grants),
-    and travel in clear only to hosts the operator allows."""
+    """Credentials and TLS files may only name what the operator granted to feeds
+    (reconciler.grants), and credentials travel in clear only to hosts the operator
+    allows."""
+    host = feed_host(feed.url)
+    if feed.tls is not None:
+        _check_feed_tls(doc, feed.tls, policy, host, out)
     creds = feed.credentials
     if creds is None:
         return
-    host = feed_host(feed.url)
     named_env = (("usernameEnv", creds.username_env), ("passwordEnv", creds.password_env))
     for key, name in named_env:
         problem = policy.env_problem(name, host) if name is not None else None

@@ -39,6 +39,21 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """A feed's own TLS material (mounted files, granted like credentials): a CA to trust
+    on top of the OS store, and a client certificate and key to present."""
+
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    def files(self) -> list[tuple[str, str]]:
+        """(config key, path) of every file named."""
+        named = (("caFile", self.ca_file), ("clientCert", self.client_cert))
+        return [(key, path) for key, path in (*named, ("clientKey", self.client_key)) if path]
+
+
+@dataclass(frozen=True)
 class Limits:
     concurrency: int = 8  # parallel requests to this feed's host
     requests_per_second: float = 0.0  # 0 = unlimited
@@ -54,6 +69,7 @@ class Feed:
     limits: Limits = field(default_factory=Limits)
     timeout: float = 10.0
     location: Location = field(default_factory=lambda: Location(""))
+    tls: Tls | None = None
 
 
 @dataclass(frozen=True)

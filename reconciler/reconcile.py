@@ -44,6 +44,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.feeds import FeedClient, open_feed
+from reconciler.feeds._http import feed_transport
 from reconciler.gitrepo import WorkTree
 from reconciler.lifecycle import (
     MANUAL_APPROVAL_PENDING,
@@ -469,12 +470,11 @@ class Reconciler:
             return inner
         if inner is None:
             concurrency = max(1, feed.limits.concurrency)
-            inner = httpx.HTTPTransport(
+            inner = feed_transport(
+                feed,
+                concurrency=concurrency,
                 http2=importlib.util.find_spec("h2") is not None,
-                verify=not feed.insecure,
-                limits=httpx.Limits(
-                    max_connections=concurrency, max_keepalive_connections=concurrency
-                ),
+                env=self.options.feed_env,
             )
         from reconciler.metrics import InstrumentedTransport  # sidecar only: prometheus
 

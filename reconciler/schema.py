@@ -98,6 +98,18 @@ FEED = _obj(
         "url": {"type": "string", "minLength": 1},
         "insecure": {"type": "boolean", "description": "allow plain http / skip TLS checks"},
         "credentials": CREDENTIALS,
+        "tls": _obj(
+            {
+                "caFile": {
+                    "type": "string",
+                    "description": "PEM CA bundle trusted on top of the OS store",
+                },
+                "clientCert": {"type": "string", "description": "PEM client certificate"},
+                "clientKey": {"type": "string", "description": "PEM key of the client certificate"},
+            },
+            [],
+            "the feed's own TLS files (mounted; granted like credentials)",
+        ),
         "limits": _obj(
             {
                 "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},

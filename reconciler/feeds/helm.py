@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import tempfile
 import threading
 import time
@@ -47,6 +48,7 @@ from reconciler.feeds._http import (
     http_error_text,
     parse_created,
     parse_retry_after,
+    tls_context,
     warn_if_insecure,
 )
 from reconciler.feeds.auth import CredentialResolver
@@ -168,10 +170,16 @@ class HelmRepoClient:
         self._credentials = CredentialResolver(
             feed.name, feed.credentials, self._index_url.netloc.decode("ascii"), env=env
         )
+        verify: ssl.SSLContext | bool = True
+        self._tls_error: FeedError | None = None  # raised by each fetch
+        try:
+            verify = tls_context(feed, env)
+        except FeedError as exc:
+            self._tls_error = exc
         self._http = httpx.Client(
             transport=transport,
             timeout=feed.timeout,
-            verify=not feed.insecure,
+            verify=verify,
             follow_redirects=True,  # httpx drops Authorization on cross-origin hops
             headers={"User-Agent": "reconciler (helm index)"},
         )
@@ -241,6 +249,8 @@ class HelmRepoClient:
         return set(self._state.charts) | self._declared | {chart}
 
     def _fetch(self, chart: str) -> None:
+        if self._tls_error is not None:
+            raise self._tls_error
         wanted = self._wanted(chart)
         # A 304 only helps if the cached entries already cover every wanted chart.
         conditional = wanted <= set(self._state.charts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -27,7 +28,7 @@ import httpx
 
 from reconciler import model
 from reconciler.errors import FeedError, PlatformNotFound
-from reconciler.feeds._http import parse_created, warn_if_insecure
+from reconciler.feeds._http import parse_created, tls_context, warn_if_insecure
 from reconciler.feeds.auth import CredentialResolver, TokenCache
 from reconciler.feeds.oci.challenge import Authenticator, parse_challenge
 from reconciler.feeds.oci.transport import (
@@ -135,6 +136,11 @@ class RegistryClient:
         self._config_error: str | None = None
         self._base, self._prefix = self._parse_url(feed)
         host = self._base.netloc.decode("ascii") if self._base else ""
+        verify: ssl.SSLContext | bool = True
+        try:
+            verify = tls_context(feed, env)
+        except FeedError as exc:
+            self._config_error = self._config_error or exc.message  # raised by each request
         self._transport = Transport(
             feed,
             transport=transport,
@@ -142,6 +148,7 @@ class RegistryClient:
             wall_clock=wall_clock,
             sleep=sleep,
             max_body_bytes=max_body_bytes,
+            verify=verify,
         )
         secure = self._base is not None and self._base.scheme == "https" and not feed.insecure
         self._auth = Authenticator(
@@ -420,7 +427,7 @@ class RegistryClient:
         return name
 
     def _url(self, path: str) -> httpx.URL:
-        if self._base is None:
+        if self._base is None or self._config_error is not None:
             raise FeedError(
                 self.feed.name, self._config_error or "unusable url", retry_after=3600.0
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -109,7 +110,8 @@ class Transport:
 
     ``transport`` replaces the network (tests); ``clock`` (monotonic) times deadlines
     and pacing, ``wall_clock`` reads ``Retry-After`` dates, ``sleep`` paces.
-    ``requests_made`` and ``requests_by_kind`` count what was sent.
+    ``requests_made`` and ``requests_by_kind`` count what was sent. ``verify`` is
+    ``_http.tls_context``'s answer.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class Transport:
         wall_clock: Callable[[], float],
         sleep: Callable[[float], None],
         max_body_bytes: int,
+        verify: ssl.SSLContext | bool,
     ) -> None:
         self.feed = feed
         self.max_body = max_body_bytes
@@ -137,7 +140,7 @@ class Transport:
             transport=transport,
             http2=transport is None and importlib.util.find_spec("h2") is not None,
             timeout=httpx.Timeout(feed.timeout),
-            verify=not feed.insecure,
+            verify=verify,
             follow_redirects=True,
             limits=httpx.Limits(
                 max_connections=max(1, feed.limits.concurrency),
