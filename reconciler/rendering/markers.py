@@ -1,8 +1,22 @@
-"""Marker targets: any scalar followed by a ``# {"$reconciler": "project:package[:suffix]"}``
-comment, in the style of Flux's ``$imagepolicy`` setters."""
+"""Marker targets: any scalar followed by a setter comment naming a package.
+
+Two dialects, the same rules:
+
+- ours, ``# {"$reconciler": "project:package[:tag|:digest|:name|:version]"}``
+  (target kind ``markers``);
+- Flux's own image automation setters,
+  ``# {"$imagepolicy": "namespace:policy[:tag|:name|:digest]"}`` (target kind
+  ``flux-imagepolicy``), so a Flux repository switches without
+  rewriting its markers. The policy name is the package name (``reconciler import
+  flux`` names packages after their ImagePolicy); the namespace is not used.
+
+Without a suffix the value is ``name:tag`` (``@digest`` appended when known), as
+Flux writes it.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -20,14 +34,58 @@ from reconciler.rendering.yamlsplice import (
     located_scalars,
 )
 
-__all__ = ["MARKER_KEY", "MARKER_LITERAL", "marker_packages", "read_markers", "render_markers"]
+__all__ = [
+    "FLUX",
+    "MARKER_KEY",
+    "MARKER_LITERAL",
+    "RECONCILER",
+    "Dialect",
+    "marker_packages",
+    "read_markers",
+    "render_markers",
+]
 
 MARKER_KEY = "$reconciler"
 MARKER_LITERAL = '"$reconciler"'
 """Files without this literal (quotes included) are never parsed by render_markers."""
 
-_MARKER = re.compile(r'#\s*(\{\s*"\$reconciler"\s*:\s*"[^"\r\n]*"\s*\})')
-_SUFFIXES = (None, "tag", "digest", "name", "version")
+
+@dataclass(frozen=True)
+class Dialect:
+    """One family of setter comments: its JSON key, and how a setter names a package."""
+
+    key: str
+    target: str  # the target kind, for messages
+    suffixes: tuple[str | None, ...]
+    by_project: bool  # the setter's first part is the project (ours), or a namespace (Flux)
+
+    @property
+    def literal(self) -> str:
+        return f'"{self.key}"'
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(r'#\s*(\{\s*"' + re.escape(self.key) + r'"\s*:\s*"[^"\r\n]*"\s*\})')
+
+    def parse(self, setter: str, project: str) -> tuple[str, str | None] | None:
+        """(package, suffix) named by ``setter``; None when it is not this project's.
+
+        Raises ValueError for a malformed setter of this project.
+        """
+        parts = setter.split(":")
+        if self.by_project and parts[0] != project:
+            return None
+        if len(parts) not in (2, 3) or (parts[2:] and parts[2] not in self.suffixes):
+            raise ValueError(setter)
+        return parts[1], parts[2] if len(parts) == 3 else None
+
+    def example(self, project: str, package: str) -> str:
+        owner = project if self.by_project else "<namespace>"
+        return f'# {{"{self.key}": "{owner}:{package}"}}'
+
+
+RECONCILER = Dialect(MARKER_KEY, "markers", (None, "tag", "digest", "name", "version"), True)
+FLUX = Dialect("$imagepolicy", "flux-imagepolicy", (None, "tag", "digest", "name"), False)
 
 
 @dataclass(frozen=True)
@@ -54,23 +112,26 @@ def _scalar_refs(src: Source, docs: Sequence[Any], file: str) -> dict[int, list[
     return refs
 
 
-def _markers(src: Source, docs: Sequence[Any], project: str, file: str) -> list[_Marker]:
+def _markers(
+    src: Source, docs: Sequence[Any], project: str, file: str, dialect: Dialect
+) -> list[_Marker]:
     refs: dict[int, list[_ScalarRef]] | None = None
     found: list[_Marker] = []
     for line in range(len(src.starts)):
         content = src.line(line)
-        if MARKER_LITERAL not in content:
+        if dialect.literal not in content:
             continue
-        for match in _MARKER.finditer(content):
+        for match in dialect.pattern.finditer(content):
             try:
-                setter = str(json.loads(match.group(1))[MARKER_KEY])
+                setter = str(json.loads(match.group(1))[dialect.key])
             except (ValueError, KeyError):
                 continue
-            parts = setter.split(":")
-            if parts[0] != project:
+            try:
+                named = dialect.parse(setter, project)
+            except ValueError:
+                raise RenderError(file, f"line {line + 1}: malformed marker {setter!r}") from None
+            if named is None:
                 continue
-            if len(parts) not in (2, 3) or (parts[2:] and parts[2] not in _SUFFIXES):
-                raise RenderError(file, f"line {line + 1}: malformed marker {setter!r}")
             if refs is None:
                 refs = _scalar_refs(src, docs, file)
             comment_at = src.starts[line] + match.start()
@@ -78,7 +139,7 @@ def _markers(src: Source, docs: Sequence[Any], project: str, file: str) -> list[
             if not before:
                 raise RenderError(file, f"line {line + 1}: marker {setter!r} follows no value")
             ref = max(before, key=lambda r: r.span.start)
-            found.append(_Marker(line, parts[1], parts[2] if len(parts) == 3 else None, ref))
+            found.append(_Marker(line, named[0], named[1], ref))
     return found
 
 
@@ -99,33 +160,45 @@ def _marker_value(marker: _Marker, artifact: Artifact, file: str) -> str:
     return f"{full}@{artifact.digest}" if artifact.digest else full
 
 
-def marker_packages(text: str, project: str) -> set[str]:
+def marker_packages(text: str, project: str, dialect: Dialect = RECONCILER) -> set[str]:
     """The packages ``project``'s markers in ``text`` name (a text scan, no YAML parse)."""
-    if MARKER_LITERAL not in text:
+    if dialect.literal not in text:
         return set()
     found = set()
-    lines = (line for line in LINE_BREAK.split(text) if MARKER_LITERAL in line)
-    for match in (m for line in lines for m in _MARKER.finditer(line)):
+    lines = (line for line in LINE_BREAK.split(text) if dialect.literal in line)
+    for match in (m for line in lines for m in dialect.pattern.finditer(line)):
         try:
-            setter = str(json.loads(match.group(1))[MARKER_KEY])
+            setter = str(json.loads(match.group(1))[dialect.key])
         except (ValueError, KeyError):
             continue
-        owner, _, rest = setter.partition(":")
-        if owner == project and rest:
-            found.add(rest.partition(":")[0])
+        try:
+            named = dialect.parse(setter, project)
+        except ValueError:  # malformed, but this project's: rendering says what is wrong
+            named = ((setter.split(":") + [""])[1], None)
+        if named is not None:
+            found.add(named[0])
     return found
 
 
-def _no_marker(file: str, project: str, by_package: Mapping[str, Artifact]) -> RenderError:
-    example = f'# {{"{MARKER_KEY}": "{project}:{min(by_package)}"}}'
+def _no_marker(
+    file: str, project: str, by_package: Mapping[str, Artifact], dialect: Dialect
+) -> RenderError:
+    example = dialect.example(project, min(by_package))
     return RenderError(
         file,
-        f"markers target: no marker for {', '.join(sorted(by_package))} of project "
+        f"{dialect.target} target: no marker for {', '.join(sorted(by_package))} of project "
         f"{project} (such as {example}), so nothing would be rendered",
     )
 
 
-def render_markers(text: str, project: str, artifacts: Sequence[Artifact], *, file: str) -> str:
+def render_markers(
+    text: str,
+    project: str,
+    artifacts: Sequence[Artifact],
+    *,
+    file: str,
+    dialect: Dialect = RECONCILER,
+) -> str:
     """Rewrite scalars marked ``# {"$reconciler": "<project>:<package>[:suffix]"}``.
 
     Suffix none: ``name:tag`` (``@digest`` appended when known); ``:tag`` and
@@ -139,10 +212,10 @@ def render_markers(text: str, project: str, artifacts: Sequence[Artifact], *, fi
     if not artifacts:
         return text
     by_package = {a.package: a for a in artifacts}
-    if not marker_packages(text, project) & by_package.keys():
-        raise _no_marker(file, project, by_package)
+    if not marker_packages(text, project, dialect) & by_package.keys():
+        raise _no_marker(file, project, by_package, dialect)
     plan = Plan(text, file)
-    for marker in _markers(plan.src, plan.docs, project, file):
+    for marker in _markers(plan.src, plan.docs, project, file, dialect):
         artifact = by_package.get(marker.package)
         if artifact is None:
             continue
@@ -154,13 +227,15 @@ def render_markers(text: str, project: str, artifacts: Sequence[Artifact], *, fi
     return plan.result()
 
 
-def read_markers(text: str, project: str, *, file: str) -> dict[str, Current]:
+def read_markers(
+    text: str, project: str, *, file: str, dialect: Dialect = RECONCILER
+) -> dict[str, Current]:
     """What this project's markers currently hold, by package."""
-    if MARKER_LITERAL not in text:
+    if dialect.literal not in text:
         return {}
     src = Source(text)
     out: dict[str, Current] = {}
-    for marker in _markers(src, load(text, file), project, file):
+    for marker in _markers(src, load(text, file), project, file, dialect):
         span = marker.ref.span
         raw = marker.ref.value
         written = raw if isinstance(raw, str) else src.text[span.start : span.end]
