@@ -35,6 +35,7 @@ from reconciler.model import (
     Environment,
     Feed,
     FreezeWindow,
+    HelmValuesImage,
     Lifecycle,
     Limits,
     Location,
@@ -651,7 +652,7 @@ def _environments(name: str, data: Any) -> list[Environment]:
             overlay=str(e.get("overlay", "")).rstrip("/"),
             promotion=e.get("promotion", defaults.get("promotion", "direct")),
             on_drift=e.get("onDrift", defaults.get("onDrift", "pin")),
-            targets=tuple(RenderTarget(t["kind"], t["file"]) for t in e.get("targets") or ()),
+            targets=tuple(_render_target(t) for t in e.get("targets") or ()),
             verify=_verify_spec(e.get("verify", defaults.get("verify"))),
         )
 
@@ -1182,3 +1183,21 @@ def _load(root: Path, *, fast: bool) -> Config:
     if out.problems:
         raise ConfigError(out.problems)
     return Config(settings, feeds, lifecycles, projects, triggers)
+
+
+def _render_target(data: dict[str, Any]) -> RenderTarget:
+    """A ``targets[]`` entry (schema-checked)."""
+    images = []
+    for image in data.get("images") or ():
+        spec = image.get("spec")
+        defaults = (None, None) if spec else ("image.name", "image.tag")
+        images.append(
+            HelmValuesImage(
+                package=image["package"],
+                name=image.get("name", defaults[0]),
+                tag=image.get("tag", defaults[1]),
+                spec=spec,
+                digest=image.get("digest"),
+            )
+        )
+    return RenderTarget(data["kind"], data["file"], tuple(images))

@@ -85,6 +85,7 @@ def _rendered(
             project=project.name,
             digest=project.render_digest,
             file=target.file,
+            images=target.images,
         )
         yield target.file, text, new
 
@@ -133,7 +134,12 @@ def observe(root: Path, project: Project, environment: str, release: Release) ->
         text = read_target(root, target.file)
         found.update(
             rendering.current_versions(
-                target.kind, text, artifacts, project=project.name, file=target.file
+                target.kind,
+                text,
+                artifacts,
+                project=project.name,
+                file=target.file,
+                images=target.images,
             )
         )
     differences = []

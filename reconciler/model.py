@@ -134,11 +134,33 @@ class ReleaseVersioning:
 
 
 @dataclass(frozen=True)
+class HelmValuesImage:
+    """Where a ``helm-values`` target holds one image package, as Argo CD Image
+    Updater's helm parameter names (``image.name`` / ``image.tag`` by default;
+    ``spec`` for one ``name:tag`` value). Dotted names are paths into the values."""
+
+    package: str
+    name: str | None = "image.name"
+    tag: str | None = "image.tag"
+    spec: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
 class RenderTarget:
     """A file in an overlay that holds versions: chosen per environment."""
 
-    kind: Literal["kustomize-images", "kustomize-helm", "helmrelease", "application", "markers"]
+    kind: Literal[
+        "kustomize-images",
+        "kustomize-helm",
+        "helmrelease",
+        "application",
+        "markers",
+        "flux-imagepolicy",
+        "helm-values",
+    ]
     file: str  # repo-relative path
+    images: tuple[HelmValuesImage, ...] = ()  # helm-values only; () = every image, defaults
 
 
 @dataclass(frozen=True)

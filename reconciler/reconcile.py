@@ -750,6 +750,7 @@ class Reconciler:
                         [artifact],
                         project=project.name,
                         file=target.file,
+                        images=target.images,
                     )
                 # Unreadable, undecodable or hostile file: no hint, not a failure
                 # (rendering reports it properly when the file is written).

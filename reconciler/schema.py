@@ -195,12 +195,36 @@ RULE = _obj(
     "how versions are chosen for some packages",
 )
 
+_helm_param = {"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"}
 _target = _obj(
     {
         "kind": {
-            "enum": ["kustomize-images", "kustomize-helm", "helmrelease", "application", "markers"]
+            "enum": [
+                "kustomize-images",
+                "kustomize-helm",
+                "helmrelease",
+                "application",
+                "markers",
+                "flux-imagepolicy",
+                "helm-values",
+            ]
         },
         "file": _relpath,
+        "images": {
+            "type": "array",
+            "description": "helm-values: where each image package is written, as Argo CD "
+            "Image Updater's helm parameter names (default image.name / image.tag)",
+            "items": _obj(
+                {
+                    "package": {"type": "string", "minLength": 1},
+                    "name": _helm_param,
+                    "tag": _helm_param,
+                    "spec": _helm_param,
+                    "digest": _helm_param,
+                },
+                ["package"],
+            ),
+        },
     },
     ["kind", "file"],
 )

@@ -174,7 +174,7 @@ def marker_packages(text: str, project: str, dialect: Dialect = RECONCILER) -> s
         try:
             named = dialect.parse(setter, project)
         except ValueError:  # malformed, but this project's: rendering says what is wrong
-            named = ((setter.split(":") + [""])[1], None)
+            named = ([*setter.split(":"), ""][1], None)
         if named is not None:
             found.add(named[0])
     return found
