@@ -45,11 +45,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import git
 
 from reconciler.errors import GitError, PushRejected
+from reconciler.logs import scrub
 
 __all__ = [
     "OWNED_BRANCH_PREFIXES",
@@ -57,7 +58,6 @@ __all__ = [
     "WorkTree",
     "local_branch_files",
     "local_branch_head",
-    "scrub",
 ]
 
 log = logging.getLogger(__name__)
@@ -153,38 +153,6 @@ class CommitInfo:
     subject: str
     message: str
     trailers: dict[str, list[str]]
-
-
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s@'\"]+)@")
-_AUTH_HEADER = re.compile(r"(?i)(authorization:\s*(?:basic|bearer|token)\s+)[^\s'\"]+")
-
-
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with credentials removed, for logs and exception messages.
-
-    Removes the user info of http(s) URLs (tokens are often passed as the user
-    name), the password part of any other URL's user info (``ssh://git@host`` keeps
-    its non-secret ``git``), values of Authorization headers, and every occurrence of
-    each non-empty string in ``secrets`` (also in URL-encoded form).
-    """
-
-    def _replace_userinfo(match: re.Match[str]) -> str:
-        scheme, userinfo = match.group("scheme"), match.group("userinfo")
-        if scheme.lower().startswith(("http", "ftp")):
-            return f"{scheme}***@"
-        if ":" in userinfo:
-            return f"{scheme}{userinfo.split(':', 1)[0]}:***@"
-        return match.group(0)
-
-    text = _URL_USERINFO.sub(_replace_userinfo, text)
-    text = _AUTH_HEADER.sub(r"\1***", text)
-    # Longest first, so a secret containing another secret is removed whole.
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-        encoded = quote(secret, safe="")
-        if encoded != secret:
-            text = text.replace(encoded, "***")
-    return text
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
+from urllib.parse import quote
 
 REDACTED = "***"
 
@@ -31,8 +32,10 @@ CONTEXT_FIELDS = ("project", "feed", "release", "environment", "channel", "trigg
 # would make logs unreadable and protect nothing.
 _MIN_SECRET_LENGTH = 4
 
-# user:password@ in URLs, redacted even when nobody registered the password.
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@")
+# User info in URLs and Authorization header values, redacted even when nobody
+# registered the secret they hold.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s@'\"]+)@")
+_AUTH_HEADER = re.compile(r"(?i)(authorization:\s*(?:basic|bearer|token)\s+)[^\s'\"]+")
 
 _STANDARD_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -79,11 +82,34 @@ def clear_secrets() -> None:
 
 
 def scrub(text: str, extra_secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with registered secrets, ``extra_secrets`` and URL passwords redacted."""
-    for value in (*_secrets.values(), *extra_secrets):
-        if len(value) >= _MIN_SECRET_LENGTH and value in text:
-            text = text.replace(value, REDACTED)
-    return _URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", text)
+    """Return ``text`` with credentials removed: the one scrubber for logs, exception
+    messages, notifications and git's output.
+
+    Removes the user info of http(s)/ftp URLs (tokens are often passed as the user
+    name), the password part of any other URL's user info (``ssh://git@host`` keeps
+    its non-secret ``git``), values of Authorization headers, every registered
+    secret (:func:`register_secret`) and every non-empty string in
+    ``extra_secrets``, each also in URL-encoded form.
+    """
+    text = _URL_USERINFO.sub(_without_userinfo, text)
+    text = _AUTH_HEADER.sub(rf"\1{REDACTED}", text)
+    # Longest first, so a secret containing another secret is removed whole.
+    secrets = {s for s in (*_secrets.values(), *extra_secrets) if s}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+        encoded = quote(secret, safe="")
+        if encoded != secret:
+            text = text.replace(encoded, REDACTED)
+    return text
+
+
+def _without_userinfo(match: re.Match[str]) -> str:
+    scheme, userinfo = match.group("scheme"), match.group("userinfo")
+    if scheme.lower().startswith(("http", "ftp")):
+        return f"{scheme}{REDACTED}@"
+    if ":" in userinfo:
+        return f"{scheme}{userinfo.split(':', 1)[0]}:{REDACTED}@"
+    return match.group(0)
 
 
 class RedactingFilter(logging.Filter):

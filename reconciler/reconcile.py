@@ -843,7 +843,7 @@ class Reconciler:
         only_projects: set[str] | None,
         recheck: frozenset[str],
     ) -> None:
-        self.tree.sync()
+        self._sync()
         _hook("after-sync")
         try:
             config = load_config_cached(self.tree.root, self.cache_dir / "config.pickle")
@@ -884,7 +884,7 @@ class Reconciler:
                 result.project_errors.clear()
                 result.ok = not result.feed_errors
                 result.commit = None
-                self.tree.sync()
+                self._sync()
                 try:
                     config = load_config_cached(self.tree.root, self.cache_dir / "config.pickle")
                 except ConfigError as exc:
@@ -922,6 +922,15 @@ class Reconciler:
             f"push still rejected after {self.options.max_push_attempts} plans"
             f" and {result.push_rebases} rebases"
         )
+
+    def _sync(self) -> None:
+        """Sync the work tree; a remote without the branch is an error, not an empty
+        config: a mistyped ``--branch`` or an empty repository must not look "ok"."""
+        if not self.tree.sync():
+            raise GitError(
+                f"{self.tree.url} has no branch {self.tree.branch!r}: nothing to reconcile"
+                " (check --branch, or push the config first)"
+            )
 
     def _push(self, config: Config, result: PassResult) -> bool:
         """Push the pass's commit. When the remote moved on only in files no pass

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import GitError, PushRejected
-from reconciler.gitrepo import WorkTree, scrub
+from reconciler.gitrepo import WorkTree
+from reconciler.logs import scrub
 from tests.helpers.gitserver import BareRemote, GitHttpServer, run_git
 from tests.helpers.sshserver import SshServer
 

@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.errors import ReconcilerError
 from reconciler.operations import read_pins
+from tests.helpers.configrepo import result_json, run_cli
 
 PIN = "apiVersion: reconciler.dev/v1\nkind: Pin\nproject: shop\nenvironment: dev\nreason: x\n"
 
@@ -39,3 +40,20 @@ def test_a_file_that_is_not_a_pin_is_an_error_naming_it(tmp_path, text, found):
     assert str(caught.value) == (
         f"pins/shop/dev.yaml: not a pin: kind must be 'Pin', found {found}"
     )
+
+
+@pytest.mark.parametrize("case", ["missing-branch", "empty-remote"])
+def test_a_branch_that_does_not_exist_is_a_git_error(bare_remote, tmp_path, case):
+    seed = None if case == "empty-remote" else {"README.md": "config\n"}
+    remote = bare_remote(seed=seed)
+    branch = ["--branch", "nope"] if case == "missing-branch" else []
+
+    proc = run_cli(
+        "once", "--repo", remote.url, "--work-dir", str(tmp_path / "w"), "--json", *branch
+    )
+
+    out = result_json(proc)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert out["ok"] is False
+    wanted = "nope" if branch else "main"
+    assert f"has no branch '{wanted}': nothing to reconcile" in out["gitError"]

@@ -102,3 +102,14 @@ def test_scrub_redacts_url_passwords_and_ignores_tiny_secrets() -> None:
     register_secret("ab")  # too short to redact without wrecking every message
     assert scrub("https://user:pa55@host/x and ab") == "https://***@host/x and ab"
     assert scrub("s3 then long-secret", ["long-secret"]) == "s3 then ***"
+
+
+def test_one_scrubber_has_the_stricter_rules_of_both_old_ones() -> None:
+    # Formerly only gitrepo's: token-only user info, Authorization headers, URL-encoding.
+    assert scrub("https://ghp_tok3n@github.com/o/r") == "https://***@github.com/o/r"
+    assert scrub("authorization: Bearer abc.def") == "authorization: Bearer ***"
+    assert scrub("p%40ss%2Fw0rd", ["p@ss/w0rd"]) == "***"
+    # Formerly only logs': registered secrets, anywhere.
+    register_secret("registered-secret")
+    assert scrub("git said registered-secret") == "git said ***"
+    assert scrub("ssh://git:pw@host/r.git") == "ssh://git:***@host/r.git"
