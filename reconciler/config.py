@@ -745,6 +745,7 @@ def _settings(doc: _Doc | None) -> Settings:
         author_name=author.get("name", "reconciler"),
         author_email=author.get("email", "reconciler@localhost"),
         commit_template=d.get("commitTemplate"),
+        digest_recheck=parse_duration(d.get("digestRecheck", 3600)),
         notifications=tuple(
             (str(n["kind"]), str(n["urlEnv"]), tuple(n.get("events") or ()))
             for n in d.get("notifications") or ()

@@ -261,6 +261,9 @@ class Settings:
     author_name: str = "reconciler"
     author_email: str = "reconciler@localhost"
     commit_template: str | None = None
+    # Seconds a kept answer about a tag (digest, platforms, creation time) is trusted
+    # before the registry is asked again: how soon polling notices a re-pushed tag.
+    digest_recheck: float = 3600.0
     # (kind, urlEnv, events) per notification target; see notify.py
     notifications: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 

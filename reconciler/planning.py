@@ -20,6 +20,7 @@ Rules (Octopus external feed triggers):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -89,7 +90,15 @@ def rule_for(project: Project, channel_name: str, package: str) -> VersionRule:
     return VersionRule()
 
 
-def _newer(rule: VersionRule, choice: PackageChoice, previous: ReleasedPackage | None) -> bool:
+def _newer(
+    rule: VersionRule,
+    choice: PackageChoice,
+    previous: ReleasedPackage | None,
+    replaced: frozenset[str] = frozenset(),
+) -> bool:
+    """Whether ``choice`` is new content after ``previous``. ``replaced``: digests that
+    earlier releases held for ``previous``'s tag and a later release replaced; the tag
+    never goes back to one of them (a writer with an old answer must not flip-flop)."""
     if choice.tag is None:
         return False
     if previous is None:
@@ -108,7 +117,8 @@ def _newer(rule: VersionRule, choice: PackageChoice, previous: ReleasedPackage |
         and previous.digest
         and choice.digest != previous.digest
     ):
-        return True  # the same tag re-pushed with new content
+        # The same tag re-pushed with new content; never back to content it replaced.
+        return choice.digest not in replaced
     if (
         rule.strategy == "newest-build"
         and choice.built is not None
@@ -189,8 +199,14 @@ def plan_release(
     now: datetime,
     *,
     settle_state: SettleState | None = None,
+    replaced: Mapping[str, frozenset[str]] | None = None,
 ) -> TriggerDecision:
-    """Decide whether ``trigger`` creates a release now, and which."""
+    """Decide whether ``trigger`` creates a release now, and which.
+
+    ``replaced``: per package, digests that earlier releases of the channel held for
+    the previous release's tag and that a later release replaced (see ``_newer``).
+    """
+    replaced = replaced or {}
 
     def decision(release: Release | None, reason: str, **extra: Any) -> TriggerDecision:
         return TriggerDecision(
@@ -209,15 +225,16 @@ def plan_release(
         choice = choices[source]
         rule = rule_for(project, trigger.channel, source)
         prev = previous.package(source) if previous else None
-        if _newer(rule, choice, prev):
+        if _newer(rule, choice, prev, replaced.get(source, frozenset())):
             fired_by.append(source)
     if not fired_by:
-        return decision(None, _nothing_new(trigger, previous, choices))
+        return decision(None, _nothing_new(trigger, previous, choices, replaced))
 
     packages: list[ReleasedPackage] = []
     changes: list[tuple[str, str | None, str]] = []
     for pkg in project.packages:
-        chosen = _resolve(project, trigger, pkg, previous, choices[pkg.name])
+        gone = replaced.get(pkg.name, frozenset())
+        chosen = _resolve(project, trigger, pkg, previous, choices[pkg.name], gone)
         if chosen is None:
             reason = choices[pkg.name].selection
             why = _rejections(reason) if reason else "no versions"
@@ -262,12 +279,13 @@ def _resolve(
     pkg: Package,
     previous: Release | None,
     choice: PackageChoice,
+    replaced: frozenset[str],
 ) -> ReleasedPackage | None:
     """The package's version for the new release; never older than the previous one."""
     prev = previous.package(pkg.name) if previous else None
     rule = rule_for(project, trigger.channel, pkg.name)
     source = pkg.manifest_name or pkg.repository
-    if choice.tag is not None and (prev is None or _newer(rule, choice, prev)):
+    if choice.tag is not None and (prev is None or _newer(rule, choice, prev, replaced)):
         return ReleasedPackage(
             pkg.name, pkg.kind, source, choice.tag, choice.digest, built=choice.built
         )
@@ -285,7 +303,10 @@ def _rejections(selection: Selection) -> str:
 
 
 def _nothing_new(
-    trigger: Trigger, previous: Release | None, choices: dict[str, PackageChoice]
+    trigger: Trigger,
+    previous: Release | None,
+    choices: dict[str, PackageChoice],
+    replaced: Mapping[str, frozenset[str]],
 ) -> str:
     parts = []
     for source in trigger.sources:
@@ -296,6 +317,11 @@ def _nothing_new(
             parts.append(
                 f"{source}: nothing passes channel {trigger.channel}"
                 + (f" ({_rejections(sel)})" if sel else "")
+            )
+        elif prev is not None and choice.digest in replaced.get(source, frozenset()):
+            parts.append(
+                f"{source}: {choice.tag}@{choice.digest} is content an earlier release"
+                f" already replaced (now {prev.digest})"
             )
         else:
             parts.append(

@@ -38,6 +38,7 @@ from reconciler.config import CONFIG_DIRS, SETTINGS_FILE, load_config_cached
 from reconciler.errors import (
     ConfigError,
     FeedError,
+    FeedNotFound,
     FeedRateLimited,
     GitError,
     PushRejected,
@@ -60,6 +61,7 @@ from reconciler.model import (
     Feed,
     Project,
     Release,
+    ReleasedPackage,
     VersionRule,
     project_lifecycle,
 )
@@ -116,6 +118,40 @@ def _trusted(pkg: Any, rule: VersionRule, recheck: frozenset[str]) -> bool:
     return pkg.repository not in recheck and rule.strategy != "digest"
 
 
+def _followed_tags(
+    config: Config, projects: Iterable[Project], channel_of: Mapping[str, set[str]]
+) -> dict[tuple[str, str], set[str]]:
+    """OCI repositories that every polling package follows with the ``digest``
+    strategy, with the tags followed: their tag lists are not needed, only the
+    followed tags' digests (one manifest HEAD each, not a tags/list as well)."""
+    followed: dict[tuple[str, str], set[str]] = {}
+    listed: set[tuple[str, str]] = set()
+    for project in projects:
+        for pkg in project.packages:
+            key = (pkg.feed, pkg.repository)
+            for channel in channel_of.get(project.name, ()):
+                rule = rule_for(project, channel, pkg.name)
+                if rule.strategy == "digest" and rule.tag and config.feeds[pkg.feed].type == "oci":
+                    followed.setdefault(key, set()).add(rule.tag)
+                else:
+                    listed.add(key)
+    return {key: tags for key, tags in followed.items() if key not in listed}
+
+
+def _head_followed(
+    client: FeedClient, key: tuple[str, str], tags: set[str], fresh: dict[str, str | None]
+) -> list[str]:
+    """The followed tags that exist, with their digests put in ``fresh``; when one is
+    not found, the real tag list (so selection explains what is there instead)."""
+    feed, repository = key
+    for tag in sorted(tags):
+        try:
+            fresh[f"{feed}|{repository}|{tag}"] = client.digest(repository, tag)
+        except FeedNotFound:
+            return client.list_tags(repository)
+    return sorted(tags)
+
+
 def _hook(step: str) -> None:
     if os.environ.get(HOOK_ENV) == step:
         os.kill(os.getpid(), 9)
@@ -155,7 +191,6 @@ class PassOptions:
     metrics: Metrics | None = None  # sidecar mode: count requests, releases, promotions
     backoff: Backoff | None = None  # sidecar mode: per-feed retry delays across passes
     pr_host: Any = None  # a pullrequests.PullRequestHost; default: from the repo URL
-    digest_recheck: float = 3600.0  # seconds a cached tag -> digest answer is trusted
     notify_transport: httpx.BaseTransport | None = None  # tests: where notifications go
     progress: Callable[[int, int], None] | None = None  # (done, total) repositories polled
     verifier: Any = None  # a verify.runner.Verifier; default: from the environment, when needed
@@ -434,6 +469,7 @@ class Reconciler:
         self.local = LocalState(self.cache_dir / "state.json")
         self.last_config: Config | None = None
         self._notifier: Any = None
+        self._recheck_after = 3600.0  # reconciler.yaml's digestRecheck, set by each poll
 
     def close(self) -> None:
         if self._notifier is not None:
@@ -488,10 +524,13 @@ class Reconciler:
         recheck: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, str], dict[str, PackageChoice]]:
         """For each (project, channel), each package's chosen tag. Feeds in parallel."""
+        self._recheck_after = config.settings.digest_recheck
         wanted: set[tuple[str, str]] = set()  # (feed, repository)
         for project in projects:
             for pkg in project.packages:
                 wanted.add((pkg.feed, pkg.repository))
+        followed = _followed_tags(config, projects, channel_of)
+        fresh: dict[str, str | None] = {}  # digests asked this pass (feed|repository|tag)
         tags: dict[tuple[str, str], list[str] | FeedError] = {}
 
         done = [0]
@@ -536,7 +575,11 @@ class Reconciler:
                 )
                 return
             try:
-                tags[key] = self._client(config, feed).list_tags(repository)
+                client = self._client(config, feed)
+                if key in followed:  # only moving tags followed: their digests are the news
+                    tags[key] = _head_followed(client, key, followed[key], fresh)
+                else:
+                    tags[key] = client.list_tags(repository)
             except FeedError as exc:
                 tags[key] = exc
             except (OSError, ValueError) as exc:  # defensive: never let one feed stop a pass
@@ -627,26 +670,35 @@ class Reconciler:
                         pkg.name, selection.chosen, None, selection, built=built
                     )
                     if selection.chosen is not None:
-                        jobs.append(((project.name, channel), pkg.name, (pkg, selection.chosen)))
+                        # The digest the channel's release holds for this very tag: a
+                        # kept answer that disagrees with it is asked again, so a stale
+                        # cache never passes for new content (writers would flip-flop).
+                        same = prev is not None and prev.version == selection.chosen
+                        released = prev.digest if prev is not None and same else None
+                        jobs.append(
+                            ((project.name, channel), pkg.name, (pkg, selection.chosen, released))
+                        )
                 result[(project.name, channel)] = choices
 
         # Digests of chosen tags are cached in the work dir, so an idle pass sends no
-        # manifest requests. A cached answer is re-checked after `digest_recheck`, when a
+        # manifest requests. A cached answer is re-checked after `digestRecheck`, when a
         # webhook named the repository, and always for the `digest` strategy (whose whole
         # point is a tag that moves).
         cache: dict[str, list[Any]] = self.local.data.setdefault("digests", {})
 
         def resolve(job: tuple[tuple[str, str], str, Any]) -> None:
-            key, name, (pkg, tag) = job
+            key, name, (pkg, tag, released) = job
             old = result[key][name]
             client = self._client(config, pkg.feed)
             rule = rule_for(config.projects[key[0]], key[1], name)
+            at = f"{pkg.feed}|{pkg.repository}|{tag}"
             try:
                 digest = self._kept_answer(
                     "digests",
-                    f"{pkg.feed}|{pkg.repository}|{tag}",
-                    lambda: client.digest(pkg.repository, tag),
+                    at,
+                    lambda: fresh[at] if at in fresh else client.digest(pkg.repository, tag),
                     trust=_trusted(pkg, rule, recheck),
+                    expect=released,
                 )
             except FeedError as exc:
                 result[key][name] = failed_choice(name, exc)
@@ -655,8 +707,10 @@ class Reconciler:
 
         with ThreadPoolExecutor(workers, thread_name_prefix="digest") as pool:
             list(pool.map(resolve, jobs))
-        chosen = {f"{pkg.feed}|{pkg.repository}|{tag}" for _, _, (pkg, tag) in jobs}
-        polled = {f"{feed}|{repository}|" for feed, repository in wanted}
+        chosen = {f"{pkg.feed}|{pkg.repository}|{tag}" for _, _, (pkg, tag, _) in jobs}
+        # Only repositories that answered: a feed that failed (a 429 included) keeps
+        # its answers for the pass after, which then asks no more than it must.
+        polled = {f"{f}|{r}|" for (f, r), found in tags.items() if not isinstance(found, FeedError)}
         for stale in [k for k in cache if k not in chosen and k[: k.rindex("|") + 1] in polled]:
             del cache[stale]  # keep only what the current choices need
         remembered.forget_unused(polled)
@@ -668,15 +722,27 @@ class Reconciler:
         return result
 
     def _kept_answer(
-        self, table: str, key: str, ask: Callable[[], Any], *, trust: bool = True
+        self,
+        table: str,
+        key: str,
+        ask: Callable[[], Any],
+        *,
+        trust: bool = True,
+        expect: Any = None,
     ) -> Any:
         """An answer about a tag (JSON-able) kept in the work dir's ``table``, asked
-        again after ``digest_recheck`` (a tag can be pushed again), and always when not
-        ``trust``ed (a webhook named the repository, or the rule follows a moving tag)."""
+        again after ``digestRecheck`` (a tag can be pushed again), always when not
+        ``trust``ed (a webhook named the repository, or the rule follows a moving tag),
+        and when it disagrees with ``expect`` (what the repository already records)."""
         known: dict[str, list[Any]] = self.local.data.setdefault(table, {})
         wall = time.time()
         cached = known.get(key)
-        if trust and cached is not None and wall - cached[1] < self.options.digest_recheck:
+        if (
+            trust
+            and cached is not None
+            and wall - cached[1] < self._recheck_after
+            and (expect is None or cached[0] == expect)
+        ):
             return cached[0]
         answer = ask()
         known[key] = [answer, wall]
@@ -702,7 +768,7 @@ class Reconciler:
         accepted tag that has one (at most ``scanLimit`` tried, best first).
 
         Answers are kept in the work dir like digests (re-checked after
-        ``digest_recheck``), so an idle pass sends no manifest requests for this.
+        ``digestRecheck``), so an idle pass sends no manifest requests for this.
         """
         assert rule.platform is not None
         client = self._client(config, pkg.feed)
@@ -1051,6 +1117,7 @@ class Reconciler:
                 existing,
                 now,
                 settle_state=self.local.settle(trigger.name),
+                replaced=_replaced_digests(root, project.name, state, previous, per_package),
             )
             result.decisions.append(decision)
             release = decision.release
@@ -1408,6 +1475,37 @@ def _previous_release(
     if new and version in new:
         return new[version]
     return records.read_release(root, project.name, version)
+
+
+def _replaced_digests(
+    root: Path,
+    project: str,
+    state: records.ProjectState,
+    previous: Release | None,
+    choices: Mapping[str, PackageChoice],
+) -> dict[str, frozenset[str]]:
+    """Per package whose chosen tag is the previous release's with another digest:
+    the digests earlier releases held for that tag (all replaced since, by the
+    previous release's). Records are read only in that rare case."""
+    if previous is None:
+        return {}
+    moved: dict[str, ReleasedPackage] = {}
+    for name, choice in choices.items():
+        prev = previous.package(name)
+        if prev and prev.digest and choice.tag == prev.version and choice.digest != prev.digest:
+            moved[name] = prev
+    if not moved:
+        return {}
+    found: dict[str, set[str]] = {name: set() for name in moved}
+    for entry in state.recent:
+        if entry.version == previous.version or entry.channel != previous.channel:
+            continue
+        older = records.read_release(root, project, entry.version)
+        for name, prev in moved.items():
+            held = older.package(name) if older is not None else None
+            if held and held.version == prev.version and held.digest and held.digest != prev.digest:
+                found[name].add(held.digest)
+    return {name: frozenset(digests) for name, digests in found.items() if digests}
 
 
 DEFAULT_COMMIT_TEMPLATE = "{subject}\n\n{body}\n\n{trailers}\n"

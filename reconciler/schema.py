@@ -378,6 +378,10 @@ SETTINGS = _obj(
             {"name": {"type": "string", "minLength": 1}, "email": {"type": "string"}}, []
         ),
         "commitTemplate": {"type": "string"},
+        "digestRecheck": {
+            **_duration,
+            "description": "how long a kept tag -> digest answer is trusted (0: every pass)",
+        },
         "notifications": {
             "type": "array",
             "items": _obj(

@@ -149,7 +149,7 @@ def remote_violations(remote: BareRemote, project: str, apps: Sequence[AppSpec])
     - each release version has one record, added by exactly one commit, never modified;
     - each release commit is made once (one ``Release:`` trailer per version) and every
       record has its trailer;
-    - no two records hold the same package versions (a release made twice under two
+    - no two records hold the same package versions and digests (a release made twice under two
       version numbers);
     - every environment the state file says runs a release has exactly that release's
       package versions in its overlay;
@@ -186,7 +186,12 @@ def remote_violations(remote: BareRemote, project: str, apps: Sequence[AppSpec])
         data = yamlio.load_one(remote.show(f"{prefix}{version}.yaml"))
         packages = {str(k): str(v["version"]) for k, v in data["packages"].items()}
         releases[version] = packages
-        key = tuple(sorted(packages.items()))
+        # A re-pushed tag is new content under the same version: the digest tells.
+        key = tuple(
+            sorted(
+                (str(k), f"{v['version']}@{v.get('digest')}") for k, v in data["packages"].items()
+            )
+        )
         if key in package_sets:
             problems.append(f"releases {package_sets[key]} and {version} hold the same packages")
         package_sets[key] = version

@@ -55,3 +55,13 @@ def test_newer(
     rule: VersionRule, choice: PackageChoice, prev: ReleasedPackage, newer: bool
 ) -> None:
     assert _newer(rule, choice, prev) is newer
+
+
+@pytest.mark.parametrize("rule", [SEMVER, VersionRule(strategy="digest", tag="1.0.0")])
+def test_a_tag_never_goes_back_to_content_an_earlier_release_replaced(rule: VersionRule) -> None:
+    # 1.0.0 was released with D2, then re-pushed and released with D1 (the previous
+    # release). A writer still holding the old answer D2 must not release it again.
+    stale = PackageChoice("api", "1.0.0", D2)
+    assert _newer(rule, stale, previous("1.0.0"), frozenset({D2})) is False
+    # content never released before is a re-push, as ever
+    assert _newer(rule, stale, previous("1.0.0"), frozenset({"sha256:" + "3" * 64})) is True
