@@ -122,9 +122,10 @@ class Observation:
     files: tuple[str, ...]
 
 
-def observe(root: Path, project: Project, environment: str, release: Release) -> Observation:
-    """Do the environment's files say exactly what ``release`` holds?"""
-    artifacts = artifacts_for(project, release)
+def _held(
+    root: Path, project: Project, environment: str, artifacts: list[rendering.Artifact]
+) -> tuple[dict[str, rendering.Current], list[str]]:
+    """What the environment's files say about ``artifacts`` now, and the files read."""
     found: dict[str, rendering.Current] = {}
     files = []
     for target in targets_for(root, project, environment, artifacts):
@@ -142,6 +143,21 @@ def observe(root: Path, project: Project, environment: str, release: Release) ->
                 images=target.images,
             )
         )
+    return found, files
+
+
+def held_versions(
+    root: Path, project: Project, environment: str, release: Release
+) -> dict[str, str]:
+    """Package -> the version the environment's files name now (before a render)."""
+    found, _ = _held(root, project, environment, artifacts_for(project, release))
+    return {name: current.version for name, current in found.items() if current.version}
+
+
+def observe(root: Path, project: Project, environment: str, release: Release) -> Observation:
+    """Do the environment's files say exactly what ``release`` holds?"""
+    artifacts = artifacts_for(project, release)
+    found, files = _held(root, project, environment, artifacts)
     differences = []
     for artifact in artifacts:
         current = found.get(artifact.package)

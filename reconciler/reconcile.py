@@ -1415,9 +1415,17 @@ class Reconciler:
                     )
                     continue
                 env = project.environments[promotion.environment]
+                before = current_release(state.history, env.name)
+                unseen = _unseen_change(self.tree.root, project, before, release)
+                if unseen:
+                    # Recording it would claim a deployment that never reaches the cluster.
+                    result.waiting.append((project.name, env.name, unseen))
+                    continue
+                # What the files said, not only the record: a hand edit kept by
+                # onDrift: report is what this deployment overwrites.
+                held = environments.held_versions(self.tree.root, project, env.name, release)
                 if write:
                     result.files_changed.extend(self.render_environment(project, env.name, release))
-                before = current_release(state.history, env.name)
                 by = "reconciler (rollback)" if promotion.rollback else "reconciler"
                 state.deploy(Deployment(env.name, release.version, now, by, True, promotion.phase))
                 if promotion.rollback:
@@ -1430,7 +1438,7 @@ class Reconciler:
                         before,
                         release.version,
                         promotion.phase,
-                        _package_changes(self.tree.root, project.name, before, release),
+                        _package_changes(self.tree.root, project.name, before, release, held),
                     )
                 )
                 changed = True
@@ -1477,6 +1485,31 @@ def _previous_release(
     return records.read_release(root, project.name, version)
 
 
+def _unseen_change(root: Path, project: Project, before: str | None, release: Release) -> str:
+    """Why deploying ``release`` over ``before`` would change nothing the environment
+    pulls ("" when it would): new content under the very same tags, while the overlay
+    names images by tag only (no ``renderDigest``)."""
+    if before is None or project.render_digest:
+        return ""
+    old = records.read_release(root, project.name, before)
+    if old is None:
+        return ""
+    was = {(p.name, p.version): p.digest for p in old.packages}
+    moved = [p.name for p in release.packages if (p.name, p.version) in was]
+    news = [
+        p.name
+        for p in release.packages
+        if (p.name, p.version) not in was or was[(p.name, p.version)] != p.digest
+    ]
+    if not news or any(name not in moved for name in news):
+        return ""  # a tag changes: rendering it changes what is pulled
+    return (
+        f"{release.version}: not deployed: {', '.join(news)} changed content but not tag"
+        f" since {before}, and the overlay names images by tag (nothing would roll);"
+        " set renderDigest: true on the project to deploy by digest"
+    )
+
+
 def _replaced_digests(
     root: Path,
     project: str,
@@ -1514,15 +1547,27 @@ trailers. Trailers are appended when a template leaves them out: history reads t
 
 
 def _package_changes(
-    root: Path, project: str, before: str | None, release: Release
+    root: Path,
+    project: str,
+    before: str | None,
+    release: Release,
+    held: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str | None, str]]:
     """(package, old version, new version) for every package an environment moving
-    from release ``before`` to ``release`` changes (a re-pushed tag: "tag (new digest)")."""
+    from release ``before`` to ``release`` changes (a re-pushed tag: "tag (new digest)").
+    ``held``: what the files said before the render, where it differs from ``before``
+    (a hand edit) it is the old value the commit really changes."""
     old = records.read_release(root, project, before) if before else None
     was = {p.name: p for p in old.packages} if old is not None else {}
+    held = held or {}
     changes: list[tuple[str, str | None, str]] = []
     for p in release.packages:
         prior = was.get(p.name)
+        edited = held.get(p.name)
+        if prior is not None and edited is not None and edited != prior.version:
+            if edited != p.version:
+                changes.append((p.name, edited, p.version))
+            continue
         if prior is None or prior.version != p.version:
             changes.append((p.name, prior.version if prior else None, p.version))
         elif prior.digest != p.digest:
