@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from reconciler import API_VERSION, safepaths, schema, versions, yamlio
+from reconciler import API_VERSION, safepaths, schema, templates, versions, yamlio
 from reconciler.errors import ConfigError, Problem, UnsafePathError
 from reconciler.freeze import window_problems
 from reconciler.grants import CredentialPolicy, feed_host, policy_from_env
 from reconciler.model import (
+    COMMIT_VARIABLES,
     TENANT_SEPARATOR,
     Channel,
     Config,
@@ -1127,6 +1128,10 @@ def _load(root: Path, *, fast: bool) -> Config:
     if len(settings_docs) > 1:
         out.at(settings_docs[1], ["kind"], "only one Settings document is allowed")
     settings = _settings(settings_docs[0] if settings_docs else None)
+    if settings.commit_template is not None:
+        problem = templates.check(settings.commit_template, COMMIT_VARIABLES)
+        if problem:
+            out.at(settings_docs[0], ["commitTemplate"], problem)
     feeds = {d.data["name"]: _feed(d) for d in _unique(by_kind["Feed"], "feed", out)}
     policy = policy_from_env(os.environ)
     for feed_doc in by_kind["Feed"]:

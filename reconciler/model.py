@@ -252,6 +252,10 @@ class Trigger:
     location: Location = field(default_factory=lambda: Location(""))
 
 
+COMMIT_VARIABLES = frozenset({"subject", "body", "trailers"})
+"""What ``commitTemplate`` may name (see templates.py for the language)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """reconciler.yaml at the config repo root (all optional)."""

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from reconciler import environments, records, rendering, safepaths, source_stamp
+from reconciler import environments, records, rendering, safepaths, source_stamp, templates
 from reconciler.config import CONFIG_DIRS, SETTINGS_FILE, load_config_cached
 from reconciler.errors import (
     ConfigError,
@@ -56,6 +56,7 @@ from reconciler.lifecycle import (
     decide,
 )
 from reconciler.model import (
+    COMMIT_VARIABLES,
     Config,
     Deployment,
     Feed,
@@ -1657,14 +1658,31 @@ def _commit_message(config: Config, result: PassResult) -> str:
         # One commit may hold automatic promotions too: say whose this deployment is.
         trailers.append(f"Deployed-By: {project} {version} {env} {who}")
     trailer_text = "\n".join(dict.fromkeys(trailers))
-    template = config.settings.commit_template or DEFAULT_COMMIT_TEMPLATE
     try:
-        message = template.format(subject=subject, body="\n".join(body), trailers=trailer_text)
-    except (KeyError, IndexError, ValueError):
-        log.warning("commitTemplate is not a valid template; using the default")
-        message = DEFAULT_COMMIT_TEMPLATE.format(
-            subject=subject, body="\n".join(body), trailers=trailer_text
+        template = templates.parse(
+            config.settings.commit_template or DEFAULT_COMMIT_TEMPLATE, COMMIT_VARIABLES
         )
-    if "{trailers}" not in template:
+    except templates.TemplateError as error:  # validate refuses it; defensive
+        log.warning("commitTemplate is not a valid template (%s); using the default", error)
+        template = templates.parse(DEFAULT_COMMIT_TEMPLATE, COMMIT_VARIABLES)
+    values = {"subject": subject, "body": _summary(body), "trailers": trailer_text}
+    message = template.render(values)
+    if (True, "trailers") not in template.parts:
         message = message.rstrip("\n") + "\n\n" + trailer_text + "\n"
     return message
+
+
+BODY_LINES = 200
+"""Body lines a commit message lists; a huge pass (hundreds of projects) ends with
+"… and N more", while its trailers, which ``history`` reads, stay complete."""
+
+
+def _summary(body: list[str]) -> str:
+    """``body`` cut at an entry (a line and its indented lines) after ``BODY_LINES``."""
+    if len(body) <= BODY_LINES:
+        return "\n".join(body)
+    cut = BODY_LINES
+    while cut > 0 and body[cut].startswith("  "):
+        cut -= 1
+    rest = sum(1 for line in body[cut:] if not line.startswith("  "))
+    return "\n".join([*body[:cut], f"… and {rest} more (every one is named in the trailers)"])
