@@ -37,6 +37,7 @@ import os
 import re
 import shlex
 import shutil
+import ssl
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -70,6 +71,8 @@ _ENV_USERNAME = "RECONCILER_GIT_USERNAME"
 _ENV_USERNAME_FILE = "RECONCILER_GIT_USERNAME_FILE"
 _ENV_PASSWORD = "RECONCILER_GIT_PASSWORD"  # noqa: S105 - a variable name, not a secret
 _ENV_PASSWORD_FILE = "RECONCILER_GIT_PASSWORD_FILE"  # noqa: S105
+_ENV_CA_FILE = "RECONCILER_GIT_CA_FILE"
+"""A PEM CA the Git host's certificate may chain to, trusted on top of the system's."""
 _ENV_SSH_KEY_FILE = "RECONCILER_GIT_SSH_KEY_FILE"
 _ENV_KNOWN_HOSTS = "RECONCILER_GIT_KNOWN_HOSTS"
 _DEFAULT_TOKEN_USERNAME = "x-access-token"  # noqa: S105
@@ -587,6 +590,9 @@ class WorkTree:
             env[_ASKPASS_PASSWORD_VAR] = credentials.password
             secrets.append(credentials.password)
             self._seen_secrets.add(credentials.password)
+        ca_file = self._settings.get(_ENV_CA_FILE)
+        if ca_file:
+            env["GIT_SSL_CAINFO"] = str(self._ca_bundle(ca_file))
         key_file = self._settings.get(_ENV_SSH_KEY_FILE)
         if key_file:
             ssh = ["ssh", "-i", key_file, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
@@ -627,6 +633,23 @@ class WorkTree:
             return Path(path).read_text(encoding="utf-8").strip() or None
         except OSError as err:
             raise GitError(f"cannot read {_ENV_USERNAME_FILE} {path}: {err.strerror}") from None
+
+    def _ca_bundle(self, ca_file: str) -> Path:
+        """The system's CA bundle followed by ``ca_file``, in the private temp directory:
+        git (curl) takes one bundle, and a private CA must not replace the public roots.
+        Re-written from the sources each time (both may rotate)."""
+        system = ssl.get_default_verify_paths()
+        parts = []
+        for source in (system.cafile or system.openssl_cafile, ca_file):
+            try:
+                parts.append(Path(source).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as err:
+                if source == ca_file:
+                    reason = err.strerror if isinstance(err, OSError) else "not PEM text"
+                    raise GitError(f"cannot read {_ENV_CA_FILE} {ca_file}: {reason}") from None
+        bundle = self._askpass_script().parent / "ca-bundle.pem"
+        bundle.write_text("\n".join(parts), encoding="utf-8")
+        return bundle
 
     def _askpass_script(self) -> Path:
         """A private script answering git's prompts from its own environment.

@@ -24,6 +24,7 @@ import base64
 import itertools
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -197,7 +198,14 @@ class RequestRecord:
 class GitHttpServer:
     """``git http-backend`` behind Basic auth on 127.0.0.1 (port chosen by the OS)."""
 
-    def __init__(self, root: Path, username: str = "bot", password: str = "s3cr3t-pa55") -> None:
+    def __init__(
+        self,
+        root: Path,
+        username: str = "bot",
+        password: str = "s3cr3t-pa55",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls``: a server context, to serve HTTPS instead of HTTP."""
         self.root = root
         self.username = username
         self.password = password
@@ -206,13 +214,17 @@ class GitHttpServer:
         self._names = itertools.count()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def create_repo(self, name: str = "repo", seed: Seed = None) -> BareRemote:
         """A new bare repo served at ``<base_url>/<unique name>.git``; pushes allowed."""

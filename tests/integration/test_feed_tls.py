@@ -28,10 +28,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from reconciler import model
 from reconciler.config import load_config
-from reconciler.errors import ConfigError, FeedError
+from reconciler.errors import ConfigError, FeedError, GitError
 from reconciler.feeds import open_feed
 from reconciler.feeds._http import env_proxy, feed_transport
+from reconciler.gitrepo import WorkTree
 from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.gitserver import GitHttpServer
+
+AUTHOR = ("reconciler-bot", "bot@example.com")
 
 INDEX = "apiVersion: v1\nentries:\n  shop:\n    - {name: shop, version: 1.2.0, urls: [x.tgz]}\n"
 
@@ -355,3 +359,44 @@ def test_env_proxy_rules() -> None:
     assert env_proxy("https://a.registry.corp:5000/", env) is None
     assert env_proxy("https://10.0.0.1/", env) is None
     assert env_proxy("https://ghcr.io/", {"NO_PROXY": "*", "HTTPS_PROXY": "http://p"}) is None
+
+
+# -- the Git side ----------------------------------------------------------------------
+
+
+def test_git_host_behind_a_private_ca(pki: Pki, tmp_path: Path) -> None:
+    """RECONCILER_GIT_CA_FILE: git trusts the private CA on top of the system's roots;
+    without it the same clone is refused (verification stays on)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    server = GitHttpServer(tmp_path / "remotes", tls=context)
+    try:
+        remote = server.create_repo(seed={"README.md": "config repo\n"})
+        assert remote.url.startswith("https://")
+        env = {
+            "RECONCILER_GIT_USERNAME": server.username,
+            "RECONCILER_GIT_PASSWORD": server.password,
+        }
+        refused = WorkTree(remote.url, tmp_path / "plain", "main", author=AUTHOR, env=env)
+        try:
+            with pytest.raises(GitError, match=r"certificate|SSL"):
+                refused.sync()
+        finally:
+            refused.close()
+        trusted = WorkTree(
+            remote.url,
+            tmp_path / "trusted",
+            "main",
+            author=AUTHOR,
+            env={**env, "RECONCILER_GIT_CA_FILE": str(pki.ca)},
+        )
+        try:
+            assert trusted.sync() == remote.head()
+            (trusted.root / "new.txt").write_text("over https\n")
+            sha = trusted.commit("via a private CA")
+            trusted.push()
+            assert remote.head() == sha
+        finally:
+            trusted.close()
+    finally:
+        server.close()
