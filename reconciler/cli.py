@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("explain", "Explain why versions were accepted or rejected."),
     "pin": ("pin", "Pin an environment: the reconciler never changes it."),
     "unpin": ("unpin", "Remove an environment's pin."),
-    "import": ("importer", "Write config from Flux or Argo CD Image Updater objects."),
+    "import": ("importer", "Write config from Flux, Argo CD Image Updater or Octopus."),
 }
 
 

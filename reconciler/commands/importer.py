@@ -24,9 +24,12 @@ def run_import(
     if not imported.projects:
         click.echo(f"nothing to import: no {imported.source} automation under {path}", err=True)
         return EXIT_INVALID
-    files = render_files(imported)
+    return _write(render_files(imported), output or path, dry_run)
+
+
+def _write(files: dict[str, str], root: Path, dry_run: bool) -> int:
     try:
-        lines = write_files(output or path, files, dry_run=dry_run)
+        lines = write_files(root, files, dry_run=dry_run)
     except FileExistsError as error:
         click.echo(str(error), err=True)
         return EXIT_INVALID
@@ -64,6 +67,23 @@ def flux(path: Path, output: Path | None, dry_run: bool) -> None:
     from reconciler.importers.flux import import_flux
 
     raise SystemExit(run_import(import_flux, path, output, dry_run))
+
+
+@command.command("octopus")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_PATH
+@_OUTPUT
+@_DRY_RUN
+def octopus(export: Path, path: Path, output: Path | None, dry_run: bool) -> None:
+    """An Octopus project export (REST API JSON shapes) as a config repository in PATH."""
+    from reconciler.importers.octopus import import_octopus
+
+    try:
+        files = import_octopus(export, path)
+    except (ValueError, KeyError) as error:
+        click.echo(f"cannot read the Octopus export {export}: {error}", err=True)
+        raise SystemExit(EXIT_INVALID) from None
+    raise SystemExit(_write(files, output or path, dry_run))
 
 
 @command.command("argocd-image-updater")

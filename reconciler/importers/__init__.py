@@ -29,7 +29,9 @@ __all__ = [
     "ImportedPackage",
     "ImportedProject",
     "feed_name",
+    "feed_yaml",
     "glob_to_regex",
+    "quote",
     "render_files",
     "safe_name",
     "split_image",
@@ -99,9 +101,23 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out) + "$"
 
 
-def _q(value: Any) -> str:
+def quote(value: Any) -> str:
     """A YAML scalar: JSON's quoting is YAML's double-quoted style."""
     return json.dumps(value)
+
+
+_q = quote
+
+
+def feed_yaml(host: str) -> str:
+    """The feed file of one registry host (credentials left to the operator)."""
+    return (
+        "# Credentials: set `credentials:` (a docker config.json, an environment\n"
+        "# variable or a mounted file); secrets never go into this repository.\n"
+        "apiVersion: reconciler.dev/v1\nkind: Feed\n"
+        f"name: {quote(feed_name(host))}\ntype: oci\n"
+        f"url: {quote(_feed_url(host))}\n"
+    )
 
 
 def _comments(notes: list[str], indent: str = "") -> str:
@@ -181,13 +197,7 @@ def render_files(imported: Imported) -> dict[str, str]:
             f"channel: imported\nsources: [{sources}]\n"
         )
         for package in project.packages:
-            files[f"feeds/{feed_name(package.host)}.yaml"] = (
-                "# Credentials: set `credentials:` (a docker config.json, an environment\n"
-                "# variable or a mounted file); secrets never go into this repository.\n"
-                "apiVersion: reconciler.dev/v1\nkind: Feed\n"
-                f"name: {_q(feed_name(package.host))}\ntype: oci\n"
-                f"url: {_q(_feed_url(package.host))}\n"
-            )
+            files[f"feeds/{feed_name(package.host)}.yaml"] = feed_yaml(package.host)
     files["lifecycles/imported.yaml"] = _lifecycle_yaml(environments or ["default"])
     return files
 

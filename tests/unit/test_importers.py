@@ -18,6 +18,7 @@ example's tags. Sources:
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,8 +77,8 @@ spec:
 """
 
 
-def _import(peer: str, root: Path, *extra: str) -> Any:
-    proc = run_cli("import", peer, str(root), *extra)
+def _import(peer: str, *args: Path | str) -> Any:
+    proc = run_cli("import", peer, *map(str, args))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -255,3 +256,172 @@ def test_image_list_parsing() -> None:
         ("nginx", "nginx", None),
         ("r", "host:5000/p/q", None),
     ]
+
+
+# ----------------------------------------------------------------------------- Octopus
+
+OCTOPUS_EXPORT = {
+    "Project": {
+        "Id": "Projects-1",
+        "Name": "Shop",
+        "LifecycleId": "Lifecycles-1",
+        "VersioningStrategy": {
+            "Template": "#{Octopus.Version.LastMajor}.#{Octopus.Version.LastMinor}"
+            ".#{Octopus.Version.NextPatch}",
+            "DonorPackage": None,
+        },
+    },
+    "Environments": {
+        "Items": [
+            {"Id": "Environments-1", "Name": "Development"},
+            {"Id": "Environments-2", "Name": "Test"},
+            {"Id": "Environments-3", "Name": "Production"},
+        ]
+    },
+    "Feeds": [
+        {"Id": "Feeds-2", "Name": "GHCR", "FeedType": "Docker", "FeedUri": "https://ghcr.io"}
+    ],
+    "DeploymentProcess": {
+        "Steps": [
+            {
+                "Name": "Deploy web",
+                "Actions": [
+                    {
+                        "Name": "Deploy web",
+                        "ActionType": "Octopus.KubernetesDeployContainers",
+                        "Packages": [{"Name": "", "PackageId": "acme/web", "FeedId": "Feeds-2"}],
+                    }
+                ],
+            }
+        ]
+    },
+    "Lifecycles": [
+        {
+            "Id": "Lifecycles-1",
+            "Name": "Default Lifecycle",
+            "Phases": [
+                {
+                    "Name": "Development",
+                    "AutomaticDeploymentTargets": ["Environments-1"],
+                    "OptionalDeploymentTargets": [],
+                    "MinimumEnvironmentsBeforePromotion": 0,
+                    "IsOptionalPhase": False,
+                },
+                {
+                    "Name": "Test",
+                    "AutomaticDeploymentTargets": ["Environments-2"],
+                    "OptionalDeploymentTargets": [],
+                    "MinimumEnvironmentsBeforePromotion": 1,
+                    "IsOptionalPhase": True,
+                },
+                {
+                    "Name": "Production",
+                    "AutomaticDeploymentTargets": [],
+                    "OptionalDeploymentTargets": ["Environments-3"],
+                    "MinimumEnvironmentsBeforePromotion": 0,
+                    "IsOptionalPhase": False,
+                },
+            ],
+        }
+    ],
+    "Channels": {
+        "Items": [
+            {
+                "Id": "Channels-1",
+                "Name": "Stable",
+                "IsDefault": True,
+                "LifecycleId": None,
+                "Rules": [
+                    {
+                        "VersionRange": "[1.0,2.0)",
+                        "Tag": "^$",
+                        "ActionPackages": [
+                            {"DeploymentAction": "Deploy web", "PackageReference": ""}
+                        ],
+                    }
+                ],
+            },
+            {
+                "Id": "Channels-2",
+                "Name": "Beta",
+                "IsDefault": False,
+                "LifecycleId": None,
+                "Rules": [
+                    {
+                        "VersionRange": "[2.0,3.0)",
+                        "Tag": "^beta",
+                        "ActionPackages": [
+                            {"DeploymentAction": "Deploy web", "PackageReference": ""}
+                        ],
+                    }
+                ],
+            },
+            {
+                "Id": "Channels-3",
+                "Name": "Latest",
+                "IsDefault": False,
+                "LifecycleId": None,
+                "Rules": [
+                    {
+                        "VersionRange": "1.0",
+                        "Tag": "^$",
+                        "ActionPackages": [
+                            {"DeploymentAction": "Deploy web", "PackageReference": ""}
+                        ],
+                    }
+                ],
+            },
+        ]
+    },
+    "Triggers": {
+        "Items": [
+            {
+                "Name": "Web image pushed",
+                "IsDisabled": False,
+                "Filter": {
+                    "FilterType": "FeedFilter",
+                    "Packages": [{"DeploymentAction": "Deploy web", "PackageReference": ""}],
+                },
+                "Action": {"ActionType": "CreateRelease", "ChannelId": "Channels-1"},
+            },
+        ]
+    },
+    "Tenants": [
+        {"Name": "Acme", "ProjectEnvironments": {"Projects-1": ["Environments-3"]}},
+        {"Name": "Globex", "ProjectEnvironments": {"Projects-9": ["Environments-3"]}},
+    ],
+}
+
+
+def test_octopus_project_export_becomes_a_config_that_picks_what_octopus_picks(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(OCTOPUS_EXPORT))
+    root = tmp_path / "repo"
+    root.mkdir()
+    _import("octopus", export, root)
+    config = load_config(root)
+    project = config.projects["shop"]
+    rules = {c.name: c.rules[0] for c in project.channels}
+    tags = ["1.0.0", "1.4.2", "1.5.0-beta.1", "2.0.0-beta.2", "2.1.0-beta.3", "2.1.0"]
+    # Octopus (NuGet ranges): [1.0,2.0) with Tag ^$ -> 1.4.2; [2.0,3.0) with ^beta ->
+    # 2.1.0-beta.3 (2.0.0-beta.2 sorts below 2.0); a bare 1.0 is a minimum -> 2.1.0.
+    assert select(rules["stable"], tags).chosen == "1.4.2"
+    assert select(rules["beta"], tags).chosen == "2.1.0-beta.3"
+    assert select(rules["latest"], tags).chosen == "2.1.0"
+    assert project.release_versioning.template == "{major}.{minor}.{patch+1}"
+    assert list(project.environments) == ["development", "test", "production@acme"]
+    lifecycle = config.lifecycles["default-lifecycle"]
+    phases = [
+        (p.name, p.environments[0].automatic, p.optional, p.minimum_environments)
+        for p in lifecycle.phases
+    ]
+    assert phases == [
+        ("development", True, False, None),
+        ("test", True, True, 1),
+        ("production", False, False, None),
+    ]
+    [trigger] = config.triggers.values()
+    assert (trigger.channel, trigger.sources) == ("stable", ("deploy-web",))
+    assert (root / "deploy/shop/overlays/production-acme/kustomization.yaml").is_file()
