@@ -113,7 +113,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from reconciler.freeze import active_freeze
-from reconciler.model import Deployment, Lifecycle, Phase, PhaseEnvironment, Release
+from reconciler.model import Deployment, Lifecycle, Phase, PhaseEnvironment, Project, Release
 
 History = Mapping[str, Sequence[Deployment]]
 
@@ -190,6 +190,28 @@ class Verifications:
 
 
 NO_VERIFICATION = Verifications()
+
+
+def recorded_verifications(project: Project, history: History) -> Verifications:
+    """The verdicts the state file holds for ``project``'s environments with verify:
+    what ``status`` and ``promote`` decide with. A release without a verdict in an
+    environment is pending there; one deployed again (a rollback) keeps its last
+    verdict until the new deployment gets its own."""
+    on_failure = {
+        name: env.verify.on_failure for name, env in project.environments.items() if env.verify
+    }
+    states: dict[tuple[str, str], VerificationState] = {}
+    for name in on_failure:
+        for deployment in history.get(name, ()):  # oldest first: the latest verdict wins
+            key = (name, deployment.release)
+            if deployment.verification in ("verified", "failed"):
+                status: VerificationStatus = (
+                    "verified" if deployment.verification == "verified" else "failed"
+                )
+                states[key] = VerificationState(
+                    status, deployment.verified_at, deployment.verification_reason
+                )
+    return Verifications(on_failure, states)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,12 @@ from ruamel.yaml.error import YAMLError
 from reconciler import records, safepaths, yamlio
 from reconciler.config import load_config
 from reconciler.errors import PromotionRefused, PushRejected, ReconcilerError
-from reconciler.lifecycle import ReleaseState, check_manual, current_release
+from reconciler.lifecycle import (
+    ReleaseState,
+    check_manual,
+    current_release,
+    recorded_verifications,
+)
 from reconciler.model import Config, Deployment, Lifecycle, Project, Release, project_lifecycle
 
 
@@ -176,6 +181,7 @@ def promote(
             override_freeze=override_freeze,
             pins=pins,
             channels=channels,
+            verification=recorded_verifications(project, state.history),
         )
         if reason is not None:
             raise PromotionRefused(reason)

@@ -19,7 +19,7 @@ from reconciler.commands.common import (
 
 def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict[str, Any]]:
     from reconciler import records
-    from reconciler.lifecycle import current_release, decide, phase_of
+    from reconciler.lifecycle import current_release, decide, phase_of, recorded_verifications
     from reconciler.model import project_lifecycle
     from reconciler.operations import read_pins, release_states
 
@@ -40,6 +40,7 @@ def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict
             now,
             pins={e: p.get("release") for e, p in pins.items()},
             channels=channels,
+            verification=recorded_verifications(project, state.history),
         )
         for wait in decision.waiting:
             text = wait.reason if wait.release is None else f"{wait.release}: {wait.reason}"

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from reconciler import environments, records
 from reconciler.gitrepo import CommitInfo
-from reconciler.lifecycle import Verifications, VerificationState
+from reconciler.lifecycle import Verifications, VerificationState, recorded_verifications
 from reconciler.model import Deployment, Project
 from reconciler.verify.model import DeploymentFacts, Outcome, VerifySpec
 
@@ -52,22 +52,6 @@ class _Tree(Protocol):
 
 
 Verify = Callable[[VerifySpec, DeploymentFacts, datetime], Outcome]
-
-
-def _known_states(project: Project, history: dict[str, list[Deployment]]) -> Verifications:
-    on_failure = {
-        name: env.verify.on_failure for name, env in project.environments.items() if env.verify
-    }
-    states: dict[tuple[str, str], VerificationState] = {}
-    for name in on_failure:
-        for deployment in history.get(name, ()):  # oldest first: the latest verdict wins
-            if deployment.verification:
-                states[(name, deployment.release)] = VerificationState(
-                    "verified" if deployment.verification == "verified" else "failed",
-                    deployment.verified_at,
-                    deployment.verification_reason,
-                )
-    return Verifications(on_failure, states)
 
 
 def _facts(tree: _Tree, project: Project, deployment: Deployment) -> DeploymentFacts | None:
@@ -111,7 +95,7 @@ def verify_project(
     Verdicts are written into ``history`` (the state's own lists: the caller saves
     the state file when the list of verdicts is not empty).
     """
-    known = _known_states(project, history)
+    known = recorded_verifications(project, history)
     states = dict(known.states)
     concluded: list[Concluded] = []
     for name, env in sorted(project.environments.items()):

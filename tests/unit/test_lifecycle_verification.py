@@ -193,3 +193,37 @@ def test_rollback_gives_way_to_a_newer_release() -> None:
     decision = decide(lifecycle(0), releases, history, at(21), verification=verification)
     dev = [p for p in decision.promotions if p.environment == "dev"]
     assert dev == [Promotion("dev", "1.0.2", "dev", "new release")]
+
+
+def test_recorded_verifications_come_from_the_state_files_deployments() -> None:
+    from reconciler.lifecycle import recorded_verifications
+    from reconciler.model import Environment, Project
+    from reconciler.verify.model import ArgoCDCheck, VerifySpec
+
+    spec = VerifySpec((ArgoCDCheck("shop-dev"),), on_failure="rollback")
+    project = Project(
+        "shop", "standard", (), (),
+        {"dev": Environment("dev", "o/dev", verify=spec), "staging": Environment("staging", "o")},
+    )  # fmt: skip
+    history = {
+        "dev": [
+            Deployment("dev", "1.0.0", at(0), verification="verified", verified_at=at(2)),
+            Deployment(
+                "dev",
+                "1.0.1",
+                at(5),
+                verification="failed",
+                verified_at=at(7),
+                verification_reason="Degraded: x",
+            ),
+            Deployment("dev", "1.0.0", at(8), by="reconciler (rollback)"),
+            Deployment("dev", "1.0.2", at(9)),
+        ],
+        "staging": [Deployment("staging", "1.0.0", at(3))],
+    }
+    recorded = recorded_verifications(project, history)
+    assert recorded.on_failure == {"dev": "rollback"}
+    assert recorded.state("dev", "1.0.0") == VerificationState("verified", at(2))
+    assert recorded.state("dev", "1.0.1") == VerificationState("failed", at(7), "Degraded: x")
+    assert recorded.state("dev", "1.0.2").status == "pending"
+    assert not recorded.verifies("staging")
