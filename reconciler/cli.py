@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("explain", "Explain why versions were accepted or rejected."),
     "pin": ("pin", "Pin an environment: the reconciler never changes it."),
     "unpin": ("unpin", "Remove an environment's pin."),
+    "init": ("init", "Scaffold a config repository from an existing GitOps repository."),
     "import": ("importer", "Write config from Flux, Argo CD Image Updater or Octopus."),
 }
 

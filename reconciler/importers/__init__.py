@@ -67,6 +67,8 @@ class Imported:
     branch: str | None = None
     author: tuple[str, str] | None = None  # (name, email)
     notes: list[str] = field(default_factory=list)
+    channel: str = "imported"
+    manual: set[str] = field(default_factory=set)  # environments promoted by hand
 
 
 def safe_name(text: str) -> str:
@@ -152,7 +154,7 @@ def _project_yaml(imported: Imported, project: ImportedProject) -> str:
             f"    image: {_q(package.repository)}\n"
             f"    manifestName: {_q(package.manifest_name)}\n"
         )
-    out.append("channels:\n  - name: imported\n    default: true\n    rules:\n")
+    out.append(f"channels:\n  - name: {imported.channel}\n    default: true\n    rules:\n")
     out.extend(_rule_yaml(package) for package in project.packages)
     out.append("environments:\n")
     for name, overlay in project.environments:
@@ -160,14 +162,16 @@ def _project_yaml(imported: Imported, project: ImportedProject) -> str:
     return "".join(out)
 
 
-def _lifecycle_yaml(environments: list[str]) -> str:
+def _lifecycle_yaml(environments: list[str], manual: set[str]) -> str:
     phases = "".join(
-        f"  - name: {_q(env)}\n    environments: [{_q(env)}]\n    automatic: true\n"
+        f"  - name: {_q(env)}\n    environments: [{_q(env)}]\n"
+        f"    automatic: {'false' if env in manual else 'true'}\n"
         for env in environments
     )
     return (
-        "# Every environment receives each release automatically, in this order, as the\n"
-        "# peer updated them; set `automatic: false` on a phase to promote by hand.\n"
+        "# One phase per environment, in promotion order. `automatic: true` deploys each\n"
+        "# release as soon as the earlier phases have it; `false` waits for a person\n"
+        "# (`reconciler promote` or a merged pull request).\n"
         "apiVersion: reconciler.dev/v1\nkind: Lifecycle\nname: imported\nphases:\n" + phases
     )
 
@@ -194,11 +198,13 @@ def render_files(imported: Imported) -> dict[str, str]:
         files[f"projects/{project.name}/triggers.yaml"] = (
             "apiVersion: reconciler.dev/v1\nkind: Trigger\n"
             f"name: {_q(project.name + '-images')}\nproject: {_q(project.name)}\n"
-            f"channel: imported\nsources: [{sources}]\n"
+            f"channel: {imported.channel}\nsources: [{sources}]\n"
         )
         for package in project.packages:
             files[f"feeds/{feed_name(package.host)}.yaml"] = feed_yaml(package.host)
-    files["lifecycles/imported.yaml"] = _lifecycle_yaml(environments or ["default"])
+    files["lifecycles/imported.yaml"] = _lifecycle_yaml(
+        environments or ["default"], imported.manual
+    )
     return files
 
 

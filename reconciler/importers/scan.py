@@ -57,6 +57,11 @@ def overlays_mentioning(root: Path, scope: Path, needles: list[str]) -> list[Pat
     return sorted(found)
 
 
+def is_environment_name(name: str) -> bool:
+    """Whether a directory name reads as an environment (``dev``, ``staging``, ``prod``)."""
+    return environment_rank(name)[0] != len(_ENV_ORDER)
+
+
 def environment_rank(name: str) -> tuple[int, str]:
     """Promotion order by name: dev-like first, then test/staging, prod last (documented
     in docs/migration-*.md); unknown names in between, alphabetically."""
