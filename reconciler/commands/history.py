@@ -18,7 +18,26 @@ EVENT_TRAILERS = (
     "Unpinned",
     "Rollback",
     "Drift",
+    "Verified",  # Verified: <project> <version> <env> at <time>
+    "Failed",  # Failed: <project> <version> <env> at <time> (<reason>)
+    "Rolled-Back",  # Rolled-Back: <project> <env> <failed> -> <previous>
 )
+# Where the environment is among a trailer's words, for --env (None: not filtered).
+_ENV_WORD = {"Deployed": -1, "Pinned": -1, "Unpinned": -1, "Verified": 2, "Failed": 2,
+             "Rolled-Back": 1}  # fmt: skip
+
+
+def _other_environment(key: str, words: list[str], environment: str | None) -> bool:
+    """Whether --env excludes this event: it names another environment (or is a
+    release, which belongs to no environment)."""
+    if environment is None:
+        return False
+    if key == "Release":
+        return True
+    index = _ENV_WORD.get(key)
+    if index is None:
+        return False
+    return len(words) <= max(index, -index - 1) or words[index] != environment
 
 
 def _by(commit: Any, key: str, words: list[str]) -> str:
@@ -41,11 +60,7 @@ def entries(commits: list[Any], project: str, environment: str | None) -> list[d
                 words = value.split()
                 if not words or words[0] != project:
                     continue
-                if key == "Deployed" and environment and words[-1] != environment:
-                    continue
-                if key != "Deployed" and environment and key in ("Release",):
-                    continue
-                if key in ("Pinned", "Unpinned") and environment and words[-1] != environment:
+                if _other_environment(key, words, environment):
                     continue
                 out.append(
                     {
