@@ -71,7 +71,9 @@ def test_security_context_is_restricted(rendered: dict[tuple[str, str], Any]) ->
 def test_probes_and_webhook_service(rendered: dict[tuple[str, str], Any]) -> None:
     container = reconciler_container(rendered)
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # Sharing the agent's pod, the reconciler's readiness must never take the agent out
+    # of its Service: no readiness probe (docs/install.md, "Readiness in a shared pod").
+    assert "readinessProbe" not in container
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     service = rendered[("Service", "reconciler-webhooks")]
     assert service["spec"]["ports"][0]["port"] == 8080
