@@ -779,9 +779,6 @@ def _check_project(
     lifecycles: dict[str, Lifecycle],
     out: _Collector,
 ) -> None:
-    # selection imports model only
-    from reconciler.selection import unused_rule_fields, validate_rule
-
     def hint(name: str, choices: list[str]) -> str:
         close = difflib.get_close_matches(name, choices, n=1)
         return f" (did you mean '{close[0]}'?)" if close else ""
@@ -829,13 +826,7 @@ def _check_project(
                         ["channels", ci, "rules", ri, "packages", pi],
                         f"unknown package {name!r}" + hint(name, package_names),
                     )
-            rule_path: list[Any] = ["channels", ci, "rules", ri]
-            for message in validate_rule(rule):
-                rule_key, text = _rule_key(doc.data["channels"][ci]["rules"][ri], message)
-                out.at(doc, [*rule_path, *rule_key], text)
-            written = doc.data["channels"][ci]["rules"][ri]
-            for key, message in unused_rule_fields(rule.strategy, written):
-                out.at(doc, [*rule_path, key], message)
+            _check_rule(rule, doc, ["channels", ci, "rules", ri], out)
     for key, message in _release_version_problems(project.release_versioning):
         out.at(doc, ["releaseVersion", key], message)
     donor = project.release_versioning.from_package
@@ -940,6 +931,18 @@ def _check_verify(project: Project, doc: _Doc, out: _Collector) -> None:
                     "{packages.<name>.version} or {packages.<name>.digest} of a package of "
                     f"this project: {', '.join(packages)})",
                 )
+
+
+def _check_rule(rule: VersionRule, doc: _Doc, path: list[Any], out: _Collector) -> None:
+    """A rule's own problems, and fields its strategy would ignore, each at its key."""
+    from reconciler.selection import unused_rule_fields, validate_rule  # imports model only
+
+    written = doc.data["channels"][path[1]]["rules"][path[3]]
+    for message in validate_rule(rule):
+        rule_key, text = _rule_key(written, message)
+        out.at(doc, [*path, *rule_key], text)
+    for key, message in unused_rule_fields(rule.strategy, written):
+        out.at(doc, [*path, key], message)
 
 
 def _rule_key(rule: Any, message: str) -> tuple[list[str], str]:
