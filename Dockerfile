@@ -23,7 +23,7 @@ FROM ${PYTHON_IMAGE}
 # image tag plus a regular rebuild pin the distribution instead.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git openssh-client ca-certificates tini \
+    && apt-get install -y --no-install-recommends git openssh-client gnupg ca-certificates tini \
     && rm -rf /var/lib/apt/lists/*
 
 ENV VIRTUAL_ENV=/opt/venv \

@@ -28,6 +28,14 @@ operation so that rotated secrets are picked up without a restart:
     any non-empty name with a token).
 ``RECONCILER_GIT_SSH_KEY_FILE``, ``RECONCILER_GIT_KNOWN_HOSTS``
     SSH private key and known_hosts file; host keys are always checked strictly.
+``RECONCILER_GIT_SIGNING_KEY_FILE`` (and ``_FORMAT``, ``_PASSPHRASE_FILE``)
+    sign every commit with an SSH or OpenPGP key (see signing.py).
+``RECONCILER_GIT_COMMITTER_NAME``, ``RECONCILER_GIT_COMMITTER_EMAIL``
+    the committer, when it differs from the author (e.g. a bot account whose key
+    signs, committing on behalf of the author named in reconciler.yaml).
+``RECONCILER_GIT_SIGNOFF``
+    ``true``: add a ``Signed-off-by`` trailer (the committer) to every commit, for
+    repositories that require a DCO.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ import git
 
 from reconciler.errors import GitError, PushRejected
 from reconciler.logs import scrub
+from reconciler.signing import Signer, signer_from_settings, stop_gpg_agent
 
 __all__ = [
     "OWNED_BRANCH_PREFIXES",
@@ -76,6 +85,9 @@ _ENV_CA_FILE = "RECONCILER_GIT_CA_FILE"
 _ENV_SSH_KEY_FILE = "RECONCILER_GIT_SSH_KEY_FILE"
 _ENV_KNOWN_HOSTS = "RECONCILER_GIT_KNOWN_HOSTS"
 _DEFAULT_TOKEN_USERNAME = "x-access-token"  # noqa: S105
+_ENV_COMMITTER_NAME = "RECONCILER_GIT_COMMITTER_NAME"
+_ENV_COMMITTER_EMAIL = "RECONCILER_GIT_COMMITTER_EMAIL"
+_ENV_SIGNOFF = "RECONCILER_GIT_SIGNOFF"
 
 # The askpass script's inputs: set in the environment of one git process only.
 _ASKPASS_USERNAME_VAR = "RECONCILER_ASKPASS_USERNAME"
@@ -196,7 +208,8 @@ class _LocalDamage(Exception):
 class WorkTree:
     """A working clone of ``url`` at ``path`` following ``branch``.
 
-    ``author`` is the (name, email) used as author and committer of every commit.
+    ``author`` is the (name, email) used as author of every commit, and as its
+    committer unless ``committer`` (or the settings) name another.
     ``env`` is where the ``RECONCILER_GIT_*`` credential settings are read from
     (default ``os.environ``). ``timeout`` bounds each git process, in seconds: a hung
     server fails the operation instead of the reconciler.
@@ -211,11 +224,17 @@ class WorkTree:
         author: tuple[str, str],
         env: Mapping[str, str] | None = None,
         timeout: float = 120,
+        committer: tuple[str, str] | None = None,
     ) -> None:
         self.url, self._url_credentials = _split_url_credentials(url)
         self.root = Path(path).absolute()
         self.branch = branch
         self._author = author
+        self.committer = committer
+        # Private GNUPGHOME for an OpenPGP signing key: in the work dir, outside the
+        # work tree (git clean must not remove it, and it must never be committed).
+        self._gnupg_home = self.root.parent / f"{self.root.name}.gnupg"
+        self._signer: Signer | None = None
         self._settings = env if env is not None else os.environ
         self._timeout = timeout
         self._git = git.Git(str(self.root))
@@ -229,8 +248,9 @@ class WorkTree:
 
     @property
     def author(self) -> tuple[str, str]:
-        """(name, email) of author and committer; may change between operations
-        (the config repository's settings name it, and are only known after a sync)."""
+        """(name, email) of the author, and of the committer unless ``committer`` or
+        the ``RECONCILER_GIT_COMMITTER_*`` settings name another; may change between
+        operations (the config repository's settings name it, known after a sync)."""
         return self._author
 
     @author.setter
@@ -254,6 +274,7 @@ class WorkTree:
         """Stop GitPython's helper processes and delete the private askpass directory."""
         self._git.clear_cache()
         self._cleanup()
+        stop_gpg_agent(self._gnupg_home)
 
     # -- public operations ---------------------------------------------------------
 
@@ -301,9 +322,12 @@ class WorkTree:
             return None
         # The message goes through stdin, never argv: a pass over hundreds of
         # projects writes one far larger than the kernel's argument limit.
+        signoff = self._settings.get(_ENV_SIGNOFF, "").lower() in ("1", "true", "yes")
         self._run(
-            ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"],
+            ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"]
+            + (["--signoff"] if signoff else []),
             stdin=message.encode("utf-8"),
+            sign=True,
         )
         sha = self.head()
         if not sha:  # e.g. a pass wrote into .git: never report a commit that is not there
@@ -352,7 +376,9 @@ class WorkTree:
             return False
         if any(guarded(path) for path in diff.stdout.split("\0") if path):
             return False
-        rebase = self._run(["rebase", "--quiet", "--onto", tracking, parent], check=False)
+        rebase = self._run(
+            ["rebase", "--quiet", "--onto", tracking, parent], check=False, sign=True
+        )
         if rebase.status != 0:
             self._run(["rebase", "--abort"], check=False)
             return False
@@ -522,15 +548,21 @@ class WorkTree:
         check: bool = True,
         remote: bool = False,
         stdin: bytes | None = None,
+        sign: bool = False,
     ) -> _GitResult:
         """Run ``git <args>`` in ``root``; raise ``GitError`` on failure when ``check``.
 
         ``remote`` marks commands that talk to the remote and so need credentials;
         ``stdin`` is fed to the process (from an unnamed temporary file, so any size
-        works without a pipe deadlock).
+        works without a pipe deadlock); ``sign`` marks commands that make commits.
         """
         env, secrets = self._environment(remote)
         settings = list(_COMMAND_CONFIG)
+        signer = self._signing() if sign else None
+        if signer is not None:
+            settings = [s for s in settings if not s.startswith("commit.gpgSign")]
+            settings += signer.settings
+            env.update(signer.env)
         if secrets:
             # Our password must not end up in a credential store the operator
             # configured (``credential.helper=store`` writes it to disk in clear).
@@ -567,9 +599,22 @@ class WorkTree:
         )
         return int(status), str(stdout), str(stderr)
 
+    def _signing(self) -> Signer | None:
+        """The commit signer from the settings (read now: keys rotate)."""
+        self._signer = signer_from_settings(self._settings, self._gnupg_home, self._signer)
+        return self._signer
+
+    def _committer(self) -> tuple[str, str]:
+        name = self._settings.get(_ENV_COMMITTER_NAME)
+        email = self._settings.get(_ENV_COMMITTER_EMAIL)
+        if name and email:
+            return name, email
+        return self.committer or self._author
+
     def _environment(self, remote: bool) -> tuple[dict[str, str], list[str]]:
         """The extra environment of one git process, and the secrets it carries."""
         name, email = self._author
+        committer_name, committer_email = self._committer()
         # Without credentials of our own, the operator's credential helper or askpass
         # (if any) is used; GIT_TERMINAL_PROMPT=0 makes a missing credential fail
         # at once instead of waiting for a terminal that a daemon does not have.
@@ -577,8 +622,8 @@ class WorkTree:
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": name,
             "GIT_AUTHOR_EMAIL": email,
-            "GIT_COMMITTER_NAME": name,
-            "GIT_COMMITTER_EMAIL": email,
+            "GIT_COMMITTER_NAME": committer_name,
+            "GIT_COMMITTER_EMAIL": committer_email,
         }
         if not remote:
             return env, []
