@@ -5,7 +5,9 @@ reconciler made, and author, committer and Signed-off-by set separately."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,10 +98,18 @@ def test_a_pass_against_a_signed_only_remote_pushes_and_every_commit_verifies(
         _verify(remote, sha, f"gpg.ssh.allowedSignersFile={allowed}")
 
 
+def _short_dir(tmp_path: Path) -> Path:
+    """A folder with a short path: gpg-agent's socket path must fit in 108 bytes,
+    which a GNUPGHOME deep in pytest's temp tree does not (under xdist)."""
+    folder = Path(tempfile.mkdtemp(prefix="sig-", dir="/tmp"))
+    (tmp_path / "short").symlink_to(folder)  # found from the test's tmp_path when debugging
+    return folder
+
+
 def _gpg_key(folder: Path, passphrase: str) -> tuple[Path, Path, Path]:
     """A fresh OpenPGP key made with gpg --batch; its armored secret key file, a
     passphrase file, and a keyring holding only the public key (the verifier's)."""
-    maker = folder / "maker-gnupg"
+    maker = folder / "maker"
     maker.mkdir(mode=0o700)
     gpg = ["gpg", "--homedir", str(maker), "--batch", "--pinentry-mode", "loopback"]
     subprocess.run(
@@ -115,7 +125,7 @@ def _gpg_key(folder: Path, passphrase: str) -> tuple[Path, Path, Path]:
     secret.write_bytes(exported)
     passphrase_file = folder / "passphrase"
     passphrase_file.write_text(passphrase + "\n")
-    verifier = folder / "verifier-gnupg"
+    verifier = folder / "verifier"
     verifier.mkdir(mode=0o700)
     public = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True)
     subprocess.run(
@@ -127,20 +137,23 @@ def _gpg_key(folder: Path, passphrase: str) -> tuple[Path, Path, Path]:
 
 
 def test_openpgp_key_with_passphrase_signs_from_a_private_gnupg_home(bare_remote, tmp_path):
-    secret, passphrase, verifier = _gpg_key(tmp_path, "correct horse battery")
+    short = _short_dir(tmp_path)
+    secret, passphrase, verifier = _gpg_key(short, "correct horse battery")
     remote = bare_remote(seed=SEED)
     env = {
         "RECONCILER_GIT_SIGNING_KEY_FILE": str(secret),
         "RECONCILER_GIT_SIGNING_PASSPHRASE_FILE": str(passphrase),
     }
-    work = tmp_path / "work" / "repo"
-    tree = _commit_one(remote.url, work, env)
-    tree.push()
-    tree.close()
-
-    _verify(remote, "main", env={"GNUPGHOME": str(verifier)})
-    home = tmp_path / "work" / "repo.gnupg"
-    assert home.is_dir() and (home.stat().st_mode & 0o077) == 0
+    try:
+        tree = _commit_one(remote.url, short / "w" / "repo", env)
+        tree.push()
+        tree.close()
+        _verify(remote, "main", env={"GNUPGHOME": str(verifier)})
+        home = short / "w" / "repo.gnupg"
+        assert home.is_dir() and (home.stat().st_mode & 0o077) == 0
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(verifier), "--kill", "gpg-agent"], check=False)
+        shutil.rmtree(short, ignore_errors=True)
     history = run_git("--git-dir", str(remote.path), "log", "-p", "main")
     assert "PGP PRIVATE KEY" not in history and "correct horse" not in history
 
