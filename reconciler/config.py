@@ -26,7 +26,12 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from reconciler import API_VERSION, safepaths, schema, templates, versions, yamlio
 from reconciler.errors import ConfigError, Problem, UnsafePathError
 from reconciler.freeze import window_problems
-from reconciler.grants import CredentialPolicy, feed_host, policy_from_env
+from reconciler.grants import (
+    CredentialPolicy,
+    feed_host,
+    policy_from_env,
+    provider_host_problem,
+)
 from reconciler.model import (
     COMMIT_VARIABLES,
     TENANT_SEPARATOR,
@@ -431,6 +436,7 @@ def _credentials(data: Any) -> Credentials | None:
         password_env=data.get("passwordEnv"),
         password_file=data.get("passwordFile"),
         docker_config=data.get("dockerConfig"),
+        provider=data.get("provider"),
     )
 
 
@@ -514,6 +520,10 @@ def _check_feed_credentials(
     creds = feed.credentials
     if creds is None:
         return
+    if creds.provider is not None:
+        problem = provider_host_problem(creds.provider, host, os.environ)
+        if problem is not None:
+            out.at(doc, ["credentials", "provider"], f"not granted: {problem}")
     named_env = (("usernameEnv", creds.username_env), ("passwordEnv", creds.password_env))
     for key, name in named_env:
         problem = policy.env_problem(name, host) if name is not None else None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ __all__ = [
     "canonical_host",
     "feed_host",
     "policy_from_env",
+    "provider_host_problem",
 ]
 
 ENV_PREFIX_VAR = "RECONCILER_FEED_ENV_PREFIX"
@@ -73,6 +75,7 @@ RESERVED_ENV_NAMES = frozenset(
         CREDENTIALS_DIR_VAR,
         HTTP_CREDENTIALS_VAR,
         TOKEN_REALMS_VAR,
+        "RECONCILER_CLOUD_REGISTRIES",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AZURE_CLIENT_SECRET",
@@ -118,6 +121,24 @@ class Grant:
 
     def applies_to(self, host: str) -> bool:
         return self.host is None or canonical_host(self.host) == canonical_host(host)
+
+
+CLOUD_REGISTRIES_VAR = "RECONCILER_CLOUD_REGISTRIES"
+
+_HOSTS = {
+    "aws": re.compile(r"\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"),
+    "gcp": re.compile(r"([a-z]+\.)?gcr\.io|[a-z0-9-]+-docker\.pkg\.dev"),
+    "azure": re.compile(r"[a-z0-9]+\.azurecr\.(io|cn|us)"),
+}
+
+
+def provider_host_problem(provider: str, host: str, env: Mapping[str, str]) -> str | None:
+    """Why ``provider``'s credentials may not go to ``host``, or None."""
+    extra = {item.strip().lower() for item in env.get(CLOUD_REGISTRIES_VAR, "").split(",") if item}
+    host = canonical_host(host)
+    if f"{provider}={host}" in extra or _HOSTS[provider].fullmatch(host.split(":")[0]):
+        return None
+    return f"{host} is not a {provider} registry; the operator can add it to {CLOUD_REGISTRIES_VAR}"
 
 
 def feed_host(url: str) -> str:

@@ -36,6 +36,7 @@ class Credentials:
     password_env: str | None = None  # env var holding the password/token
     password_file: str | None = None  # mounted file holding the password/token
     docker_config: str | None = None  # path to a docker config.json
+    provider: str | None = None  # aws | gcp | azure: the pod's cloud identity (feeds/cloud.py)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,10 @@ CREDENTIALS = _obj(
         "passwordEnv": {"type": "string", "description": "env var holding the password/token"},
         "passwordFile": {"type": "string", "description": "mounted file holding the password"},
         "dockerConfig": {"type": "string", "description": "path to a docker config.json"},
+        "provider": {
+            "enum": ["aws", "gcp", "azure"],
+            "description": "the pod's cloud identity (ECR, Artifact Registry/GCR, ACR)",
+        },
     },
     [],
     "where to find credentials; never the secret itself",

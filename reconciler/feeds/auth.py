@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import FeedAuthError
+from reconciler.feeds.cloud import CloudTokens
 from reconciler.grants import DOCKER_HUB_ALIASES, CredentialPolicy, policy_from_env
 from reconciler.model import Credentials
 
@@ -129,10 +130,14 @@ class CredentialResolver:
         host: str,
         *,
         env: Mapping[str, str] | None = None,
+        scheme: str = "https",
+        cloud: CloudTokens | None = None,
     ) -> None:
         self._feed = feed_name
         self._credentials = credentials
         self._host = host
+        self._scheme = scheme
+        self._cloud = cloud or CloudTokens()
         self._env = env
         self._files = _FileCache()
         self._helpers = CredentialHelperCache()
@@ -156,6 +161,8 @@ class CredentialResolver:
         creds = self._credentials
         if creds is None:
             return None
+        if creds.provider is not None:
+            return self._from_cloud(creds.provider)
         username = creds.username
         if creds.username_env is not None:
             username = self._env_value(creds.username_env)
@@ -174,6 +181,21 @@ class CredentialResolver:
             # A user name alone is not enough for Basic; anonymous is the honest answer.
             log.debug("feed %s: user name configured without a password", self._feed)
         return None
+
+    def _from_cloud(self, provider: str) -> Secret:
+        """The pod's cloud identity as this registry's credentials (feeds/cloud.py)."""
+        policy = self.policy()
+        if self._scheme != "https" and not policy.http_credentials_allowed(self._host):
+            raise FeedAuthError(
+                self._feed,
+                f"refusing to send {provider} credentials to {self._host} over plain http;"
+                " the operator allows it with --allow-http-credentials",
+                retry_after=3600.0,
+            )
+        user, secret = self._cloud.get(
+            self._feed, provider, self._host, self._environ(), scheme=self._scheme
+        )
+        return Secret(identity_token=secret) if not user else Secret(user, secret)
 
     def _environ(self) -> Mapping[str, str]:
         return self._env if self._env is not None else os.environ

@@ -153,7 +153,13 @@ class RegistryClient:
         secure = self._base is not None and self._base.scheme == "https" and not feed.insecure
         self._auth = Authenticator(
             feed,
-            CredentialResolver(feed.name, feed.credentials, host, env=env),
+            CredentialResolver(
+                feed.name,
+                feed.credentials,
+                host,
+                env=env,
+                scheme=self._base.scheme if self._base else "https",
+            ),
             token_cache if token_cache is not None else TokenCache(clock=clock),
             self._transport,
             secure=secure,
