@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler import safepaths
+
 __all__ = [
     "Imported",
     "ImportedPackage",
@@ -216,8 +218,6 @@ def write_files(root: Path, files: dict[str, str], *, dry_run: bool) -> list[str
     existing = sorted(path for path in files if (root / path).exists())
     if existing:
         raise FileExistsError(f"refusing to overwrite: {', '.join(existing)}")
-    for path, text in files.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+    for path, text in files.items():  # never through a symlink in the scanned repository
+        safepaths.write_bytes(root, path, text.encode("utf-8"))
     return [f"wrote {path}" for path in sorted(files)]
