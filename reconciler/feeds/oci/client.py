@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler import model
-from reconciler.errors import FeedError, PlatformNotFound
+from reconciler.errors import FeedError, FeedNotFound, PlatformNotFound
 from reconciler.feeds._http import parse_created, tls_context, warn_if_insecure
 from reconciler.feeds.auth import CredentialResolver, TokenCache
 from reconciler.feeds.oci.challenge import Authenticator, parse_challenge
@@ -290,6 +290,47 @@ class RegistryClient:
         """
         media_type, config, _manifest = self._image(repository, reference, platform)
         return media_type, config
+
+    def manifest(self, repository: str, reference: str) -> tuple[str, dict[str, Any]]:
+        """(media type, document) of ``repository@reference`` (a tag or a digest),
+        verified against its digest and cached."""
+        name = self._name(repository)
+        digest = (
+            reference if DIGEST_PATTERN.fullmatch(reference) else self.digest(repository, reference)
+        )
+        return self._manifest(name, digest or "")
+
+    def blob(self, repository: str, digest: str) -> bytes:
+        """A blob's bytes, verified against ``digest`` (within the body budget)."""
+        name = self._name(repository)
+        response = self._request(
+            "GET", self._url(f"/v2/{name}/blobs/{digest}"), name=name, kind="blob", accept="*/*"
+        )
+        self._verify_digest(response.body, digest, f"blob {name}@{digest}")
+        return response.body
+
+    def referrers(
+        self, repository: str, digest: str, artifact_type: str
+    ) -> list[dict[str, Any]] | None:
+        """Descriptors of ``artifact_type`` whose subject is ``digest`` (OCI 1.1 referrers
+        API); None when the registry has no referrers API (404)."""
+        name = self._name(repository)
+        url = self._url(f"/v2/{name}/referrers/{digest}").copy_merge_params(
+            {"artifactType": artifact_type}
+        )
+        try:
+            response = self._request("GET", url, name=name, kind="referrers", accept=OCI_INDEX)
+        except FeedNotFound:
+            return None
+        document = self._transport.json(
+            response, what=f"referrers of {name}@{digest}", manifest=True
+        )
+        entries = document.get("manifests") if isinstance(document, dict) else None
+        return [
+            entry
+            for entry in entries or ()
+            if isinstance(entry, dict) and entry.get("artifactType") == artifact_type
+        ]
 
     def close(self) -> None:
         self._transport.close()
