@@ -33,7 +33,12 @@ from typing import Any
 from reconciler.errors import WebhookRejected
 from reconciler.logs import register_secret
 from reconciler.metrics import Metrics
-from reconciler.webhooks import ReplayGuard, WebhookEvent, normalize_endpoint
+from reconciler.webhooks import (
+    PATH_TOKEN_ENDPOINTS,
+    ReplayGuard,
+    WebhookEvent,
+    normalize_endpoint,
+)
 from reconciler.webhooks import receive as receive_webhook
 
 log = logging.getLogger(__name__)
@@ -196,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         label = parts[1] if parts[1] in app.known_endpoints else "unknown"
         try:
             endpoint = normalize_endpoint(parts[1])
-            if len(parts) == 3 and endpoint != "dockerhub":
+            if len(parts) == 3 and endpoint not in PATH_TOKEN_ENDPOINTS:
                 raise WebhookRejected(404, "not found")
             body = self._read_body(app.max_body)
             secret = app.secrets.secret_for(endpoint)
@@ -273,6 +278,12 @@ class ReconcilerServer:
     """
 
     known_endpoints = (
+        "quay",
+        "acr",
+        "artifactregistry",
+        "ecr",
+        "artifactory",
+        "gitlab-registry",
         "argocd",
         "flux",
         "distribution",

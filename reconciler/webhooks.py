@@ -17,6 +17,16 @@ Endpoints (``/hooks/<endpoint>``) and how each is authenticated:
                   and CloudEvents payload formats)
     gitlab        GitLab push / tag push            X-Gitlab-Token: <secret>
     gitea         Gitea push                        X-Gitea-Signature: <hmac>
+    quay          Quay "Push to Repository"         secret token in the URL path
+    acr           Azure Container Registry          Authorization: Bearer <secret>
+                                                    (a custom header of the webhook)
+    artifactregistry  Artifact Registry via a       secret token in the URL path
+                  Pub/Sub push subscription
+    ecr           ECR via an EventBridge API        Authorization: Bearer <secret>
+                  destination                       (the connection's API key)
+    artifactory   JFrog Artifactory Docker          X-JFrog-Event-Auth: <secret>, or its
+                  "pushed"                          HMAC-SHA256 (payload signing)
+    gitlab-registry  GitLab container registry      as distribution (an alias)
     argocd        Argo CD notifications (webhook    Authorization: Bearer <secret>
                   service, our documented template)
     flux          Flux notification-controller      X-Signature: sha256=<hmac>
@@ -42,6 +52,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from reconciler.errors import WebhookRejected
+from reconciler.registryhooks import PARSERS
 
 EventKind = Literal["registry", "git", "deployment"]
 EventSource = Literal[
@@ -54,11 +65,29 @@ EventSource = Literal[
     "gitea-push",
     "argocd",
     "flux",
+    "quay",
+    "acr",
+    "artifactregistry",
+    "ecr",
+    "artifactory",
 ]
 
 #: URL endpoint names accepted under ``/hooks/``; ``registry`` is an alias of distribution.
-ENDPOINTS = ("distribution", "dockerhub", "github", "harbor", "gitlab", "gitea", "argocd", "flux")
-_ENDPOINT_ALIASES = {"registry": "distribution"}
+ENDPOINTS = (
+    "distribution",
+    "dockerhub",
+    "github",
+    "harbor",
+    "gitlab",
+    "gitea",
+    "argocd",
+    "flux",
+    *PARSERS,
+)
+#: Endpoints whose secret is the last URL path segment (the sender sets no headers).
+PATH_TOKEN_ENDPOINTS = ("dockerhub", "quay", "artifactregistry")
+_BEARER_ENDPOINTS = ("argocd", "flux", "acr", "ecr")
+_ENDPOINT_ALIASES = {"registry": "distribution", "gitlab-registry": "distribution"}
 
 #: Manifest media types: a distribution ``push`` of anything else is a blob upload.
 MANIFEST_MEDIA_TYPES = frozenset(
@@ -156,11 +185,13 @@ def authenticate(
             _check_hmac(headers.get("x-gitea-signature"), secret, signed, prefix="")
         else:
             _check_hmac(headers.get("x-hub-signature-256"), secret, signed, prefix="sha256=")
-    elif endpoint == "dockerhub":
+    elif endpoint in PATH_TOKEN_ENDPOINTS:
         _check_token(path_token, secret, "URL token")
     elif endpoint == "flux" and headers.get("x-signature"):
         _check_flux_signature(headers["x-signature"], secret, body)
-    elif endpoint in ("argocd", "flux"):
+    elif endpoint == "artifactory":
+        _check_artifactory(headers.get("x-jfrog-event-auth"), secret, body)
+    elif endpoint in _BEARER_ENDPOINTS:
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         _check_token(token.strip() if scheme.lower() == "bearer" else None, secret, "bearer token")
@@ -169,6 +200,14 @@ def authenticate(
 
 
 _FLUX_HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+
+
+def _check_artifactory(given: str | None, secret: str, body: bytes) -> None:
+    """The webhook's secret token verbatim, or (payload signing) its HMAC-SHA256 hex."""
+    value = (given or "").strip()
+    signed = _same(value.lower(), hmac_sha256_hex(secret, body))
+    if not value or not (_same(value, secret) or signed):
+        raise WebhookRejected(401, "X-JFrog-Event-Auth missing or wrong")
 
 
 def _check_flux_signature(given: str, secret: str, body: bytes) -> None:
@@ -391,6 +430,8 @@ def parse_event(endpoint: str, headers: Mapping[str, str], body: bytes) -> list[
     document = _load_json(headers, body)
     if endpoint in ("argocd", "flux"):
         return parse_deployment_report(endpoint, document)
+    if endpoint in PARSERS:
+        return _registry_pushes(endpoint, document)
     if endpoint == "distribution":
         return parse_distribution(document)
     if endpoint == "dockerhub":
@@ -418,6 +459,25 @@ def parse_event(endpoint: str, headers: Mapping[str, str], body: bytes) -> list[
         name = _required_text(document, "repository", "full_name")
         return _git_push("gitea-push", name, document, headers.get("x-gitea-delivery"))
     raise WebhookRejected(404, f"unknown webhook endpoint {endpoint!r}")
+
+
+def _registry_pushes(endpoint: str, document: Mapping[str, Any]) -> list[WebhookEvent]:
+    try:
+        pushes = PARSERS[endpoint](document)
+    except ValueError as error:
+        raise WebhookRejected(400, str(error)) from None
+    return [
+        WebhookEvent(
+            "registry",
+            endpoint,  # type: ignore[arg-type]  # PARSERS' keys are EventSource values
+            push.repository,
+            tag=push.tag,
+            digest=push.digest,
+            host=push.host,
+            delivery_id=push.delivery_id,
+        )
+        for push in pushes
+    ]
 
 
 def parse_deployment_report(endpoint: str, document: Mapping[str, Any]) -> list[WebhookEvent]:
