@@ -149,8 +149,8 @@ def test_parse_duration(text, seconds):
 
 
 def test_cached_config_is_reused_until_anything_it_read_changes(tmp_path, monkeypatch):
-    from reconciler import config as config_module
     from reconciler.config import load_config_cached
+    from reconciler.config import loading as config_module
 
     files = config_files("https://r.example.com", [AppSpec("api", "acme/api", "r/api")])
     root = _write(tmp_path / "repo", files)

@@ -1,0 +1,117 @@
+"""The validated-config cache of the work dir: an idle pass skips parsing and
+schema validation when nothing validation read has changed."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from reconciler import safepaths, source_stamp
+from reconciler.config import loading
+from reconciler.config.read import config_files
+from reconciler.errors import UnsafePathError
+from reconciler.grants import policy_from_env
+from reconciler.model import Config
+
+__all__ = ["CONFIG_MODULES", "load_config_cached"]
+
+CONFIG_MODULES = (
+    "config.__init__",
+    "config.read",
+    "config.build",
+    "config.checks",
+    "config.loading",
+    "config.cache",
+)
+"""This package's modules, for the cache key."""
+
+
+def _checked_paths(config: Config) -> list[str]:
+    """Files outside the config folders whose existence validation depends on."""
+    paths = []
+    for project in config.projects.values():
+        for env in project.environments.values():
+            paths += [f"{env.overlay}/{n}" for n in ("kustomization.yaml", "kustomization.yml")]
+            paths += [f"{env.overlay}/Kustomization"] + [t.file for t in env.targets]
+    return paths
+
+
+@functools.cache
+def _code_stamp() -> str:
+    """Every module whose code decides what a loaded Config holds or which problems a
+    config has: a change to any of them must not reuse a cached Config."""
+    modules = (
+        *CONFIG_MODULES,
+        "grants",
+        "model",
+        "schema",
+        "errors",
+        "freeze",
+        "selection",
+        "versions",
+        "yamlio",
+    )
+    return source_stamp(*modules)
+
+
+def load_config_cached(root: Path, cache_file: Path) -> Config:
+    """``load_config``, reusing the last valid result while nothing it read has changed.
+
+    The key is every config file's path and content hash plus the existence of each
+    overlay and target file that validation looked at; a Git checkout rewrites what
+    changed, so an idle pass skips parsing and schema validation of every file.
+    Only valid configs are cached; a damaged cache file is ignored.
+    """
+
+    def stamp(path: str) -> list[Any]:
+        # Content, not mtime: a checkout can rewrite a file within one mtime tick.
+        digest = hashlib.sha256(safepaths.read_bytes(root, path)).hexdigest()
+        return [path, digest]
+
+    try:
+        files = [stamp(p) for p in config_files(root)]
+    except (OSError, UnsafePathError):
+        return loading.load_config(root)
+    try:
+        cached = pickle.loads(cache_file.read_bytes())  # noqa: S301  # our own work dir
+        if (
+            cached["version"] == _code_stamp()
+            and cached.get("grants") == policy_from_env(os.environ)
+            and cached["files"] == files
+            and all(safepaths.is_file(root, p) == exists for p, exists in cached["paths"])
+        ):
+            config: Config = cached["config"]
+            return config
+    except (
+        OSError,
+        pickle.PickleError,
+        EOFError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        ValueError,
+        ImportError,
+        IndexError,
+    ):
+        pass
+    config = loading.load_config(root)
+    paths = [(p, safepaths.is_file(root, p)) for p in _checked_paths(config)]
+    entry = {
+        "version": _code_stamp(),
+        "grants": policy_from_env(os.environ),
+        "files": files,
+        "paths": paths,
+        "config": config,
+    }
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, cache_file)
+    except (OSError, pickle.PickleError, TypeError, AttributeError):
+        pass  # a cache that cannot be written only costs time
+    return config

@@ -1,0 +1,77 @@
+"""``load_config``: read, build and cross-check the whole config repository, in
+that order, collecting every problem so one ``validate`` run shows all of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler import schema, templates
+from reconciler.config import build, checks
+from reconciler.config.read import Collector, Doc, check_schema, read_docs
+from reconciler.errors import ConfigError
+from reconciler.grants import policy_from_env
+from reconciler.model import COMMIT_VARIABLES, Config, Feed, Project, Trigger
+
+__all__ = ["load_config"]
+
+
+def load_config(root: Path) -> Config:
+    """Read and validate the config repository at ``root``; raise ConfigError.
+
+    Valid configs (every pass) are read with the fast libyaml loader; when anything is
+    wrong, the repository is read again with the round-trip loader so every message
+    can name its line.
+    """
+    try:
+        return _load(root, fast=True)
+    except ConfigError:
+        return _load(root, fast=False)
+
+
+def _load(root: Path, *, fast: bool) -> Config:
+    out = Collector()
+    by_kind: dict[str, list[Doc]] = {k: [] for k in schema.KINDS}
+    for doc in read_docs(root, out, fast=fast):
+        if check_schema(doc, out):
+            checks.check_durations(doc, out)
+            by_kind[doc.data["kind"]].append(doc)
+    settings_docs = by_kind["Settings"]
+    if len(settings_docs) > 1:
+        out.at(settings_docs[1], ["kind"], "only one Settings document is allowed")
+    settings = build.build_settings(settings_docs[0] if settings_docs else None)
+    if settings.commit_template is not None:
+        problem = templates.check(settings.commit_template, COMMIT_VARIABLES)
+        if problem:
+            out.at(settings_docs[0], ["commitTemplate"], problem)
+    feeds = _feeds(by_kind["Feed"], out)
+    lifecycles = {
+        d.data["name"]: build.build_lifecycle(d, out)
+        for d in checks.unique(by_kind["Lifecycle"], "lifecycle", out)
+    }
+    for lifecycle_doc in by_kind["Lifecycle"]:
+        checks.check_phase_environments(lifecycle_doc, out)
+    projects: dict[str, Project] = {}
+    for doc in checks.unique(by_kind["Project"], "project", out):
+        project = build.build_project(doc, feeds)
+        checks.check_project(project, doc, root, feeds, lifecycles, out)
+        checks.check_verify(project, doc, out)
+        projects[project.name] = project
+    checks.check_symlinks(root, projects, out)
+    checks.check_minimums(by_kind["Lifecycle"], lifecycles, projects, out)
+    triggers: dict[str, Trigger] = {}
+    for doc in checks.unique(by_kind["Trigger"], "trigger", out):
+        trigger = checks.check_trigger(build.build_trigger(doc), doc, projects, out)
+        triggers[trigger.name] = trigger
+    if out.problems:
+        raise ConfigError(out.problems)
+    return Config(settings, feeds, lifecycles, projects, triggers)
+
+
+def _feeds(docs: list[Doc], out: Collector) -> dict[str, Feed]:
+    feeds = {d.data["name"]: build.build_feed(d) for d in checks.unique(docs, "feed", out)}
+    policy = policy_from_env(os.environ)
+    for doc in docs:
+        checks.check_feed_url(doc, out)
+        checks.check_feed_credentials(doc, build.build_feed(doc), policy, out)
+    return feeds
