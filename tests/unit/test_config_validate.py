@@ -99,8 +99,8 @@ def _with_rule(rule: str) -> dict[str, str]:
             "expression '(unclosed': missing ): (unclosed",
         ),
         (
-            "      - packages: [api]\n        range: '>=1'\n        strategy: digest\n",
-            "projects/shop/project.yaml:16: channels[0].rules[0].strategy: the digest "
+            "      - packages: [api]\n        strategy: digest\n",
+            "projects/shop/project.yaml:15: channels[0].rules[0].strategy: the digest "
             "strategy needs the tag to follow",
         ),
     ],
