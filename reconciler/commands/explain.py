@@ -59,6 +59,27 @@ def command(
         ]
         emit(data, output, str)
         raise SystemExit(exit_code(result))
+    _print_candidates(result, project, limit)
+    for decision in result.decisions:
+        if decision.project == project:
+            click.echo(f"trigger {decision.trigger}: {decision.reason}")
+            for entry in history.get(decision.trigger, [])[-5:]:
+                click.echo(f"  {entry['at'][:19]}: {entry['reason']}")
+    for row in statuses:
+        if environment and row["environment"] != environment:
+            continue
+        why = "; ".join(([row["next"]] if row["next"] else []) + row["waiting"]) or "up to date"
+        click.echo(f"{row['environment']}: runs {row['release'] or '(nothing)'}; {why}")
+    for env_name, version, problem in blocked:
+        if not environment or env_name == environment:
+            click.echo(f"{env_name}: cannot deploy {version}: {problem}")
+    if project in result.project_errors:
+        click.echo(f"project skipped: {result.project_errors[project]}")
+    raise SystemExit(exit_code(result))
+
+
+def _print_candidates(result: Any, project: str, limit: int) -> None:
+    """Per channel and package: the chosen tag, the accepted ones, the rejected ones."""
     for (proj, channel), packages in sorted(result.choices.items()):
         if proj != project:
             continue
@@ -81,22 +102,6 @@ def command(
             more = len(selection.rejected) - limit
             if more > 0:
                 click.echo(f"    ... and {more} more rejected")
-    for decision in result.decisions:
-        if decision.project == project:
-            click.echo(f"trigger {decision.trigger}: {decision.reason}")
-            for entry in history.get(decision.trigger, [])[-5:]:
-                click.echo(f"  {entry['at'][:19]}: {entry['reason']}")
-    for row in statuses:
-        if environment and row["environment"] != environment:
-            continue
-        why = "; ".join(([row["next"]] if row["next"] else []) + row["waiting"]) or "up to date"
-        click.echo(f"{row['environment']}: runs {row['release'] or '(nothing)'}; {why}")
-    for env_name, version, problem in blocked:
-        if not environment or env_name == environment:
-            click.echo(f"{env_name}: cannot deploy {version}: {problem}")
-    if project in result.project_errors:
-        click.echo(f"project skipped: {result.project_errors[project]}")
-    raise SystemExit(exit_code(result))
 
 
 def _render_problems(
