@@ -30,12 +30,14 @@ def repo_options(func: F) -> F:
     func = click.option(
         "--branch",
         envvar="RECONCILER_BRANCH",
+        show_envvar=True,
         default=None,
         help="Branch to read and push (default: reconciler.yaml's, else main).",
     )(func)
     func = click.option(
         "--work-dir",
         envvar="RECONCILER_WORKDIR",
+        show_envvar=True,
         type=click.Path(path_type=Path),
         default=None,
         help="Where the clone and caches live (default: ~/.cache/reconciler/<repo hash>).",
@@ -43,6 +45,7 @@ def repo_options(func: F) -> F:
     func = click.option(
         "--repo",
         envvar=["RECONCILER_REPO", "RECONCILER_REPO_URL"],
+        show_envvar=True,
         required=True,
         help="Config repository URL (https://, ssh://, file://) or a local path to a clone.",
     )(func)

@@ -110,3 +110,20 @@ def test_cli_and_manual_commands_use_the_one_table():
         source = inspect.getsource(module)
         assert "exit_for(" in source
         assert "SystemExit(4)" not in source and "EXIT_GIT" not in source
+
+
+def test_help_has_no_rst_markup_and_shows_the_environment_variables():
+    from click.testing import CliRunner
+
+    from reconciler.cli import COMMANDS, main
+
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"]).output
+    assert "Environment variables" in top and "RECONCILER_GIT_PASSWORD" in top
+    assert "Exit codes: 0 ok" in top
+    for name in COMMANDS:
+        text = runner.invoke(main, [name, "--help"]).output
+        assert "``" not in text and ":class:" not in text, name
+    run_help = " ".join(runner.invoke(main, ["run", "--help"]).output.split())
+    for variable in ("RECONCILER_LISTEN", "RECONCILER_REPO", "RECONCILER_LOG_LEVEL"):
+        assert f"env var: {variable}" in run_help, variable
