@@ -182,16 +182,20 @@ class CredentialResolver:
             log.debug("feed %s: user name configured without a password", self._feed)
         return None
 
-    def _from_cloud(self, provider: str) -> Secret:
-        """The pod's cloud identity as this registry's credentials (feeds/cloud.py)."""
-        policy = self.policy()
-        if self._scheme != "https" and not policy.http_credentials_allowed(self._host):
+    def refuse_in_clear(self, host: str, *, in_clear: bool) -> None:
+        """FeedAuthError if a secret would go to ``host`` over plain http or unverified
+        TLS and the operator did not allow that host (``insecure: true`` is not enough)."""
+        if in_clear and not self.policy().http_credentials_allowed(host):
             raise FeedAuthError(
                 self._feed,
-                f"refusing to send {provider} credentials to {self._host} over plain http;"
+                f"refusing to send credentials to {host} over plain http or unverified TLS;"
                 " the operator allows it with --allow-http-credentials",
                 retry_after=3600.0,
             )
+
+    def _from_cloud(self, provider: str) -> Secret:
+        """The pod's cloud identity as this registry's credentials (feeds/cloud.py)."""
+        self.refuse_in_clear(self._host, in_clear=self._scheme != "https")
         user, secret = self._cloud.get(
             self._feed, provider, self._host, self._environ(), scheme=self._scheme
         )

@@ -295,15 +295,8 @@ class HelmRepoClient:
         secret = self._credentials.resolve()
         if secret is None or not secret.has_basic:
             return None
-        host = self._credentials.host
         in_clear = self._index_url.scheme != "https" or self._feed.insecure
-        if in_clear and not self._credentials.policy().http_credentials_allowed(host):
-            raise FeedAuthError(
-                self._feed.name,
-                f"refusing to send credentials to {host} over plain http or unverified TLS;"
-                " the operator allows it with --allow-http-credentials",
-                retry_after=3600.0,
-            )
+        self._credentials.refuse_in_clear(self._credentials.host, in_clear=in_clear)
         return httpx.BasicAuth(secret.username or "", secret.password or "")
 
     def _raise_for_status(self, response: httpx.Response) -> None:

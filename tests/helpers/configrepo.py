@@ -119,6 +119,15 @@ def config_files(
     return files
 
 
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path -> text) under ``root``; returns ``root``."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
 def kustomize_images(overlay: Path) -> dict[str, str]:
     """container name -> image, from a real `kubectl kustomize` build of ``overlay``."""
     from reconciler import yamlio

@@ -27,7 +27,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, FeedAuthError
 from reconciler.feeds.cloud import CloudTokens, sigv4_headers
 from reconciler.feeds.oci import RegistryClient
-from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.configrepo import AppSpec, config_files, write_files
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -437,9 +437,7 @@ def test_validate_names_a_provider_on_a_foreign_host(
         [AppSpec("api", "acme/api", "r/api")],
         feed_extra="credentials: {provider: gcp}\n",
     )
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_files(tmp_path, files)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert [str(p) for p in info.value.problems] == [

@@ -32,7 +32,7 @@ from reconciler.errors import ConfigError, FeedError, GitError
 from reconciler.feeds import open_feed
 from reconciler.feeds._http import env_proxy, feed_transport
 from reconciler.gitrepo import WorkTree
-from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.configrepo import AppSpec, config_files, write_files
 from tests.helpers.gitserver import GitHttpServer
 
 AUTHOR = ("reconciler-bot", "bot@example.com")
@@ -241,9 +241,7 @@ def test_validate_names_ungranted_tls_files(
         feed_extra="tls:\n  caFile: /etc/ssl/private-ca.pem\n"
         "  clientKey: /var/run/secrets/reconciler/k.pem\n",
     )
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_files(tmp_path, files)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert [str(p) for p in info.value.problems] == [

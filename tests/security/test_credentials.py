@@ -33,7 +33,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, FeedAuthError, FeedError
 from reconciler.feeds import open_feed
 from reconciler.grants import feed_host, policy_from_env
-from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.configrepo import AppSpec, config_files, write_files
 
 FEED_SECRET = "feed-secret-7f3a1c"
 DOCKER_SECRET = "docker-auth-secret-91c2e0"
@@ -473,20 +473,12 @@ def test_a_token_realm_on_another_host_is_used_when_the_operator_pairs_it(
 # -- validate: file, line and key --------------------------------------------------
 
 
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
 def _feed_problems(tmp_path: Path, feed_extra: str) -> list[str]:
     files = config_files(
         "http://attacker.test", [AppSpec("api", "acme/api", "r/api")], feed_extra=feed_extra
     )
     with pytest.raises(ConfigError) as info:
-        load_config(_write(tmp_path, files))
+        load_config(write_files(tmp_path, files))
     return [str(p) for p in info.value.problems]
 
 
@@ -545,7 +537,7 @@ def test_operator_flags_grant_what_validate_accepts(
         feed_extra="insecure: true\ncredentials:\n"
         "  usernameEnv: TEAM_USER\n  passwordFile: /srv/feed-secrets/pw\n",
     )
-    root = _write(tmp_path / "repo", files)
+    root = write_files(tmp_path / "repo", files)
     runner = CliRunner()
     refused = runner.invoke(main, ["validate", str(root)])
     assert refused.exit_code == 1

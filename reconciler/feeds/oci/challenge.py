@@ -161,14 +161,7 @@ class Authenticator:
     def _require_secure(self) -> None:
         """Refuse to send credentials over plain http or unverified TLS unless the
         operator allowed this host (``insecure: true`` in the config is not enough)."""
-        host = self._credentials.host
-        if not self._secure and not self._credentials.policy().http_credentials_allowed(host):
-            raise FeedAuthError(
-                self._feed.name,
-                f"refusing to send credentials to {host} over plain http or unverified TLS;"
-                " the operator allows it with --allow-http-credentials",
-                retry_after=3600.0,
-            )
+        self._credentials.refuse_in_clear(self._credentials.host, in_clear=not self._secure)
 
     def _check_realm(self, realm: httpx.URL, secret: Secret | None) -> None:
         """A token realm gets the registry's credentials only on the registry's own host
@@ -188,13 +181,7 @@ class Authenticator:
                 retry_after=3600.0,
             )
         clear = realm.scheme != "https" or self._feed.insecure
-        if clear and not policy.http_credentials_allowed(realm_host):
-            raise FeedAuthError(
-                self._feed.name,
-                f"refusing to send credentials to token realm {realm.host} over plain http"
-                " or unverified TLS; the operator allows it with --allow-http-credentials",
-                retry_after=3600.0,
-            )
+        self._credentials.refuse_in_clear(realm_host, in_clear=clear)
 
     def _fetch_token(
         self, challenge: Challenge, scope: str, secret: Secret | None
