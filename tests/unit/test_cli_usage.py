@@ -127,3 +127,36 @@ def test_help_has_no_rst_markup_and_shows_the_environment_variables():
     run_help = " ".join(runner.invoke(main, ["run", "--help"]).output.split())
     for variable in ("RECONCILER_LISTEN", "RECONCILER_REPO", "RECONCILER_LOG_LEVEL"):
         assert f"env var: {variable}" in run_help, variable
+
+
+def test_run_with_json_logging_writes_only_json_lines(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "RECONCILER_LOG_FORMAT": "json", "GIT_TERMINAL_PROMPT": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "run", "--repo", str(tmp_path / "none"),
+         "--work-dir", str(tmp_path / "w"), "--listen", "127.0.0.1:0", "--interval", "3600"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    lines: list[str] = []
+    assert process.stderr is not None
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "serving on" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=60)
+    lines += rest.splitlines(keepends=True)
+    assert any("serving on" in line for line in lines), lines
+    for line in lines:
+        record = json.loads(line)  # every line is one JSON object
+        assert record["logger"] != "httpx"
