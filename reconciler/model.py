@@ -83,6 +83,7 @@ class Package:
     chart: str | None = None  # chart name in a helm feed
     manifest_name: str | None = None  # name as written in manifests (kustomize images[].name)
     new_name: str | None = None  # kustomize images[].newName to write, if any
+    found_at: Location | None = None  # where the manifests name it, for discovered packages
 
     @property
     def kind(self) -> PackageKind:
@@ -188,6 +189,9 @@ class Project:
     # Lifecycle environment -> its tenants' environments ("prod" -> "prod@acme", ...):
     # each tenant has its own overlay and state and moves through the same phases.
     tenants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Files read to discover packages from the manifests (config/discover.py), so the
+    # config cache notices when they change.
+    discovered_from: tuple[str, ...] = ()
 
     def package(self, name: str) -> Package:
         return next(p for p in self.packages if p.name == name)

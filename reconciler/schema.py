@@ -122,6 +122,12 @@ FEED = _obj(
             [],
         ),
         "timeout": _duration,
+        "hosts": {
+            "type": "array",
+            "items": {"type": "string", "pattern": r"^[a-z0-9.-]+(:[0-9]+)?$"},
+            "description": "registry hosts whose discovered images this feed serves "
+            "(default: its URL's host)",
+        },
     },
     ["apiVersion", "kind", "name", "type", "url"],
     "a container registry, Helm repository or OCI image-layout directory",
@@ -283,6 +289,10 @@ PROJECT = _obj(
         "name": _name,
         "lifecycle": _name,
         "renderDigest": {"type": "boolean", "description": "also write images[].digest"},
+        "deploy": {
+            **_relpath,
+            "description": "deploy tree whose kustomizations name the packages (discovery)",
+        },
         "packages": {
             "type": "array",
             "minItems": 1,
@@ -353,7 +363,7 @@ PROJECT = _obj(
             ),
         },
     },
-    ["apiVersion", "kind", "name", "lifecycle", "packages", "environments"],
+    ["apiVersion", "kind", "name", "lifecycle", "environments"],
     "what a project deploys, how versions are chosen, and where they are rendered",
 )
 

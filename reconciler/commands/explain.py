@@ -57,8 +57,10 @@ def command(
             for env_name, version, problem in blocked
             if not environment or env_name == environment
         ]
+        data["packages"] = package_sources(config, project)
         emit(data, output, str)
         raise SystemExit(exit_code(result))
+    _echo_packages(package_sources(config, project))
     _print_candidates(result, project, limit)
     for decision in result.decisions:
         if decision.project == project:
@@ -161,3 +163,30 @@ def explanation(
         ],
         "projectError": result.project_errors.get(project),
     }
+
+
+def package_sources(config: Any, project: str) -> list[dict[str, str]]:
+    """Each package of ``project`` with where it comes from: listed in the project
+    file, or found in the manifests (file:line)."""
+    if config is None or project not in config.projects:
+        return []
+    found = config.projects[project]
+    return [
+        {
+            "name": p.name,
+            "reference": p.manifest_name or p.repository,
+            "feed": p.feed,
+            "from": f"found at {p.found_at.file}:{p.found_at.line}"
+            if p.found_at is not None
+            else f"listed in {found.location.file}",
+        }
+        for p in found.packages
+    ]
+
+
+def _echo_packages(sources: list[dict[str, str]]) -> None:
+    if sources:
+        click.secho("packages", bold=True)
+    for source in sources:
+        where = f"from feed {source['feed']} ({source['from']})"
+        click.echo(f"  {source['name']}: {source['reference']} {where}")

@@ -247,10 +247,17 @@ def _environments(name: str, data: Any) -> list[Environment]:
     return [make(f"{name}{TENANT_SEPARATOR}{t}", te, data) for t, te in tenants.items()]
 
 
-def build_project(doc: Doc, feeds: dict[str, Feed]) -> Project:
+def build_project(
+    doc: Doc,
+    feeds: dict[str, Feed],
+    discovered: tuple[Package, ...] = (),
+    discovered_from: tuple[str, ...] = (),
+) -> Project:
+    """The project of ``doc``; ``discovered`` packages (from the manifests) come after
+    the listed ones, except those a listed package already names (explicit wins)."""
     d = doc.data
     packages = []
-    for p in d["packages"]:
+    for p in d.get("packages") or ():
         feed = feeds.get(p["feed"])
         manifest_name = p.get("manifestName")
         if manifest_name is None and p.get("image") and feed is not None and feed.type == "oci":
@@ -266,6 +273,8 @@ def build_project(doc: Doc, feeds: dict[str, Feed]) -> Project:
                 new_name=p.get("newName"),
             )
         )
+    listed = {p.name for p in packages} | {p.manifest_name for p in packages}
+    packages += [p for p in discovered if not {p.name, p.manifest_name} & listed]
     channels = tuple(
         Channel(
             name=c["name"],
@@ -289,6 +298,7 @@ def build_project(doc: Doc, feeds: dict[str, Feed]) -> Project:
         name=d["name"],
         lifecycle=d["lifecycle"],
         packages=tuple(packages),
+        discovered_from=discovered_from,
         channels=channels,
         environments=envs,
         tenants=tenants,

@@ -26,6 +26,7 @@ CONFIG_MODULES = (
     "config.checks",
     "config.loading",
     "config.cache",
+    "config.discover",
 )
 """This package's modules, for the cache key."""
 
@@ -61,8 +62,9 @@ def _code_stamp() -> str:
 def load_config_cached(root: Path, cache_file: Path) -> Config:
     """``load_config``, reusing the last valid result while nothing it read has changed.
 
-    The key is every config file's path and content hash plus the existence of each
-    overlay and target file that validation looked at; a Git checkout rewrites what
+    The key is every config file's path and content hash, the existence of each
+    overlay and target file that validation looked at, and the content hash of every
+    manifest packages were discovered from; a Git checkout rewrites what
     changed, so an idle pass skips parsing and schema validation of every file.
     Only valid configs are cached; a damaged cache file is ignored.
     """
@@ -83,6 +85,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
             and cached.get("grants") == policy_from_env(os.environ)
             and cached["files"] == files
             and all(safepaths.is_file(root, p) == exists for p, exists in cached["paths"])
+            and cached["discovered"] == _discovery_stamp(root, cached["config"])
         ):
             config: Config = cached["config"]
             return config
@@ -96,15 +99,21 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
         ValueError,
         ImportError,
         IndexError,
+        UnsafePathError,
     ):
         pass
     config = loading.load_config(root)
     paths = [(p, safepaths.is_file(root, p)) for p in _checked_paths(config)]
+    try:
+        discovered = _discovery_stamp(root, config)
+    except (OSError, UnsafePathError):
+        return config  # a manifest changed under us: the next load caches
     entry = {
         "version": _code_stamp(),
         "grants": policy_from_env(os.environ),
         "files": files,
         "paths": paths,
+        "discovered": discovered,
         "config": config,
     }
     try:
@@ -115,3 +124,10 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
     except (OSError, pickle.PickleError, TypeError, AttributeError):
         pass  # a cache that cannot be written only costs time
     return config
+
+
+def _discovery_stamp(root: Path, config: Config) -> list[list[str]]:
+    """[path, sha256] of every manifest read to discover packages (OSError when one
+    is gone: the cached config is then not reused)."""
+    paths = sorted({p for project in config.projects.values() for p in project.discovered_from})
+    return [[p, hashlib.sha256(safepaths.read_bytes(root, p)).hexdigest()] for p in paths]

@@ -41,6 +41,7 @@ from reconciler.verify.template import TemplateError, unknown_variables
 
 __all__ = [
     "MAX_DURATION",
+    "check_discovered",
     "check_durations",
     "check_feed_credentials",
     "check_feed_url",
@@ -505,3 +506,22 @@ def check_symlinks(root: Path, projects: dict[str, Project], out: Collector) -> 
     links = {link for top in tops for link in safepaths.symlinks_under(root, top)}
     for link in sorted(links):
         out.add(link, 0, "", safepaths.SYMLINK_NOT_ALLOWED)
+
+
+def check_discovered(project: Project, doc: Doc, out: Collector) -> None:
+    """A package found in the manifests that no rule of a channel names, while the
+    channel's rules all name their packages, is reported rather than released on a
+    guessed default rule."""
+    for package in project.packages:
+        if package.found_at is None:
+            continue
+        for ci, channel in enumerate(doc.data.get("channels") or ()):
+            rules = project.channels[ci].rules
+            if rules and all(r.packages and package.name not in r.packages for r in rules):
+                where = f"{package.found_at.file}:{package.found_at.line}"
+                out.at(
+                    doc,
+                    ["channels", ci, "rules"],
+                    f"package {package.name!r} (found at {where}) matches no rule of channel "
+                    f"{channel['name']!r}: name it in a rule, or add a rule without packages",
+                )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from reconciler import schema, templates
-from reconciler.config import build, checks
+from reconciler.config import build, checks, discover
 from reconciler.config.read import Collector, Doc, check_schema, read_docs
 from reconciler.errors import ConfigError
 from reconciler.grants import policy_from_env
@@ -52,8 +53,12 @@ def _load(root: Path, *, fast: bool) -> Config:
     for lifecycle_doc in by_kind["Lifecycle"]:
         checks.check_phase_environments(lifecycle_doc, out)
     projects: dict[str, Project] = {}
+    hosts = {d.data["name"]: list(d.data.get("hosts") or ()) for d in by_kind["Feed"]}
     for doc in checks.unique(by_kind["Project"], "project", out):
-        project = build.build_project(doc, feeds)
+        found = _discover(root, doc, feeds, hosts, out)
+        feeds.update(found.feeds)
+        project = build.build_project(doc, feeds, tuple(found.packages), tuple(found.files))
+        checks.check_discovered(project, doc, out)
         checks.check_project(project, doc, root, feeds, lifecycles, out)
         checks.check_verify(project, doc, out)
         projects[project.name] = project
@@ -75,3 +80,31 @@ def _feeds(docs: list[Doc], out: Collector) -> dict[str, Feed]:
         checks.check_feed_url(doc, out)
         checks.check_feed_credentials(doc, build.build_feed(doc), policy, out)
     return feeds
+
+
+def _discover(
+    root: Path, doc: Doc, feeds: dict[str, Feed], hosts: dict[str, list[str]], out: Collector
+) -> discover.Discovery:
+    """Packages from the manifests: of the ``deploy`` tree, or of the overlays when the
+    project lists no packages; nothing to discover otherwise."""
+    data = doc.data
+    if data.get("deploy"):
+        starts = discover.kustomization_dirs(root, str(data["deploy"]))
+    elif not data.get("packages"):
+        starts = sorted({str(e["overlay"]) for e in _overlay_entries(data)})
+    else:
+        return discover.Discovery([], {}, [], [])
+    found = discover.discover(root, starts, feeds, hosts)
+    for file, line, message in found.problems:
+        out.add(file, line, "", message)
+    if not found.packages and not data.get("packages"):
+        where = ["deploy"] if data.get("deploy") else ["environments"]
+        out.at(doc, where, "no packages listed and none found in the manifests")
+    return found
+
+
+def _overlay_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    entries: list[Any] = []
+    for env in (data.get("environments") or {}).values():
+        entries += [env, *(env.get("tenants") or {}).values()]
+    return [e for e in entries if isinstance(e, dict) and e.get("overlay")]
