@@ -5,7 +5,9 @@ Reads the files ``kustomize build`` would read, without running it: each
 kustomization's local ``resources`` (and ``bases``, ``components``), recursively;
 the container images of the workloads found there (``containers`` and
 ``initContainers`` at any depth of a pod template); the ``images:`` entries (a
-``newName`` tells where the image really lives); and ``helmCharts:``. Remote
+``newName`` tells where the image really lives); ``helmCharts:``; Flux HelmReleases
+with their HelmRepository or OCIRepository; Argo CD Applications' ``chart`` and
+``repoURL``. Remote
 resources (URLs) are not fetched. Every image becomes a package named after its
 container, every chart after the chart; a registry host maps to the explicit feed
 serving it (its URL's host, or its ``hosts`` list), else to an implicit feed named
@@ -88,6 +90,8 @@ class _Reader:
         self.files: list[str] = []
         self.problems: list[tuple[str, int, str]] = []
         self._seen: set[str] = set()
+        self.sources: dict[tuple[str, str], str] = {}  # (Flux source kind, name) -> URL
+        self.releases: list[tuple[str, tuple[str, str], Location]] = []  # chart, source
 
     def _documents(self, path: str) -> list[Any]:
         if path in self._seen:
@@ -129,6 +133,7 @@ class _Reader:
         elif safepaths.is_file(self.root, target):
             for doc in self._documents(target):
                 self._workload(target, doc)
+                self._gitops(target, doc)
 
     def _images_entries(self, doc: Any) -> None:
         for entry in doc.get("images") or ():
@@ -141,6 +146,50 @@ class _Reader:
                 line = yamlio.position(chart)
                 name, repo = str(chart["name"]), str(chart["repo"]).rstrip("/")
                 self.found.append(_Found("chart", name, repo, Location(path, line)))
+
+    def _gitops(self, path: str, doc: Any) -> None:
+        """Flux HelmRelease (with its HelmRepository or OCIRepository) and Argo CD
+        Application charts."""
+        kind, spec = doc.get("kind"), doc.get("spec")
+        name = (doc.get("metadata") or {}).get("name")
+        if not isinstance(spec, dict):
+            return
+        if kind in ("HelmRepository", "OCIRepository") and name and spec.get("url"):
+            self.sources[(kind, str(name))] = str(spec["url"]).rstrip("/")
+        elif kind == "HelmRelease":
+            self._helm_release(path, spec)
+        elif kind == "Application":
+            for source in [spec.get("source"), *(spec.get("sources") or ())]:
+                if isinstance(source, dict) and source.get("chart") and source.get("repoURL"):
+                    chart, repo = str(source["chart"]), str(source["repoURL"]).rstrip("/")
+                    location = Location(path, yamlio.position(source, "chart"))
+                    self.found.append(_Found("chart", chart, repo, location))
+
+    def _helm_release(self, path: str, spec: Any) -> None:
+        chart_spec = ((spec.get("chart") or {}).get("spec")) or {}
+        ref = spec.get("chartRef") or {}
+        if chart_spec.get("chart"):
+            source = chart_spec.get("sourceRef") or {}
+            key = (str(source.get("kind", "HelmRepository")), str(source.get("name", "")))
+            location = Location(path, yamlio.position(chart_spec, "chart"))
+            self.releases.append((str(chart_spec["chart"]), key, location))
+        elif ref.get("kind") == "OCIRepository" and ref.get("name"):
+            location = Location(path, yamlio.position(spec, "chartRef"))
+            self.releases.append(("", ("OCIRepository", str(ref["name"])), location))
+
+    def resolve_releases(self) -> None:
+        """HelmReleases name their source by kind and name; sources may come later."""
+        for chart, key, location in self.releases:
+            url = self.sources.get(key)
+            if url is None:
+                self.problems.append(
+                    (location.file, location.line, f"{key[0]} {key[1]!r} not found")
+                )
+            elif chart:
+                self.found.append(_Found("chart", chart, url, location))
+            else:  # an OCIRepository URL names the chart itself
+                repo, _, name = url.rpartition("/")
+                self.found.append(_Found("chart", name, repo, location))
 
     def _workload(self, path: str, node: Any) -> None:
         """Containers at any depth (Deployment, StatefulSet, CronJob, Pod, ...)."""
@@ -229,6 +278,7 @@ def discover(
     reader = _Reader(root)
     for folder in starts:
         reader.kustomization(folder)
+    reader.resolve_releases()
     implicit: dict[str, Feed] = {}
     packages: dict[str, Package] = {}
     by_reference: dict[str, str] = {}

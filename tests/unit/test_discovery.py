@@ -186,3 +186,75 @@ def test_explain_says_where_each_package_was_found(tmp_path):
             "from": "found at deploy/shop/base/web.yaml:14",
         },
     ]
+
+
+FLUX = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: podinfo, namespace: flux-system}
+spec:
+  url: https://stefanprodan.github.io/podinfo
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: podinfo}
+spec:
+  chart:
+    spec:
+      chart: podinfo
+      version: 6.5.0
+      sourceRef: {kind: HelmRepository, name: podinfo}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: redis}
+spec:
+  chartRef: {kind: OCIRepository, name: redis}
+---
+apiVersion: source.toolkit.fluxcd.io/v1beta2
+kind: OCIRepository
+metadata: {name: redis}
+spec:
+  url: oci://registry-1.docker.io/bitnamicharts/redis
+"""
+
+ARGO = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: nginx}
+spec:
+  source:
+    repoURL: https://charts.bitnami.com/bitnami
+    chart: nginx
+    targetRevision: 15.0.0
+"""
+
+
+def test_flux_helmreleases_and_argo_applications_become_chart_packages(tmp_path):
+    files = _files()
+    files["deploy/shop/gitops/kustomization.yaml"] = "resources:\n  - flux.yaml\n  - app.yaml\n"
+    files["deploy/shop/gitops/flux.yaml"] = FLUX
+    files["deploy/shop/gitops/app.yaml"] = ARGO
+    files[PROJECT] = files[PROJECT].replace(
+        "environments:\n", "deploy: deploy/shop\nenvironments:\n"
+    )
+    config = load_config(_write(tmp_path, files))
+    charts = {p.name: p for p in config.projects["shop"].packages if p.kind == "chart"}
+    assert {n: (p.chart, config.feeds[p.feed].url, p.found_at) for n, p in charts.items()} == {
+        "podinfo": (
+            "podinfo",
+            "https://stefanprodan.github.io/podinfo",
+            Location("deploy/shop/gitops/flux.yaml", 13),
+        ),
+        "redis": (
+            "redis",
+            "oci://registry-1.docker.io/bitnamicharts",
+            Location("deploy/shop/gitops/flux.yaml", 21),
+        ),
+        "nginx": (
+            "nginx",
+            "https://charts.bitnami.com/bitnami",
+            Location("deploy/shop/gitops/app.yaml", 7),
+        ),
+    }
+    assert all(config.feeds[p.feed].type == "helm" for p in charts.values())
