@@ -192,6 +192,7 @@ class Project:
     # Files read to discover packages from the manifests (config/discover.py), so the
     # config cache notices when they change.
     discovered_from: tuple[str, ...] = ()
+    deploy: str = ""  # the deploy tree packages are discovered from, if named
 
     def package(self, name: str) -> Package:
         return next(p for p in self.packages if p.name == name)

@@ -299,6 +299,7 @@ def build_project(
         lifecycle=d["lifecycle"],
         packages=tuple(packages),
         discovered_from=discovered_from,
+        deploy=str(d.get("deploy", "")),
         channels=channels,
         environments=envs,
         tenants=tenants,

@@ -12,6 +12,7 @@ from typing import Any
 
 from reconciler import safepaths, source_stamp
 from reconciler.config import loading
+from reconciler.config.discover import kustomization_dirs
 from reconciler.config.read import config_files
 from reconciler.errors import UnsafePathError
 from reconciler.grants import policy_from_env
@@ -128,6 +129,10 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
 
 def _discovery_stamp(root: Path, config: Config) -> list[list[str]]:
     """[path, sha256] of every manifest read to discover packages (OSError when one
-    is gone: the cached config is then not reused)."""
+    is gone: the cached config is then not reused), and the kustomization folders of
+    each deploy tree."""
     paths = sorted({p for project in config.projects.values() for p in project.discovered_from})
-    return [[p, hashlib.sha256(safepaths.read_bytes(root, p)).hexdigest()] for p in paths]
+    stamp = [[p, hashlib.sha256(safepaths.read_bytes(root, p)).hexdigest()] for p in paths]
+    trees = sorted({project.deploy for project in config.projects.values() if project.deploy})
+    # a new kustomization folder in a deploy tree is a new place to discover from
+    return stamp + [[f"{tree}/", " ".join(kustomization_dirs(root, tree))] for tree in trees]

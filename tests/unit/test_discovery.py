@@ -258,3 +258,28 @@ def test_flux_helmreleases_and_argo_applications_become_chart_packages(tmp_path)
         ),
     }
     assert all(config.feeds[p.feed].type == "helm" for p in charts.values())
+
+
+def test_a_new_kustomization_in_the_deploy_tree_is_not_hidden_by_the_cache(tmp_path):
+    files = _files()
+    files[PROJECT] = files[PROJECT].replace(
+        "environments:\n", "deploy: deploy/shop\nenvironments:\n"
+    )
+    root = _write(tmp_path / "repo", files)
+    cache = tmp_path / "work" / "config.pickle"
+    assert len(load_config_cached(root, cache).projects["shop"].packages) == 2
+    extra = (
+        files["deploy/shop/base/api.yaml"]
+        .replace("name: api", "name: jobs")
+        .replace("shop-api", "shop-jobs")
+    )
+    _write(
+        root,
+        {
+            "deploy/shop/jobs/kustomization.yaml": "resources: [jobs.yaml]\n",
+            "deploy/shop/jobs/jobs.yaml": extra,
+        },
+    )
+    assert (
+        load_config_cached(root, cache).projects["shop"].package("jobs").image == "acme/shop-jobs"
+    )
