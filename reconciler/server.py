@@ -13,6 +13,8 @@ Routes:
     GET  /readyz                      200 when a pass succeeded recently and the
                                       config repo was reachable, else 503 + reason
     GET  /metrics                     Prometheus text exposition
+    GET  /                            the dashboard (run mode), read-only, from the last pass
+    GET  /events                      Server-Sent Events: one message per finished pass
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from reconciler.dashboard import Dashboard
 from reconciler.errors import WebhookRejected
 from reconciler.logs import register_secret
 from reconciler.metrics import Metrics
@@ -49,6 +52,9 @@ DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: registry and push payloads are a few Ki
 _DRAIN_LIMIT = 8 * 1024 * 1024
 _DRAIN_SECONDS = 2.0  # ... but for no longer than this, so a trickling client cannot hold a thread
 _REQUEST_TIMEOUT = 10.0  # seconds per socket operation; stops slow clients holding threads
+_STREAM_SECONDS = 600.0  # an event stream ends after this; EventSource reconnects by itself
+_STREAM_KEEPALIVE = 15.0  # seconds between comments on an idle event stream
+_MAX_STREAMS = 32  # concurrent event streams (each holds a thread)
 
 
 class Health:
@@ -186,8 +192,38 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics" and app.metrics is not None:
             body, content_type = app.metrics.exposition()
             self._send(200, body, content_type)
+        elif path == "/" and app.dashboard is not None:
+            self._send(200, app.dashboard.page().encode(), "text/html; charset=utf-8")
+        elif path == "/events" and app.dashboard is not None:
+            self._stream_events(app)
         else:
             self._send_text(404, "not found")
+
+    def _stream_events(self, app: ReconcilerServer) -> None:
+        """Server-Sent Events: one ``data:`` line per finished pass, comments to keep
+        the connection open; bounded in number and in length (browsers reconnect)."""
+        assert app.dashboard is not None
+        if not app.event_streams.acquire(blocking=False):
+            self._send_text(503, "too many event streams")
+            return
+        try:
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            seen = app.dashboard.version
+            deadline = time.monotonic() + _STREAM_SECONDS
+            while time.monotonic() < deadline and not app.stopping.is_set():
+                version = app.dashboard.wait_for_change(seen, _STREAM_KEEPALIVE)
+                line = f"data: {version}\n\n" if version != seen else ": keep-alive\n\n"
+                seen = version
+                self.wfile.write(line.encode())
+                self.wfile.flush()
+        finally:
+            app.event_streams.release()
 
     do_HEAD = do_GET
 
@@ -305,8 +341,12 @@ class ReconcilerServer:
         metrics: Metrics | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         replays: ReplayGuard | None = None,
+        dashboard: Dashboard | None = None,
     ) -> None:
         self.on_event = on_event
+        self.dashboard = dashboard  # None: no dashboard at /
+        self.event_streams = threading.BoundedSemaphore(_MAX_STREAMS)
+        self.stopping = threading.Event()
         self.secrets = secrets if secrets is not None else WebhookSecrets()
         self.health = health
         self.metrics = metrics
@@ -343,6 +383,9 @@ class ReconcilerServer:
 
     def close(self) -> None:
         """Stop accepting requests and release the socket."""
+        self.stopping.set()  # event streams end within a keep-alive period
+        if self.dashboard is not None:
+            self.dashboard.update(self.dashboard.snapshot)  # ... or at once
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)

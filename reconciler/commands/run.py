@@ -44,6 +44,7 @@ def usable_interval(seconds: float) -> bool:
 
 
 if TYPE_CHECKING:  # imported lazily at run time: `reconciler --help` stays fast
+    from reconciler.dashboard import Dashboard
     from reconciler.loop import Backoff, PassOutcome, PassRequest
     from reconciler.reconcile import Reconciler, Shard
     from reconciler.server import Health, ReconcilerServer
@@ -81,9 +82,13 @@ def touched_projects(config: Any, repositories: frozenset[str]) -> set[str]:
 
 
 def sidecar_pass(
-    reconciler: Reconciler, backoff: Backoff, credential_files: set[str], request: PassRequest
+    reconciler: Reconciler,
+    backoff: Backoff,
+    credential_files: set[str],
+    request: PassRequest,
+    dashboard: Dashboard | None = None,
 ) -> PassOutcome:
-    """One pass of the sidecar loop, as ``request`` asks."""
+    """One pass of the sidecar loop, as ``request`` asks; then the dashboard's snapshot."""
     from reconciler.loop import PassOutcome
 
     if credential_files & request.changed_paths:
@@ -102,6 +107,8 @@ def sidecar_pass(
         errors.append(f"config invalid: {len(result.config_error.problems)} problem(s)")
     if result.git_error:
         errors.append(f"git: {result.git_error}")
+    if dashboard is not None and reconciler.last_config is not None:
+        _update_dashboard(dashboard, reconciler, result)
     return PassOutcome(
         ok=result.config_error is None and result.git_error is None,
         releases_created=len(result.releases) if result.pushed else 0,
@@ -113,8 +120,22 @@ def sidecar_pass(
     )
 
 
+def _update_dashboard(dashboard: Dashboard, reconciler: Reconciler, result: Any) -> None:
+    from reconciler.dashboard import snapshot_from
+    from reconciler.errors import ReconcilerError
+
+    try:
+        dashboard.update(snapshot_from(reconciler.last_config, reconciler.tree.root, result))
+    except (ReconcilerError, OSError) as error:  # a damaged state file: keep the last page
+        log.warning("dashboard not updated: %s", error)
+
+
 def _serve(
-    listen: tuple[str, int], events: queue.Queue[Any], health: Health, metrics: Any
+    listen: tuple[str, int],
+    events: queue.Queue[Any],
+    health: Health,
+    metrics: Any,
+    dashboard: Dashboard | None = None,
 ) -> ReconcilerServer:
     """Start the HTTP server; an address that cannot be bound is a usage error (exit 2)."""
     import errno
@@ -122,7 +143,9 @@ def _serve(
     from reconciler.server import ReconcilerServer
 
     try:
-        server = ReconcilerServer(listen, on_event=events.put, health=health, metrics=metrics)
+        server = ReconcilerServer(
+            listen, on_event=events.put, health=health, metrics=metrics, dashboard=dashboard
+        )
     except OSError as exc:
         why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
         host, port = listen
@@ -181,6 +204,7 @@ def command(
     log_format: str,
 ) -> None:
     from reconciler.config import load_config
+    from reconciler.dashboard import Dashboard
     from reconciler.errors import ReconcilerError
     from reconciler.gitrepo import local_branch_files, local_branch_head
     from reconciler.loop import (
@@ -211,7 +235,8 @@ def command(
     # Serve /healthz before the first clone, which can take a while on a big repo;
     # /readyz stays "not ready" until a pass succeeds.
     health = Health(max_age=3 * (interval or DEFAULT_INTERVAL) + 60)
-    server = _serve(listen, events, health, metrics)
+    dashboard = Dashboard()  # `/`: read-only, from the last pass's snapshot
+    server = _serve(listen, events, health, metrics, dashboard)
     every = interval
     feed_files: list[str] = []  # feeds' passwordFile mounts, watched like the env-named ones
     try:
@@ -247,7 +272,7 @@ def command(
     )
 
     def run_pass(request: PassRequest) -> PassOutcome:
-        return sidecar_pass(reconciler, backoff, credential_files, request)
+        return sidecar_pass(reconciler, backoff, credential_files, request, dashboard)
 
     try:
         log.info("serving on %s, a pass every %.0fs", server.url, every)

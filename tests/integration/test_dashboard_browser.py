@@ -1,0 +1,138 @@
+"""The dashboard in a real browser (issue 23): Debian's headless Chromium driven by
+Selenium through chromium-driver (no browser download). Screenshots are saved to
+``$RECONCILER_TEST_ARTIFACTS`` (default ``test-artifacts/``) for people to look at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.dashboard import Cell, Dashboard, Row, Snapshot
+from reconciler.server import ReconcilerServer, WebhookSecrets
+
+webdriver = pytest.importorskip("selenium.webdriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="Debian chromium and chromium-driver are not installed"
+)
+ARTIFACTS = Path(os.environ.get("RECONCILER_TEST_ARTIFACTS", "test-artifacts"))
+HOSTILE_TAG = "1.0.0<img src=x onerror=\"document.title='pwned'\">"
+
+
+def matrix(dev: Cell) -> Snapshot:
+    return Snapshot(
+        rows=(
+            Row(
+                "shop",
+                (
+                    dev,
+                    Cell(
+                        "staging",
+                        "1.0.0",
+                        "failed",
+                        ("verification failed: Degraded: CrashLoopBackOff",),
+                    ),
+                ),
+            ),
+            Row(
+                "billing",
+                (
+                    Cell("dev", "2.3.0", "pending", ("verifying 2.3.0",)),
+                    Cell("staging", None, "not deployed"),
+                ),
+            ),
+        ),
+        environments=("dev", "staging"),
+        finished=datetime.now(UTC),
+        commit="c0ffee" + "0" * 34,
+    )
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1000,700"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[ReconcilerServer, Dashboard]]:
+    soaking = Cell(
+        "dev", "1.0.1", "verified", ("soaking in development until 2026-01-01T00:30:00Z",)
+    )
+    dashboard = Dashboard(matrix(soaking))
+    app = ReconcilerServer(
+        ("127.0.0.1", 0), on_event=lambda e: None, secrets=WebhookSecrets(environ={}),
+        dashboard=dashboard,
+    )  # fmt: skip
+    with app:
+        yield app, dashboard
+
+
+def shot(driver: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"dashboard-{name}.png"))
+
+
+def cell_text(driver: Any, row: int, column: int) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.CSS_SELECTOR,
+               f"#matrix tbody tr:nth-child({row}) td:nth-child({column + 1})").text)  # fmt: skip
+
+
+def test_matrix_soak_countdown_and_failed_cell(
+    browser: Any, served: tuple[ReconcilerServer, Dashboard]
+) -> None:
+    app, _ = served
+    browser.get(f"{app.url}/")
+    assert "1.0.1" in cell_text(browser, 1, 1)
+    assert "soaking in development until 2026-01-01T00:30:00Z" in cell_text(browser, 1, 1)
+    assert "verification failed: Degraded: CrashLoopBackOff" in cell_text(browser, 1, 2)
+    assert "pending" in cell_text(browser, 2, 1)
+    shot(browser, "matrix")
+
+
+def test_a_hostile_tag_renders_as_text(
+    browser: Any, served: tuple[ReconcilerServer, Dashboard]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    app, dashboard = served
+    dashboard.update(matrix(Cell("dev", HOSTILE_TAG, "deployed")))
+    browser.get(f"{app.url}/")
+    assert HOSTILE_TAG in cell_text(browser, 1, 1)
+    assert browser.find_elements(By.TAG_NAME, "img") == []
+    assert browser.title == "reconciler"
+    shot(browser, "xss")
+
+
+def test_the_page_refreshes_itself_when_a_pass_ends(
+    browser: Any, served: tuple[ReconcilerServer, Dashboard]
+) -> None:
+    app, dashboard = served
+    browser.get(f"{app.url}/")
+    assert "1.0.1" in cell_text(browser, 1, 1)
+    time.sleep(0.5)  # the EventSource connects
+    dashboard.update(matrix(Cell("dev", "1.0.2", "verified")))
+    deadline = time.monotonic() + 15
+    while "1.0.2" not in cell_text(browser, 1, 1):
+        assert time.monotonic() < deadline, "the page did not refresh"
+        time.sleep(0.1)
+    shot(browser, "refreshed")
