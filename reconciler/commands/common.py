@@ -267,6 +267,18 @@ class ShardSpec(click.ParamType[Any]):
         return Shard.parse(text)
 
 
+def shard_option(func: F) -> F:
+    """--shard INDEX/COUNT or auto (RECONCILER_SHARD), for `run` and `once`."""
+    return click.option(
+        "--shard",
+        envvar="RECONCILER_SHARD",
+        show_envvar=True,
+        type=ShardSpec(),
+        default=None,
+        help="INDEX/COUNT: only projects of this shard; `auto` in a StatefulSet.",
+    )(func)
+
+
 def auto_shard(env: Mapping[str, str]) -> str:
     """``INDEX/COUNT`` of a StatefulSet pod: INDEX is the pod's ordinal, COUNT the
     replica count that the chart passes as ``RECONCILER_SHARD_COUNT``."""

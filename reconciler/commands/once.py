@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.commands.common import (
-    ShardSpec,
     emit,
     exit_code,
     log_options,
@@ -16,6 +15,7 @@ from reconciler.commands.common import (
     output_option,
     pass_progress,
     repo_options,
+    shard_option,
     start_logging,
 )
 
@@ -25,14 +25,7 @@ if TYPE_CHECKING:
 
 @click.command("once", help=__doc__)
 @repo_options
-@click.option(
-    "--shard",
-    envvar="RECONCILER_SHARD",
-    show_envvar=True,
-    type=ShardSpec(),
-    default=None,
-    help="INDEX/COUNT: only projects of this shard; `auto` in a StatefulSet.",
-)
+@shard_option
 @output_option
 @log_options
 def command(

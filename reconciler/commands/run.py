@@ -17,11 +17,11 @@ import click
 from reconciler.commands.common import (
     EXIT_OK,
     ListenAddress,
-    ShardSpec,
     log_options,
     make_reconciler,
     pass_progress,
     repo_options,
+    shard_option,
     start_logging,
 )
 
@@ -183,14 +183,7 @@ def _serve(
     show_default=True,
     help="Address for webhooks, /healthz, /readyz, /metrics.",
 )
-@click.option(
-    "--shard",
-    envvar="RECONCILER_SHARD",
-    show_envvar=True,
-    type=ShardSpec(),
-    default=None,
-    help="INDEX/COUNT: only projects of this shard; `auto` in a StatefulSet.",
-)
+@shard_option
 @log_options
 def command(
     repo: str,
