@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Run the bundled sample end to end, offline."),
     "status": ("status", "Show environments x releases and what is waiting."),
     "history": ("history", "Show the audit trail read from git log."),
+    "dashboard": ("dashboard", "Serve the release matrix in a browser (dry-run passes)."),
     "promote": ("promote", "Promote a release to an environment (manual approval)."),
     "rollback": ("rollback", "Redeploy an earlier release to an environment."),
     "block": ("block", "Block a release from further promotion."),

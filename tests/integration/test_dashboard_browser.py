@@ -136,3 +136,46 @@ def test_the_page_refreshes_itself_when_a_pass_ends(
         assert time.monotonic() < deadline, "the page did not refresh"
         time.sleep(0.1)
     shot(browser, "refreshed")
+
+
+def test_the_dashboard_command_serves_dry_run_passes(
+    bare_remote: Any, registry: Any, tmp_path: Path
+) -> None:
+    """``reconciler dashboard`` (a laptop): serves the matrix, pushes nothing."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.helpers.configrepo import AppSpec, config_files
+
+    app = AppSpec("api", f"dash{os.getpid()}/api", "example.com/shop/api")
+    registry.push(app.repository, "1.0.0")
+    remote = bare_remote(seed=config_files(registry.url, [app]))
+    head = remote.head()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "dashboard", "--repo", remote.url,
+         "--work-dir", str(tmp_path / "work"), "--listen", f"127.0.0.1:{port}"],
+        env={**os.environ, **registry.operator_env(), "GIT_TERMINAL_PROMPT": "0"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        page = ""
+        while "<th>shop</th>" not in page:
+            assert time.monotonic() < deadline, page
+            assert process.poll() is None, "dashboard exited"
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        assert "<th>dev</th>" in page and "<th>prod</th>" in page
+        assert remote.head() == head  # dry runs: nothing committed or pushed
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
