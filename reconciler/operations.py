@@ -1,8 +1,8 @@
 """Manual operations on the config repository: promote, rollback, block, pin.
 
 Each operation is a function ``(config, root, now) -> Change | None`` that edits the
-work tree; ``apply_change`` syncs, runs it, commits and pushes, and on a rejected
-push re-syncs and re-runs it (bounded), exactly like a reconcile pass. A refusal is
+work tree; ``publish.apply_change`` syncs, runs it, commits and pushes, and on a
+rejected push re-syncs and re-runs it (bounded), with the pass's publish routine. A refusal is
 raised as ``PromotionRefused`` with the reason, before anything is written.
 """
 
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ruamel.yaml.error import YAMLError
 
-from reconciler import records, safepaths, yamlio
-from reconciler.config import load_config
-from reconciler.errors import PromotionRefused, PushRejected, ReconcilerError
+from reconciler import environments, records, safepaths, yamlio
+from reconciler.errors import PromotionRefused, ReconcilerError
 from reconciler.lifecycle import (
     ReleaseState,
     check_manual,
@@ -27,22 +24,7 @@ from reconciler.lifecycle import (
     recorded_verifications,
 )
 from reconciler.model import Config, Deployment, Lifecycle, Project, Release, project_lifecycle
-
-
-@dataclass(frozen=True)
-class Change:
-    subject: str
-    body: str
-    trailers: tuple[str, ...]
-
-    def message(self) -> str:
-        text = self.subject + "\n"
-        if self.body:
-            text += "\n" + self.body.rstrip("\n") + "\n"
-        return text + "\n" + "\n".join(self.trailers) + "\n"
-
-
-Operation = Callable[[Config, Path, datetime], Change | None]
+from reconciler.publish import Change, Operation
 
 
 def actor() -> str:
@@ -54,30 +36,6 @@ def actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def apply_change(reconciler: object, operation: Operation, *, attempts: int = 5) -> str | None:
-    """Run ``operation`` on a fresh sync, commit and push; retry on a moved remote."""
-    from reconciler.reconcile import Reconciler
-
-    assert isinstance(reconciler, Reconciler)
-    tree = reconciler.tree
-    for _ in range(attempts):
-        tree.sync()
-        config = load_config(tree.root)
-        reconciler.configure_tree(config)
-        change = operation(config, tree.root, reconciler.options.clock())
-        if change is None:
-            return None
-        sha = tree.commit(change.message())
-        if sha is None:
-            return None
-        try:
-            tree.push()
-        except PushRejected:
-            continue
-        return sha
-    raise PushRejected(f"push still rejected after {attempts} attempts")
 
 
 def _project(config: Config, name: str) -> Project:
@@ -152,9 +110,7 @@ def deploy(
     automatic: bool,
 ) -> list[str]:
     """Render the release into the environment and record the deployment."""
-    from reconciler.reconcile import render_environment
-
-    changed = render_environment(root, project, environment, release)
+    changed = environments.render(root, project, environment, release)
     state.deploy(Deployment(environment, release.version, now, by, automatic))
     records.write_if_changed(root, records.state_path(project.name), records.state_to_text(state))
     return changed

@@ -125,10 +125,6 @@ def read_release(root: Path, project: str, version: str) -> Release | None:
     return release
 
 
-def release_exists(root: Path, project: str, version: str) -> bool:
-    return safepaths.is_file(root, release_path(project, version))
-
-
 def release_versions(root: Path, project: str) -> list[str]:
     """Versions that have a record (directory listing only; files are not parsed)."""
     names = safepaths.listdir(root, f"releases/{project}")

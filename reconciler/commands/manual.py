@@ -13,11 +13,16 @@ from reconciler.errors import ExitCode, ReconcilerError, exit_for
 def run_operation(
     repo: str, work_dir: Path | None, branch: str | None, operation: object, done: str
 ) -> int:
-    from reconciler.operations import apply_change
+    from reconciler.publish import apply_change
 
     reconciler = make_reconciler(repo, work_dir, branch)
     try:
-        sha = apply_change(reconciler, operation)  # type: ignore[arg-type]
+        sha = apply_change(
+            reconciler.tree,
+            operation,  # type: ignore[arg-type]
+            clock=reconciler.options.clock,
+            configure=reconciler.configure_tree,
+        )
     except ReconcilerError as exc:
         code, message = exit_for(exc)
         click.echo(message, err=True)

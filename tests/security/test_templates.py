@@ -14,7 +14,7 @@ from reconciler import templates
 from reconciler.config import load_config
 from reconciler.errors import ConfigError
 from reconciler.model import COMMIT_VARIABLES
-from reconciler.reconcile import BODY_LINES, _summary
+from reconciler.reconcile.report import BODY_LINES, summary
 from tests.helpers.configrepo import AppSpec, config_files
 
 KNOWN = "the variables are {body}, {subject}, {trailers}"
@@ -70,7 +70,7 @@ def test_a_huge_pass_is_summarised_in_a_bounded_body() -> None:
     body = []
     for n in range(800):
         body += [f"p{n}/dev: (none) -> 1.0.0 (phase dev, automatic)", "  api: (new) -> 1.0.0"]
-    text = _summary(body)
+    text = summary(body)
     lines = text.splitlines()
     assert len(lines) <= BODY_LINES + 1
     assert lines[-1] == "… and 700 more (every one is named in the trailers)"

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from reconciler import reconcile
 from reconciler.model import Package, VersionRule
-from reconciler.reconcile import _SelectionCache
+from reconciler.reconcile import polling
+from reconciler.reconcile.polling import _SelectionCache
 from reconciler.selection import select
 
 PKG = Package(name="api", feed="hub", image="acme/api")
@@ -22,7 +22,7 @@ def counted(monkeypatch):
         calls.append(list(tags))
         return select(rule, tags, **kwargs)
 
-    monkeypatch.setattr(reconcile, "select", counting_select)
+    monkeypatch.setattr(polling, "select", counting_select)
     return calls
 
 
