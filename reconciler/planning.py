@@ -1,7 +1,7 @@
 """Decide which releases to create, from data only.
 
 Input: a project, a trigger, the previous release of the trigger's channel, and
-what the feeds said about each package (``PackageChoice``, made by reconcile.py
+what the feeds said about each package (``PackageChoice``, made by reconcile/polling.py
 with selection.py). Output: a ``TriggerDecision`` holding the new release, or no
 release and the reason. No I/O happens here, so every rule is unit-tested.
 
