@@ -141,6 +141,7 @@ _RACE_REJECTION_MARKERS = ("non-fast-forward", "fetch first", "stale info")
 _LOST_REF_UPDATE_RACE = re.compile(r"cannot lock ref '[^']+': is at [0-9a-f]+ but expected")
 
 _MISSING_REMOTE_BRANCH = "couldn't find remote ref"
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 _FIELD = "\x1f"
 _TRAILER_SEP = "\x1e"
@@ -298,7 +299,7 @@ class WorkTree:
                 self._update_from_remote()
             except _LocalDamage as again:
                 raise GitError(str(again)) from None
-        return self.head()
+        return self._tracking_sha() or self.head()
 
     def head(self) -> str:
         """The sha of HEAD, or ``""`` on an unborn branch (empty remote)."""
@@ -451,15 +452,62 @@ class WorkTree:
             shutil.rmtree(git_dir / state, ignore_errors=True)
 
     def _is_clone_of_url(self) -> bool:
-        if not (self.root / ".git").is_dir():
+        """Read from ``.git/config`` without a git process. (An enclosing repository
+        is never found instead of a damaged one: every git process runs with
+        ``GIT_CEILING_DIRECTORIES`` set to the work tree's parent.)"""
+        git_dir = self.root / ".git"
+        if not git_dir.is_dir() or git_dir.is_symlink():
             return False
-        # The top-level check matters: with .git damaged, git would otherwise
-        # happily find an enclosing repository and we would reset that one.
-        toplevel = self._run(["rev-parse", "--show-toplevel"], check=False)
-        if toplevel.status != 0 or Path(toplevel.stdout.strip()).resolve() != self.root.resolve():
+        try:
+            reader = git.GitConfigParser(str(git_dir / "config"), read_only=True)
+            origin = reader.get_value('remote "origin"', "url", default="")
+        except Exception:  # any damage to the config means "re-clone"
             return False
-        origin = self._run(["config", "--get", "remote.origin.url"], check=False)
-        return origin.status == 0 and origin.stdout.strip() == self.url
+        return str(origin) == self.url
+
+    def _tracking_sha(self) -> str:
+        """The fetched commit (what HEAD is after a sync), read from the ref files;
+        "" when it cannot be read that way."""
+        ref = f"refs/remotes/origin/{self.branch}"
+        git_dir = self.root / ".git"
+        try:
+            loose = (git_dir / ref).read_text(encoding="ascii").strip()
+            if _SHA.fullmatch(loose):
+                return loose
+        except (OSError, UnicodeDecodeError):
+            pass
+        try:
+            packed = (git_dir / "packed-refs").read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            return ""
+        for line in packed.splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and _SHA.fullmatch(sha):
+                return sha
+        return ""
+
+    def _has_untracked(self) -> bool:
+        """After ``checkout --force`` every index entry is in the work tree, so the
+        tree holds untracked files exactly when it has more entries than the index
+        (whose header counts them). Saves a ``git clean`` process on a clean tree;
+        any doubt (unreadable index, split index, submodules) answers True."""
+        try:
+            with open(self.root / ".git" / "index", "rb") as index:
+                header = index.read(12)
+        except OSError:
+            return True
+        if len(header) < 12 or header[:4] != b"DIRC":
+            return True
+        tracked = int.from_bytes(header[8:12], "big")
+        found = 0
+        for here, dirs, files in os.walk(self.root):
+            if here == str(self.root):
+                dirs[:] = [d for d in dirs if d != ".git"]
+            links = [d for d in dirs if os.path.islink(os.path.join(here, d))]
+            found += len(files) + len(links)
+            if found > tracked:
+                return True
+        return found != tracked
 
     def _recreate(self, reason: str) -> None:
         """Empty ``root`` (kept itself: it may be a mount point) and init a fresh repo."""
@@ -492,15 +540,16 @@ class WorkTree:
             raise _LocalDamage(str(error))
         # checkout --force -B already resets the branch, index and tracked files to the
         # remote (a separate reset --hard would scan the whole tree again); clean
-        # removes what a killed pass left untracked.
-        steps = (
-            ["checkout", "--quiet", "--force", "--no-track", "-B", self.branch, tracking],
-            ["clean", "-ffdxq"],
-        )
-        for step in steps:
-            result = self._run(step, check=False)
+        # removes what a killed pass left untracked, and runs only when there is any:
+        # a steady sync is two git processes, fetch and checkout.
+        checkout = ["checkout", "--quiet", "--force", "--no-track", "-B", self.branch, tracking]
+        result = self._run(checkout, check=False)
+        if result.status != 0:
+            raise _LocalDamage(str(self._error("checkout", result.stderr)))
+        if self._has_untracked():
+            result = self._run(["clean", "-ffdxq"], check=False)
             if result.status != 0:
-                raise _LocalDamage(str(self._error(step[0], result.stderr)))
+                raise _LocalDamage(str(self._error("clean", result.stderr)))
 
     def _start_unborn_branch(self, tracking: str) -> None:
         """The remote has no such branch: make an empty branch whose first commit creates it."""
@@ -620,6 +669,8 @@ class WorkTree:
         # at once instead of waiting for a terminal that a daemon does not have.
         env = {
             "GIT_TERMINAL_PROMPT": "0",
+            # Never find an enclosing repository when ours is damaged (and reset that).
+            "GIT_CEILING_DIRECTORIES": str(self.root.parent),
             "GIT_AUTHOR_NAME": name,
             "GIT_AUTHOR_EMAIL": email,
             "GIT_COMMITTER_NAME": committer_name,
