@@ -64,10 +64,11 @@ RESERVED_ENV_PREFIXES = (
     "RECONCILER_ASKPASS_",
     "RECONCILER_API_",
     "RECONCILER_ARGOCD_",
+    "RECONCILER_GITHUB_APP_",
 )
 """The reconciler's own secrets: Git credentials and the pull-request API token
 (``RECONCILER_GIT_*``), webhook secrets, the askpass hand-over variables, the Argo CD
-API token used by deployment verification."""
+API token used by deployment verification, the GitHub App's settings."""
 
 RESERVED_ENV_NAMES = frozenset(
     {
@@ -82,7 +83,13 @@ RESERVED_ENV_NAMES = frozenset(
     }
 )
 
-RESERVED_FILE_VARS_PREFIXES = ("RECONCILER_GIT_", "RECONCILER_WEBHOOK_SECRET", "RECONCILER_ARGOCD_")
+RESERVED_FILE_VARS_PREFIXES = (
+    "RECONCILER_GIT_",
+    "RECONCILER_GITHUB_APP_",  # the App's private key: not under RECONCILER_GIT_
+    "RECONCILER_WEBHOOK_SECRET",
+    "RECONCILER_ARGOCD_",
+    "RECONCILER_API_",
+)
 """Variables ending in ``_FILE`` under these prefixes name the reconciler's own secret
 files; their paths are refused wherever they sit."""
 
