@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.documents import text
+
 __all__ = ["PARSERS", "RegistryPush"]
 
 
@@ -44,21 +46,8 @@ class RegistryPush:
     delivery_id: str | None = None
 
 
-def _get(document: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(document, Mapping):
-            return None
-        document = document.get(key)
-    return document
-
-
-def _text(document: Any, *path: str) -> str | None:
-    value = _get(document, *path)
-    return value if isinstance(value, str) and value else None
-
-
 def _required(document: Any, *path: str) -> str:
-    value = _text(document, *path)
+    value = text(document, *path)
     if value is None:
         raise ValueError(f"missing field {'.'.join(path)}")
     return value
@@ -66,7 +55,7 @@ def _required(document: Any, *path: str) -> str:
 
 def parse_quay(document: Mapping[str, Any]) -> list[RegistryPush]:
     repository = _required(document, "repository")
-    docker_url = _text(document, "docker_url") or ""
+    docker_url = text(document, "docker_url") or ""
     host = docker_url.split("/", 1)[0] if "/" in docker_url else None
     tags = document.get("updated_tags") or []
     if not isinstance(tags, list):
@@ -77,16 +66,16 @@ def parse_quay(document: Mapping[str, Any]) -> list[RegistryPush]:
 def parse_acr(document: Mapping[str, Any]) -> list[RegistryPush]:
     if document.get("action") != "push":
         return []  # ping, delete, chart_push, quarantine
-    tag = _text(document, "target", "tag")
+    tag = text(document, "target", "tag")
     if tag is None:
         return []  # a push by digest only
     return [
         RegistryPush(
             _required(document, "target", "repository"),
             tag,
-            _text(document, "target", "digest"),
-            _text(document, "request", "host"),
-            _text(document, "id"),
+            text(document, "target", "digest"),
+            text(document, "request", "host"),
+            text(document, "id"),
         )
     ]
 
@@ -108,35 +97,35 @@ def parse_artifact_registry(document: Mapping[str, Any]) -> list[RegistryPush]:
         raise ValueError(f"message.data is not base64 JSON: {error}") from None
     if not isinstance(event, Mapping) or event.get("action") != "INSERT":
         return []
-    tag_reference = _text(event, "tag")
+    tag_reference = text(event, "tag")
     if tag_reference is None:
         return []  # an untagged digest
     host, path, tag = _split_reference(tag_reference, ":")
-    digest_reference = _text(event, "digest")
+    digest_reference = text(event, "digest")
     digest = _split_reference(digest_reference, "@")[2] if digest_reference else None
-    delivery = _text(document, "message", "messageId") or _text(document, "message", "message_id")
+    delivery = text(document, "message", "messageId") or text(document, "message", "message_id")
     return [RegistryPush(path, tag, digest, host, delivery)]
 
 
 def parse_ecr(document: Mapping[str, Any]) -> list[RegistryPush]:
     if document.get("source") != "aws.ecr" or document.get("detail-type") != "ECR Image Action":
         return []
-    if _text(document, "detail", "action-type") != "PUSH":
+    if text(document, "detail", "action-type") != "PUSH":
         return []
-    if _text(document, "detail", "result") != "SUCCESS":
+    if text(document, "detail", "result") != "SUCCESS":
         return []
-    tag = _text(document, "detail", "image-tag")
+    tag = text(document, "detail", "image-tag")
     if tag is None:
         return []
-    account, region = _text(document, "account"), _text(document, "region")
+    account, region = text(document, "account"), text(document, "region")
     host = f"{account}.dkr.ecr.{region}.amazonaws.com" if account and region else None
     return [
         RegistryPush(
             _required(document, "detail", "repository-name"),
             tag,
-            _text(document, "detail", "image-digest"),
+            text(document, "detail", "image-digest"),
             host,
-            _text(document, "id"),
+            text(document, "id"),
         )
     ]
 
@@ -145,9 +134,9 @@ def parse_artifactory(document: Mapping[str, Any]) -> list[RegistryPush]:
     if document.get("domain") != "docker" or document.get("event_type") != "pushed":
         return []
     image = _required(document, "data", "image_name")
-    repo_key = _text(document, "data", "repo_key")
-    sha256 = _text(document, "data", "sha256")
-    origin = _text(document, "jpd_origin")
+    repo_key = text(document, "data", "repo_key")
+    sha256 = text(document, "data", "sha256")
+    origin = text(document, "jpd_origin")
     return [
         RegistryPush(
             f"{repo_key}/{image}" if repo_key else image,

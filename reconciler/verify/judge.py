@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from reconciler.documents import field
 from reconciler.verify.model import Outcome
 
 __all__ = [
@@ -38,14 +39,6 @@ __all__ = [
 ]
 
 _MIN_SHA = 7  # an abbreviated SHA shorter than git's default says too little
-
-
-def _get(document: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(document, Mapping):
-            return None
-        document = document.get(key)
-    return document
 
 
 def _same_commit(revision: str, sha: str) -> bool:
@@ -93,12 +86,12 @@ _ARGO_FAILED_PHASES = ("Failed", "Error")
 
 def _argocd_revisions(status: Any) -> tuple[list[str], list[str]]:
     """(revisions the app is synced to, revisions of its last sync operation)."""
-    synced = [_get(status, "sync", "revision"), *list(_get(status, "sync", "revisions") or [])]
+    synced = [field(status, "sync", "revision"), *list(field(status, "sync", "revisions") or [])]
     operation = [
-        _get(status, "operationState", "syncResult", "revision"),
-        _get(status, "operationState", "operation", "sync", "revision"),
-        *list(_get(status, "operationState", "syncResult", "revisions") or []),
-        *list(_get(status, "operationState", "operation", "sync", "revisions") or []),
+        field(status, "operationState", "syncResult", "revision"),
+        field(status, "operationState", "operation", "sync", "revision"),
+        *list(field(status, "operationState", "syncResult", "revisions") or []),
+        *list(field(status, "operationState", "operation", "sync", "revisions") or []),
     ]
     return [r for r in synced if isinstance(r, str)], [r for r in operation if isinstance(r, str)]
 
@@ -106,17 +99,17 @@ def _argocd_revisions(status: Any) -> tuple[list[str], list[str]]:
 def argocd_outcome(application: Mapping[str, Any], sha: Commits) -> Outcome:
     """Verified when synced to ``sha`` and Healthy; failed when Degraded/Missing, or the
     sync operation ended Failed/Error, at that revision; else pending."""
-    name = _get(application, "metadata", "name") or "application"
+    name = field(application, "metadata", "name") or "application"
     status = application.get("status") or {}
     synced, operated = _argocd_revisions(status)
     at_synced = any(names_commit(r, sha) for r in synced)
     at_operation = any(names_commit(r, sha) for r in operated)
-    health = _get(status, "health", "status") or "Unknown"
-    health_message = _get(status, "health", "message") or ""
-    sync_status = _get(status, "sync", "status") or "Unknown"
-    phase = _get(status, "operationState", "phase") or ""
+    health = field(status, "health", "status") or "Unknown"
+    health_message = field(status, "health", "message") or ""
+    sync_status = field(status, "sync", "status") or "Unknown"
+    phase = field(status, "operationState", "phase") or ""
     if at_operation and phase in _ARGO_FAILED_PHASES:
-        message = _get(status, "operationState", "message") or ""
+        message = field(status, "operationState", "message") or ""
         return Outcome.failed(f"sync {phase}: {message}".rstrip(": "))
     if at_synced and health in _ARGO_FAILED_HEALTH:
         return Outcome.failed(f"{health}: {health_message}".rstrip(": "))
@@ -137,7 +130,7 @@ _FLUX_TRANSIENT_REASONS = frozenset(
 
 
 def _ready_condition(document: Mapping[str, Any]) -> Mapping[str, Any]:
-    for condition in _get(document, "status", "conditions") or []:
+    for condition in field(document, "status", "conditions") or []:
         if isinstance(condition, Mapping) and condition.get("type") == "Ready":
             return condition
     return {}
@@ -147,12 +140,12 @@ def flux_outcome(document: Mapping[str, Any], sha: Commits) -> Outcome:
     """Verified when Ready=True for the current generation and ``lastAppliedRevision``
     names ``sha``; failed when Ready=False (a non-transient reason) at that revision."""
     kind = document.get("kind") or "object"
-    name = f"{kind} {_get(document, 'metadata', 'name') or '?'}"
+    name = f"{kind} {field(document, 'metadata', 'name') or '?'}"
     status = document.get("status") or {}
     ready = _ready_condition(document)
     ready_status, reason = ready.get("status", "Unknown"), ready.get("reason", "")
     message = ready.get("message", "")
-    generation = _get(document, "metadata", "generation")
+    generation = field(document, "metadata", "generation")
     observed = status.get("observedGeneration")
     if isinstance(generation, int) and isinstance(observed, int) and observed < generation:
         return Outcome.pending(f"{name} has not observed generation {generation} yet")
