@@ -21,19 +21,24 @@ def shop(registry: Any, tag: str = "1.2.0") -> tuple[AppSpec, dict[str, str]]:
     return app, config_files(registry.url, [app])
 
 
-def commit_links(remote: BareRemote, links: Mapping[str, str], scratch: Path) -> str:
-    """Commit symlinks ``path -> target`` (replacing what is at ``path``) as a
-    hostile contributor would; return the new head."""
-    clone = scratch / f"links-{uuid.uuid4().hex[:8]}"
-    run_git("clone", "--quiet", str(remote.path), str(clone))
+def place_links(root: Path, links: Mapping[str, str]) -> None:
+    """Put the symlinks ``path -> target`` under ``root``, replacing what is there."""
     for path, target in links.items():
-        where = clone / path
+        where = root / path
         if where.is_dir() and not where.is_symlink():
             shutil.rmtree(where)
         elif os.path.lexists(where):
             where.unlink()
         where.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, where)
+
+
+def commit_links(remote: BareRemote, links: Mapping[str, str], scratch: Path) -> str:
+    """Commit symlinks ``path -> target`` (replacing what is at ``path``) as a
+    hostile contributor would; return the new head."""
+    clone = scratch / f"links-{uuid.uuid4().hex[:8]}"
+    run_git("clone", "--quiet", str(remote.path), str(clone))
+    place_links(clone, links)
     run_git("add", "--all", cwd=clone)
     run_git("commit", "--quiet", "-m", "hostile links", cwd=clone)
     run_git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=clone)
@@ -73,14 +78,7 @@ def hostile_remote(
     for path, text in files.items():
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).write_text(text, encoding="utf-8")
-    for path, target in links.items():
-        where = work / path
-        if where.is_dir() and not where.is_symlink():
-            shutil.rmtree(where)
-        elif os.path.lexists(where):
-            where.unlink()
-        where.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, where)
+    place_links(work, links)
     run_git("add", "--all", cwd=work)
     run_git("commit", "--quiet", "-m", "initial", cwd=work)
     run_git("push", "--quiet", str(bare), "HEAD:refs/heads/main", cwd=work)
