@@ -185,6 +185,10 @@ class CredentialPolicy:
     http_hosts: frozenset[str] = frozenset()
     realms: frozenset[tuple[str, str]] = BUILTIN_REALMS
     reserved_files: frozenset[str] = frozenset()
+    docker_configs: frozenset[str] = frozenset()
+    """The operator's docker ``config.json`` files: read only through ``dockerConfig``,
+    which sends each entry to its own host; read whole as a ``passwordFile`` they would
+    carry every registry's credentials to the feed's host."""
 
     def env_problem(self, name: str, host: str) -> str | None:
         """Why a feed at ``host`` may not read environment variable ``name``, or None."""
@@ -204,6 +208,15 @@ class CredentialPolicy:
         if not posixpath.isabs(path):
             return f"{path} is not an absolute path"
         return self.resolved_problem(posixpath.normpath(path), host)
+
+    def password_file_problem(self, path: str, host: str) -> str | None:
+        """``file_problem`` for a ``passwordFile``: the operator's docker config is refused."""
+        if posixpath.isabs(path) and posixpath.normpath(path) in self.docker_configs:
+            return (
+                f"{path} is the operator's docker config; name it with dockerConfig: default,"
+                " whose entries go only to their own host"
+            )
+        return self.file_problem(path, host)
 
     def resolved_problem(self, path: str, host: str) -> str | None:
         """``file_problem`` for an already normalised or resolved absolute path."""
@@ -241,12 +254,14 @@ def policy_from_env(env: Mapping[str, str]) -> CredentialPolicy:
             or (name.startswith(RESERVED_FILE_VARS_PREFIXES) and name.endswith("_FILE"))
         )
     )
+    docker_dirs = (env.get("DOCKER_CONFIG"), posixpath.join(env.get("HOME") or "/", ".docker"))
     return _policy(
         env.get(ENV_PREFIX_VAR),
         env.get(CREDENTIALS_DIR_VAR),
         env.get(HTTP_CREDENTIALS_VAR),
         env.get(TOKEN_REALMS_VAR),
         tuple(sorted(reserved)),
+        tuple(posixpath.join(d, "config.json") for d in docker_dirs if d),
     )
 
 
@@ -257,6 +272,7 @@ def _policy(
     http_hosts: str | None,
     realms: str | None,
     reserved: tuple[str, ...],
+    docker_configs: tuple[str, ...] = (),
 ) -> CredentialPolicy:
     pairs = {_grant(item) for item in _split(realms)}
     return CredentialPolicy(
@@ -267,4 +283,7 @@ def _policy(
         realms=BUILTIN_REALMS
         | {(canonical_host(p.host), p.value.lower()) for p in pairs if p.host},
         reserved_files=frozenset(posixpath.normpath(p) for p in reserved if posixpath.isabs(p)),
+        docker_configs=frozenset(
+            posixpath.normpath(p) for p in docker_configs if posixpath.isabs(p)
+        ),
     )

@@ -179,10 +179,14 @@ def check_feed_credentials(doc: Doc, feed: Feed, policy: CredentialPolicy, out: 
         if problem is not None:
             out.at(doc, ["credentials", key], f"not granted: {problem}")
     docker_config = creds.docker_config if creds.docker_config != "default" else None
-    for key, path in (("passwordFile", creds.password_file), ("dockerConfig", docker_config)):
-        problem = policy.file_problem(path, host) if path is not None else None
+    if creds.password_file is not None:
+        problem = policy.password_file_problem(creds.password_file, host)
         if problem is not None:
-            out.at(doc, ["credentials", key], f"not granted: {problem}")
+            out.at(doc, ["credentials", "passwordFile"], f"not granted: {problem}")
+    if docker_config is not None:
+        problem = policy.file_problem(docker_config, host)
+        if problem is not None:
+            out.at(doc, ["credentials", "dockerConfig"], f"not granted: {problem}")
     in_clear = feed.insecure or feed.url.startswith("http://")
     if in_clear and feed.type != "oci-layout" and not policy.http_credentials_allowed(host):
         out.at(

@@ -222,6 +222,14 @@ class CredentialResolver:
 
     def _read_password_file(self, path: str) -> str:
         self._granted_path(path)
+        policy = self.policy()
+        problem = policy.password_file_problem(path, self._host)
+        if problem is None and os.path.realpath(path) in {
+            os.path.realpath(p) for p in policy.docker_configs
+        }:
+            problem = f"{path} leads to the operator's docker config"
+        if problem is not None:
+            raise FeedAuthError(self._feed, f"credentials refused: {problem}", retry_after=3600.0)
         try:
             text = self._files.read(path)
         except (OSError, UnicodeDecodeError) as exc:
