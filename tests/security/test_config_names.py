@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.config import load_config
 from reconciler.errors import ConfigError
-from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.configrepo import AppSpec, config_files, write_files
 
 PROJECT = "projects/shop/project.yaml"
 VERSION_TEXT = "letters, digits, '.', '_', '+', '-'; never '/' or '..'"
@@ -21,10 +21,7 @@ def _files() -> dict[str, str]:
 
 
 def _problems(tmp_path: Path, files: dict[str, str]) -> list[str]:
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_files(tmp_path, files)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     return [str(p) for p in info.value.problems]
@@ -77,9 +74,7 @@ def test_release_versions_are_validated_as_rendered(tmp_path, block, expected):
 )
 def test_documented_release_version_templates_still_validate(tmp_path, block):
     files = _with_release_version(block)
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_files(tmp_path, files)
     assert load_config(tmp_path).projects["shop"].name == "shop"
 
 
@@ -117,10 +112,7 @@ def test_durations_that_would_crash_run_are_validate_errors(tmp_path, file, chan
     files = _files()
     files[file] += change
     if expected is None:
-        for name, text in files.items():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name).write_text(text)
-        load_config(tmp_path)
+        load_config(write_files(tmp_path, files))
         return
     assert _problems(tmp_path, files) == [expected]
 

@@ -14,7 +14,7 @@ import pytest
 from reconciler import yamlio
 from reconciler.config import brief, load_config
 from reconciler.errors import ConfigError
-from tests.helpers.configrepo import AppSpec, config_files, run_cli
+from tests.helpers.configrepo import AppSpec, config_files, run_cli, write_files
 
 HEADER = "apiVersion: reconciler.dev/v1\nkind: Trigger\nname: bomb\nproject: shop\n"
 
@@ -30,11 +30,7 @@ def _bomb(levels: int = 9, width: int = 9) -> str:
 def _repo(tmp_path: Path, **extra: str) -> Path:
     files = config_files("https://r.example.com", [AppSpec("api", "acme/api", "r/api")])
     files.update(extra)
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return tmp_path
+    return write_files(tmp_path, files)
 
 
 def _problems(root: Path) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.config import load_config
 from reconciler.errors import ConfigError
-from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.configrepo import AppSpec, config_files, write_files
 
 FEED = "apiVersion: reconciler.dev/v1\nkind: Feed\nname: reg\ntype: oci\n"
 PROJECT = "projects/shop/project.yaml"
@@ -23,10 +23,7 @@ def _files(**changes: str) -> dict[str, str]:
 
 
 def _problems(tmp_path: Path, files: dict[str, str]) -> list[str]:
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_files(tmp_path, files)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     return [str(p) for p in info.value.problems]
@@ -69,9 +66,7 @@ def test_plain_http_with_insecure_and_oci_scheme_validate(tmp_path):
             + "url: oci://ghcr.io/acme/charts\n",
         }
     )
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_files(tmp_path, files)
     assert set(load_config(tmp_path).feeds) == {"reg", "charts"}
 
 

@@ -15,7 +15,7 @@ from reconciler.config.discover import image_name
 from reconciler.errors import ConfigError
 from reconciler.feeds.auth import DEFAULT_DOCKER_CONFIG
 from reconciler.model import Location
-from tests.helpers.configrepo import AppSpec, config_files
+from tests.helpers.configrepo import AppSpec, config_files, write_files
 
 PROJECT = "projects/shop/project.yaml"
 APPS = [
@@ -36,14 +36,6 @@ def _files(**changes: str | None) -> dict[str, str]:
     return files
 
 
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
 def _rendered_images(overlay: Path) -> set[str]:
     """Image names (no tag) of every container in a real ``kubectl kustomize`` build."""
     out = subprocess.run(
@@ -53,7 +45,7 @@ def _rendered_images(overlay: Path) -> set[str]:
 
 
 def test_packages_come_from_the_overlays_and_match_a_real_kustomize_build(tmp_path):
-    root = _write(tmp_path, _files())
+    root = write_files(tmp_path, _files())
     project = load_config(root).projects["shop"]
     packages = {p.name: p for p in project.packages}
     assert sorted(packages) == ["api", "web"]
@@ -82,7 +74,7 @@ def test_a_deploy_tree_with_images_newname_and_an_unknown_host(tmp_path):
             ),
         }
     )
-    root = _write(tmp_path, files)
+    root = write_files(tmp_path, files)
     config = load_config(root)
     packages = {p.name: p for p in config.projects["shop"].packages}
     assert sorted(packages) == ["api", "cache", "web"]
@@ -108,7 +100,7 @@ def test_explicit_packages_win_and_a_mix_works(tmp_path):
         "packages:\n  - {name: api, feed: mirror, image: acme/api, "
         "manifestName: ghcr.io/acme/shop-api}\ndeploy: deploy/shop\nchannels:\n",
     )
-    project = load_config(_write(tmp_path, files)).projects["shop"]
+    project = load_config(write_files(tmp_path, files)).projects["shop"]
     packages = {p.name: p for p in project.packages}
     assert packages["api"].feed == "mirror" and packages["api"].found_at is None
     assert packages["web"].feed == "reg" and packages["web"].found_at is not None
@@ -120,7 +112,7 @@ def test_helm_charts_of_a_kustomization_become_chart_packages(tmp_path):
         "helmCharts:\n  - name: podinfo\n    repo: https://stefanprodan.github.io/podinfo\n"
         "    version: 6.5.0\n"
     )
-    config = load_config(_write(tmp_path, files))
+    config = load_config(write_files(tmp_path, files))
     chart = config.projects["shop"].package("podinfo")
     assert (chart.chart, chart.feed) == ("podinfo", "stefanprodan.github.io-charts")
     assert config.feeds[chart.feed].type == "helm"
@@ -133,7 +125,7 @@ def test_an_image_matching_no_rule_is_reported_not_guessed(tmp_path):
         '      - range: ">=1.0.0"', '      - packages: [api]\n        range: ">=1.0.0"'
     )
     with pytest.raises(ConfigError) as info:
-        load_config(_write(tmp_path, files))
+        load_config(write_files(tmp_path, files))
     assert [str(p) for p in info.value.problems] == [
         "projects/shop/project.yaml:8: channels[0].rules: package 'web' (found at "
         "deploy/shop/base/web.yaml:14) matches no rule of channel 'stable': name it in a "
@@ -146,7 +138,7 @@ def test_nothing_to_discover_is_an_error(tmp_path):
     for env in ("dev", "staging", "prod"):
         files[f"deploy/shop/overlays/{env}/kustomization.yaml"] = "resources: []\n"
     with pytest.raises(ConfigError) as info:
-        load_config(_write(tmp_path, files))
+        load_config(write_files(tmp_path, files))
     assert (
         "projects/shop/project.yaml:13: environments: no packages listed and none found in "
         "the manifests"
@@ -154,7 +146,7 @@ def test_nothing_to_discover_is_an_error(tmp_path):
 
 
 def test_discovery_is_deterministic_and_cached_by_content(tmp_path):
-    root = _write(tmp_path / "repo", _files())
+    root = write_files(tmp_path / "repo", _files())
     cache = tmp_path / "work" / "config.pickle"
     first = load_config_cached(root, cache)
     assert load_config_cached(root, cache) == first == load_config(root)
@@ -171,7 +163,7 @@ def test_explain_says_where_each_package_was_found(tmp_path):
         "packages:\n  - {name: api, feed: reg, image: acme/shop-api, "
         "manifestName: ghcr.io/acme/shop-api}\ndeploy: deploy/shop\nchannels:\n",
     )
-    config = load_config(_write(tmp_path, files))
+    config = load_config(write_files(tmp_path, files))
     assert package_sources(config, "shop") == [
         {
             "name": "api",
@@ -238,7 +230,7 @@ def test_flux_helmreleases_and_argo_applications_become_chart_packages(tmp_path)
     files[PROJECT] = files[PROJECT].replace(
         "environments:\n", "deploy: deploy/shop\nenvironments:\n"
     )
-    config = load_config(_write(tmp_path, files))
+    config = load_config(write_files(tmp_path, files))
     charts = {p.name: p for p in config.projects["shop"].packages if p.kind == "chart"}
     assert {n: (p.chart, config.feeds[p.feed].url, p.found_at) for n, p in charts.items()} == {
         "podinfo": (
@@ -265,7 +257,7 @@ def test_a_new_kustomization_in_the_deploy_tree_is_not_hidden_by_the_cache(tmp_p
     files[PROJECT] = files[PROJECT].replace(
         "environments:\n", "deploy: deploy/shop\nenvironments:\n"
     )
-    root = _write(tmp_path / "repo", files)
+    root = write_files(tmp_path / "repo", files)
     cache = tmp_path / "work" / "config.pickle"
     assert len(load_config_cached(root, cache).projects["shop"].packages) == 2
     extra = (
@@ -273,7 +265,7 @@ def test_a_new_kustomization_in_the_deploy_tree_is_not_hidden_by_the_cache(tmp_p
         .replace("name: api", "name: jobs")
         .replace("shop-api", "shop-jobs")
     )
-    _write(
+    write_files(
         root,
         {
             "deploy/shop/jobs/kustomization.yaml": "resources: [jobs.yaml]\n",
