@@ -15,7 +15,7 @@ import importlib.util
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -28,7 +28,7 @@ from reconciler import environments, records, rendering, safepaths, source_stamp
 from reconciler.errors import FeedError, FeedNotFound, FeedRateLimited, ReconcilerError
 from reconciler.feeds import FeedClient, open_feed
 from reconciler.feeds._http import feed_transport
-from reconciler.model import Config, Feed, Project, VersionRule
+from reconciler.model import Config, Feed, Package, Project, ReleasedPackage, VersionRule
 from reconciler.planning import PackageChoice, failed_choice, rule_for
 from reconciler.reconcile.apply import previous_release
 from reconciler.reconcile.workstate import KeptTable, LocalState
@@ -38,11 +38,49 @@ if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus o
     from reconciler.loop import Backoff
     from reconciler.metrics import Metrics
 
-__all__ = ["MAX_RETRY_AFTER", "Poller"]
+__all__ = ["MAX_RETRY_AFTER", "Poller", "kept_deadline", "live_deadlines", "rate_limited"]
 
 MAX_RETRY_AFTER = 3600.0
 """A registry's Retry-After is honoured up to an hour (as by the sidecar's backoff):
 one bad header must not park a feed for days, across restarts least of all."""
+
+
+_DigestJob = tuple[tuple[str, str], str, Package, str, str | None]
+"""(project, channel), package name, package, chosen tag, the digest its release holds."""
+
+
+def _workers(items: Sized) -> int:
+    return max(1, min(32, len(items)))
+
+
+def live_deadlines(
+    deadlines: Mapping[str, float], now: float, feeds: Collection[str]
+) -> dict[str, float]:
+    """The Retry-After deadlines still to keep: not passed, for a feed that exists, and
+    not further than any deadline is stored (further: the wall clock was set back)."""
+    return {
+        feed: deadline
+        for feed, deadline in deadlines.items()
+        if now < deadline <= now + MAX_RETRY_AFTER and feed in feeds
+    }
+
+
+def kept_deadline(
+    deadlines: Mapping[str, float], feed: str, now: float, retry_after: float
+) -> float:
+    """The feed's deadline after a Retry-After of ``retry_after`` seconds at ``now``:
+    capped at ``MAX_RETRY_AFTER``, and never earlier than the one already kept."""
+    return max(deadlines.get(feed, 0.0), now + min(retry_after, MAX_RETRY_AFTER))
+
+
+def rate_limited(feed: str, deadline: float, now: float) -> FeedRateLimited:
+    """The error a feed gets, without a request, before its Retry-After deadline."""
+    remaining = deadline - now
+    return FeedRateLimited(
+        feed,
+        f"rate limited by the registry; next request allowed in {remaining:.0f} s",
+        retry_after=remaining,
+    )
 
 
 def _trusted(pkg: Any, rule: VersionRule, recheck: frozenset[str]) -> bool:
@@ -169,6 +207,7 @@ class Poller:
         self.wall = wall
         self._clients: dict[str, tuple[Any, FeedClient]] = {}
         self._recheck_after = 3600.0  # reconciler.yaml's digestRecheck, set by each poll
+        self._remembered = _SelectionCache({})  # this pass's selection cache, set by each poll
 
     def close(self) -> None:
         for _, client in self._clients.values():
@@ -217,100 +256,127 @@ class Poller:
         channel_of: Mapping[str, set[str]],
         recheck: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, str], dict[str, PackageChoice]]:
-        """For each (project, channel), each package's chosen tag. Feeds in parallel."""
+        """For each (project, channel), each package's chosen tag: list the tags of every
+        repository (in parallel), select, then resolve the chosen tags' digests."""
         self._recheck_after = config.settings.digest_recheck
-        wanted: set[tuple[str, str]] = set()  # (feed, repository)
-        for project in projects:
-            for pkg in project.packages:
-                wanted.add((pkg.feed, pkg.repository))
-        followed = _followed_tags(config, projects, channel_of)
-        fresh: dict[str, str | None] = {}  # digests asked this pass (feed|repository|tag)
-        tags: dict[tuple[str, str], list[str] | FeedError] = {}
-
-        done = [0]
-        progress_lock = threading.Lock()
-        backoff = self.backoff
-        waiting_feeds = {
-            name
-            for name in {f for f, _ in wanted}
-            if backoff is not None and not backoff.ready(name, time.monotonic())
-        }
+        projects = list(projects)
+        wanted = {(pkg.feed, pkg.repository) for project in projects for pkg in project.packages}
+        now_wall = self.wall()
         # A registry's Retry-After outlives the process (a cron-style `once` included):
         # deadlines are kept in the work dir as wall-clock times.
-        deadlines: dict[str, float] = self.local.data.setdefault("retryAfter", {})
-        now_wall = self.wall()
-        for name, deadline in list(deadlines.items()):
-            # Passed, for a feed that is gone, or further than any deadline we store
-            # (the wall clock was set back): forget it.
-            if not now_wall < deadline <= now_wall + MAX_RETRY_AFTER or name not in config.feeds:
-                del deadlines[name]
+        deadlines = self.local.data.setdefault("retryAfter", {})
+        live = live_deadlines(deadlines, now_wall, config.feeds)
+        deadlines.clear()
+        deadlines.update(live)
         for table in ("platforms", "created"):  # answers about tags not asked for a week
             kept = self.local.kept(table)
             for key in [k for k, (_, when) in kept.items() if now_wall - when > 7 * 86400]:
                 del kept[key]
+        fresh: dict[str, str | None] = {}  # digests asked this pass (feed|repository|tag)
+        tags = self._fetch_all(config, wanted, _followed_tags(config, projects, channel_of), fresh)
+        for (feed, _), found in tags.items():
+            if isinstance(found, FeedRateLimited) and feed not in live:
+                deadlines[feed] = kept_deadline(deadlines, feed, now_wall, found.retry_after)
+        result, jobs = self._select_all(config, projects, channel_of, tags, recheck)
+        self._resolve_digests(config, result, jobs, fresh, recheck)
+        self._forget_unneeded(tags, jobs)
+        for (project_name, _), per_package in result.items():  # 429s on manifest requests
+            for choice in per_package.values():
+                if choice.error_class == "rate-limited" and choice.retry_after:
+                    feed = config.projects[project_name].package(choice.package).feed
+                    deadlines[feed] = kept_deadline(deadlines, feed, now_wall, choice.retry_after)
+        return result
+
+    def _fetch_all(
+        self,
+        config: Config,
+        wanted: set[tuple[str, str]],
+        followed: Mapping[tuple[str, str], set[str]],
+        fresh: dict[str, str | None],
+    ) -> dict[tuple[str, str], list[str] | FeedError]:
+        """Every repository's tags (or why not), asked in parallel; the sidecar's
+        backoff is told which feeds failed."""
+        backoff = self.backoff
+        feeds = {f for f, _ in wanted}
+        waiting = {
+            n for n in feeds if backoff is not None and not backoff.ready(n, time.monotonic())
+        }
+        deadlines = self.local.data.get("retryAfter", {})
+        now_wall = self.wall()
+        tags: dict[tuple[str, str], list[str] | FeedError] = {}
+        done = [0]
+        progress_lock = threading.Lock()
 
         def fetch(key: tuple[str, str]) -> None:
-            feed, repository = key
-            if feed in deadlines:
-                remaining = deadlines[feed] - now_wall
-                tags[key] = FeedRateLimited(
-                    feed,
-                    f"rate limited by the registry; next request allowed in {remaining:.0f} s",
-                    retry_after=remaining,
-                )
-                return
-            if feed in waiting_feeds:
-                assert backoff is not None
-                remaining = backoff.remaining(feed, time.monotonic())
-                tags[key] = FeedError(
-                    feed,
-                    f"backing off after earlier failures; next try in {remaining:.0f} s",
-                    retry_after=remaining,
-                )
-                return
             try:
-                client = self._client(config, feed)
-                if key in followed:  # only moving tags followed: their digests are the news
-                    tags[key] = _head_followed(client, key, followed[key], fresh)
-                else:
-                    tags[key] = client.list_tags(repository)
-            except FeedError as exc:
-                tags[key] = exc
-            except (OSError, ValueError) as exc:  # defensive: never let one feed stop a pass
-                tags[key] = FeedError(feed, f"{type(exc).__name__}: {exc}")
+                tags[key] = self._fetch_one(config, key, followed, fresh, deadlines, now_wall,
+                                            waiting)  # fmt: skip
             finally:
                 if self.progress is not None:
                     with progress_lock:
                         done[0] += 1
                         self.progress(done[0], len(wanted))
 
-        for name in {f for f, _ in wanted}:
+        for name in feeds:
             self._client(config, name)  # create clients serially (not thread-safe to create)
-        workers = max(1, min(32, len(wanted)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+        with ThreadPoolExecutor(_workers(wanted), thread_name_prefix="poll") as pool:
             list(pool.map(fetch, sorted(wanted)))
-
-        def keep_deadline(feed: str, retry_after: float) -> None:
-            deadline = now_wall + min(retry_after, MAX_RETRY_AFTER)
-            deadlines[feed] = max(deadlines.get(feed, 0.0), deadline)
-
-        for (feed, _), found in tags.items():
-            if isinstance(found, FeedRateLimited) and feed not in deadlines:
-                keep_deadline(feed, found.retry_after)
         if backoff is not None:
             failed: dict[str, FeedError] = {}
             for (feed, _), found in tags.items():
-                if isinstance(found, FeedError) and feed not in waiting_feeds:
+                if isinstance(found, FeedError) and feed not in waiting:
                     failed.setdefault(feed, found)
-            for name in {f for f, _ in wanted} - waiting_feeds:
+            for name in feeds - waiting:
                 if name in failed:
                     backoff.failure(name, time.monotonic(), failed[name].retry_after)
                 else:
                     backoff.success(name)
+        return tags
 
+    def _fetch_one(
+        self,
+        config: Config,
+        key: tuple[str, str],
+        followed: Mapping[tuple[str, str], set[str]],
+        fresh: dict[str, str | None],
+        deadlines: Mapping[str, float],
+        now_wall: float,
+        waiting: set[str],
+    ) -> list[str] | FeedError:
+        feed, repository = key
+        if feed in deadlines:
+            return rate_limited(feed, deadlines[feed], now_wall)
+        if feed in waiting:
+            assert self.backoff is not None
+            remaining = self.backoff.remaining(feed, time.monotonic())
+            return FeedError(
+                feed,
+                f"backing off after earlier failures; next try in {remaining:.0f} s",
+                retry_after=remaining,
+            )
+        try:
+            client = self._client(config, feed)
+            if key in followed:  # only moving tags followed: their digests are the news
+                return _head_followed(client, key, followed[key], fresh)
+            return client.list_tags(repository)
+        except FeedError as exc:
+            return exc
+        except (OSError, ValueError) as exc:  # defensive: never let one feed stop a pass
+            return FeedError(feed, f"{type(exc).__name__}: {exc}")
+
+    def _select_all(
+        self,
+        config: Config,
+        projects: list[Project],
+        channel_of: Mapping[str, set[str]],
+        tags: Mapping[tuple[str, str], list[str] | FeedError],
+        recheck: frozenset[str],
+    ) -> tuple[dict[tuple[str, str], dict[str, PackageChoice]], list[_DigestJob]]:
+        """Each package's chosen tag per (project, channel), and the digests to resolve."""
         result: dict[tuple[str, str], dict[str, PackageChoice]] = {}
-        jobs: list[tuple[tuple[str, str], str, Any]] = []
+        jobs: list[_DigestJob] = []
         remembered = _SelectionCache(self.local.data.setdefault("selections", {}))
+        self._remembered = remembered
         for project in projects:
             try:
                 state = records.read_state(self.root, project.name)
@@ -325,64 +391,70 @@ class Poller:
                 choices: dict[str, PackageChoice] = {}
                 for pkg in project.packages:
                     found = tags[(pkg.feed, pkg.repository)]
+                    prev = previous.package(pkg.name) if previous else None
                     if isinstance(found, FeedError):
                         choices[pkg.name] = failed_choice(pkg.name, found)
                         continue
                     rule = rule_for(project, channel, pkg.name)
-                    prev = previous.package(pkg.name) if previous else None
-                    current = prev.version if prev else None
-                    if current is None and rule.strategy == "suffix":
-                        current = self._deployed_tag(project, pkg.name)
-                    selection = remembered.select(pkg, rule, found, current)
-                    trusted = _trusted(pkg, rule, recheck)
-                    created: dict[str, datetime] = {}
-                    if rule.strategy == "newest-build" and selection.needs_metadata:
-                        client = self._client(config, pkg.feed)
-                        for tag in selection.needs_metadata:
-                            try:
-                                when = self._created(client, pkg, tag, rule.platform, trust=trusted)
-                            except FeedError as exc:
-                                choices[pkg.name] = failed_choice(pkg.name, exc)
-                                break
-                            if when is not None:
-                                created[tag] = when
-                        if pkg.name in choices:
-                            continue
-                        selection = select(
-                            rule, found, current=current, created=created, kind=pkg.kind
-                        )
-                    elif rule.platform and selection.chosen is not None:
-                        try:
-                            selection = self._on_platform(
-                                config, pkg, rule, selection, trust=trusted
-                            )
-                        except FeedError as exc:
-                            choices[pkg.name] = failed_choice(pkg.name, exc)
-                            continue
-                    built = created.get(selection.chosen) if selection.chosen else None
-                    choices[pkg.name] = PackageChoice(
-                        pkg.name, selection.chosen, None, selection, built=built
-                    )
-                    if selection.chosen is not None:
+                    choice = self._choose(config, project, pkg, rule, found, prev, recheck)
+                    choices[pkg.name] = choice
+                    if choice.tag is not None and choice.error is None:
                         # The digest the channel's release holds for this very tag: a
                         # kept answer that disagrees with it is asked again, so a stale
                         # cache never passes for new content (writers would flip-flop).
-                        same = prev is not None and prev.version == selection.chosen
+                        same = prev is not None and prev.version == choice.tag
                         released = prev.digest if prev is not None and same else None
-                        jobs.append(
-                            ((project.name, channel), pkg.name, (pkg, selection.chosen, released))
-                        )
+                        jobs.append(((project.name, channel), pkg.name, pkg, choice.tag, released))
                 result[(project.name, channel)] = choices
+        return result, jobs
 
-        # Digests of chosen tags are cached in the work dir, so an idle pass sends no
-        # manifest requests. A cached answer is re-checked after `digestRecheck`, when a
-        # webhook named the repository, and always for the `digest` strategy (whose whole
-        # point is a tag that moves).
-        cache: dict[str, list[Any]] = self.local.data.setdefault("digests", {})
+    def _choose(
+        self,
+        config: Config,
+        project: Project,
+        pkg: Package,
+        rule: VersionRule,
+        found: list[str],
+        prev: ReleasedPackage | None,
+        recheck: frozenset[str],
+    ) -> PackageChoice:
+        """One package's chosen tag (newest-build: with creation times; a platform: the
+        best tag that has an image for it)."""
+        current = prev.version if prev else None
+        if current is None and rule.strategy == "suffix":
+            current = self._deployed_tag(project, pkg.name)
+        selection = self._remembered.select(pkg, rule, found, current)
+        trusted = _trusted(pkg, rule, recheck)
+        created: dict[str, datetime] = {}
+        try:
+            if rule.strategy == "newest-build" and selection.needs_metadata:
+                client = self._client(config, pkg.feed)
+                for tag in selection.needs_metadata:
+                    when = self._created(client, pkg, tag, rule.platform, trust=trusted)
+                    if when is not None:
+                        created[tag] = when
+                selection = select(rule, found, current=current, created=created, kind=pkg.kind)
+            elif rule.platform and selection.chosen is not None:
+                selection = self._on_platform(config, pkg, rule, selection, trust=trusted)
+        except FeedError as exc:
+            return failed_choice(pkg.name, exc)
+        built = created.get(selection.chosen) if selection.chosen else None
+        return PackageChoice(pkg.name, selection.chosen, None, selection, built=built)
 
-        def resolve(job: tuple[tuple[str, str], str, Any]) -> None:
-            key, name, (pkg, tag, released) = job
-            old = result[key][name]
+    def _resolve_digests(
+        self,
+        config: Config,
+        result: dict[tuple[str, str], dict[str, PackageChoice]],
+        jobs: list[_DigestJob],
+        fresh: Mapping[str, str | None],
+        recheck: frozenset[str],
+    ) -> None:
+        """The chosen tags' digests, in parallel, from the kept answers when they hold
+        (after ``digestRecheck``, a webhook naming the repository, the ``digest``
+        strategy, or disagreeing with the release, the registry is asked)."""
+
+        def resolve(job: _DigestJob) -> None:
+            key, name, pkg, tag, released = job
             client = self._client(config, pkg.feed)
             rule = rule_for(config.projects[key[0]], key[1], name)
             at = f"{pkg.feed}|{pkg.repository}|{tag}"
@@ -397,23 +469,23 @@ class Poller:
             except FeedError as exc:
                 result[key][name] = failed_choice(name, exc)
                 return
-            result[key][name] = replace(old, digest=digest)
+            result[key][name] = replace(result[key][name], digest=digest)
 
-        with ThreadPoolExecutor(workers, thread_name_prefix="digest") as pool:
+        with ThreadPoolExecutor(_workers(jobs), thread_name_prefix="digest") as pool:
             list(pool.map(resolve, jobs))
-        chosen = {f"{pkg.feed}|{pkg.repository}|{tag}" for _, _, (pkg, tag, _) in jobs}
-        # Only repositories that answered: a feed that failed (a 429 included) keeps
-        # its answers for the pass after, which then asks no more than it must.
+
+    def _forget_unneeded(
+        self, tags: Mapping[tuple[str, str], list[str] | FeedError], jobs: list[_DigestJob]
+    ) -> None:
+        """Keep only the kept digests and selections the current choices need. Only of
+        repositories that answered: a feed that failed (a 429 included) keeps its
+        answers for the pass after, which then asks no more than it must."""
+        cache = self.local.kept("digests")
+        chosen = {f"{pkg.feed}|{pkg.repository}|{tag}" for _, _, pkg, tag, _ in jobs}
         polled = {f"{f}|{r}|" for (f, r), found in tags.items() if not isinstance(found, FeedError)}
         for stale in [k for k in cache if k not in chosen and k[: k.rindex("|") + 1] in polled]:
-            del cache[stale]  # keep only what the current choices need
-        remembered.forget_unused(polled)
-        for (project_name, _), per_package in result.items():  # 429s on manifest requests
-            for choice in per_package.values():
-                if choice.error_class == "rate-limited" and choice.retry_after:
-                    feed = config.projects[project_name].package(choice.package).feed
-                    keep_deadline(feed, choice.retry_after)
-        return result
+            del cache[stale]
+        self._remembered.forget_unused(polled)
 
     def _kept_answer(
         self,
