@@ -97,6 +97,7 @@ GRANT_FLAGS = {
     "feed_env_prefix": "RECONCILER_FEED_ENV_PREFIX",
     "allow_http_credentials": "RECONCILER_ALLOW_HTTP_CREDENTIALS",
     "token_realm": "RECONCILER_TOKEN_REALMS",
+    "oci_layout_dir": "RECONCILER_OCI_LAYOUT_DIRS",
 }
 
 
@@ -157,6 +158,13 @@ The full list is in docs/cli.md."""
     metavar="REGISTRY=REALM",
     help="A registry host whose credentials may go to a token realm on another host "
     "(repeatable; env RECONCILER_TOKEN_REALMS).",
+)
+@click.option(
+    "--oci-layout-dir",
+    multiple=True,
+    metavar="DIR",
+    help="A directory outside the config repository whose OCI image layouts oci-layout "
+    "feeds may read (repeatable; env RECONCILER_OCI_LAYOUT_DIRS, comma-separated).",
 )
 @click.pass_context
 def main(ctx: click.Context, /, **grants: tuple[str, ...]) -> None:

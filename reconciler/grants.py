@@ -41,19 +41,23 @@ __all__ = [
     "DOCKER_HUB_ALIASES",
     "ENV_PREFIX_VAR",
     "HTTP_CREDENTIALS_VAR",
+    "OCI_LAYOUT_DIRS_VAR",
     "TOKEN_REALMS_VAR",
     "CredentialPolicy",
     "Grant",
     "canonical_host",
     "feed_host",
+    "oci_layout_problem",
     "policy_from_env",
     "provider_host_problem",
+    "reserved_env_problem",
 ]
 
 ENV_PREFIX_VAR = "RECONCILER_FEED_ENV_PREFIX"
 CREDENTIALS_DIR_VAR = "RECONCILER_CREDENTIALS_DIR"
 HTTP_CREDENTIALS_VAR = "RECONCILER_ALLOW_HTTP_CREDENTIALS"
 TOKEN_REALMS_VAR = "RECONCILER_TOKEN_REALMS"  # noqa: S105  # a variable name
+OCI_LAYOUT_DIRS_VAR = "RECONCILER_OCI_LAYOUT_DIRS"
 
 DEFAULT_ENV_PREFIX = "RECONCILER_FEED_"
 DEFAULT_CREDENTIALS_DIR = "/var/run/secrets/reconciler"
@@ -76,6 +80,7 @@ RESERVED_ENV_NAMES = frozenset(
         CREDENTIALS_DIR_VAR,
         HTTP_CREDENTIALS_VAR,
         TOKEN_REALMS_VAR,
+        OCI_LAYOUT_DIRS_VAR,
         "RECONCILER_CLOUD_REGISTRIES",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
@@ -111,6 +116,42 @@ DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.dock
 
 BUILTIN_REALMS = frozenset({(DOCKER_HUB, "auth.docker.io")})
 """Docker Hub's registry answers with a realm on auth.docker.io (documented by Docker)."""
+
+
+def reserved_env_problem(name: str) -> str | None:
+    """Why config may never name environment variable ``name`` (it is one of the
+    reconciler's own settings or secrets), or None."""
+    if name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES):
+        return f"{name} is one of the reconciler's own settings or secrets"
+    return None
+
+
+def oci_layout_problem(url: str, env: Mapping[str, str]) -> str | None:
+    """Why an ``oci-layout`` feed may not read the directory ``url`` names, judged on its
+    text; or None. A relative path stays inside the work tree (no ``..``, no ``.git``;
+    the reader refuses symlinks through reconciler.safepaths); an absolute one (or
+    ``~``) must lie under a directory the operator grants in ``RECONCILER_OCI_LAYOUT_DIRS``.
+    """
+    path = url.strip().removeprefix("file://")
+    if path.startswith("~"):
+        path = posixpath.expanduser(path)
+    if not posixpath.isabs(path):
+        names = [name for name in path.split("/") if name not in ("", ".")]
+        if not names:
+            return f"{path!r} names no directory"
+        if ".." in names:
+            return f"{path}: '..' is not allowed (the layout must lie inside the repository)"
+        if any(name.casefold() == ".git" for name in names):
+            return f"{path}: files in .git are not allowed"
+        return None
+    granted = [_normal_dir(d) for d in _split(env.get(OCI_LAYOUT_DIRS_VAR))]
+    if any(_under(posixpath.normpath(path), directory) for directory in granted):
+        return None
+    allowed = ", ".join(granted) or "none"
+    return (
+        f"{path} is outside the repository and the layout directories the operator grants"
+        f" ({OCI_LAYOUT_DIRS_VAR}: {allowed})"
+    )
 
 
 def canonical_host(host: str) -> str:
@@ -192,8 +233,9 @@ class CredentialPolicy:
 
     def env_problem(self, name: str, host: str) -> str | None:
         """Why a feed at ``host`` may not read environment variable ``name``, or None."""
-        if name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES):
-            return f"{name} is one of the reconciler's own settings or secrets"
+        reserved = reserved_env_problem(name)
+        if reserved is not None:
+            return reserved
         granted = [g.value for g in self.env_prefixes if g.applies_to(host)]
         if any(name.startswith(prefix) for prefix in granted):
             return None

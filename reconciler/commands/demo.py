@@ -10,6 +10,7 @@ pushes nothing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from reconciler.grants import OCI_LAYOUT_DIRS_VAR
 
 SAMPLE_IMAGES = {
     "acme/shop-api": ["1.0.0", "1.1.0", "1.2.0-rc.1", "latest", "2.0.0"],
@@ -128,13 +131,24 @@ def next_steps(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def run_demo(base: Path) -> int:
-    from reconciler.reconcile import PassOptions, Reconciler
 
     start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     for i, (repository, tags) in enumerate(SAMPLE_IMAGES.items()):
         for j, tag in enumerate(tags):
             _publish(base / "feed", repository, tag, start + timedelta(hours=i, minutes=j))
     url, remote = _seed_remote(base)
+    # The layout lies outside the config repository: the demo grants its own directory.
+    granted = os.environ.get(OCI_LAYOUT_DIRS_VAR, "")
+    os.environ[OCI_LAYOUT_DIRS_VAR] = ",".join(filter(None, [granted, str(base / "feed")]))
+    try:
+        return _run_passes(base, url, remote, start)
+    finally:
+        os.environ[OCI_LAYOUT_DIRS_VAR] = granted
+
+
+def _run_passes(base: Path, url: str, remote: Path, start: datetime) -> int:
+    from reconciler.reconcile import PassOptions, Reconciler
+
     clock = iter(start + timedelta(days=1, hours=h) for h in range(100))
     reconciler = Reconciler(
         PassOptions(repo_url=url, work_dir=base / "work", clock=lambda: next(clock))

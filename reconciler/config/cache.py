@@ -15,7 +15,7 @@ from reconciler.config import loading
 from reconciler.config.discover import kustomization_dirs
 from reconciler.config.read import config_files
 from reconciler.errors import UnsafePathError
-from reconciler.grants import policy_from_env
+from reconciler.grants import OCI_LAYOUT_DIRS_VAR, CredentialPolicy, policy_from_env
 from reconciler.model import Config
 
 __all__ = ["CONFIG_MODULES", "load_config_cached"]
@@ -30,6 +30,11 @@ CONFIG_MODULES = (
     "config.discover",
 )
 """This package's modules, for the cache key."""
+
+
+def _grants() -> tuple[CredentialPolicy, str]:
+    """The operator grants validation depends on: a change revalidates."""
+    return policy_from_env(os.environ), os.environ.get(OCI_LAYOUT_DIRS_VAR, "")
 
 
 def _checked_paths(config: Config) -> list[str]:
@@ -83,7 +88,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
         cached = pickle.loads(cache_file.read_bytes())  # noqa: S301  # our own work dir
         if (
             cached["version"] == _code_stamp()
-            and cached.get("grants") == policy_from_env(os.environ)
+            and cached.get("grants") == _grants()
             and cached["files"] == files
             and all(safepaths.is_file(root, p) == exists for p, exists in cached["paths"])
             and cached["discovered"] == _discovery_stamp(root, cached["config"])
@@ -111,7 +116,7 @@ def load_config_cached(root: Path, cache_file: Path) -> Config:
         return config  # a manifest changed under us: the next load caches
     entry = {
         "version": _code_stamp(),
-        "grants": policy_from_env(os.environ),
+        "grants": _grants(),
         "files": files,
         "paths": paths,
         "discovered": discovered,

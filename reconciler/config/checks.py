@@ -24,7 +24,12 @@ from reconciler.config.read import (
     Doc,
     brief,
 )
-from reconciler.grants import CredentialPolicy, feed_host, provider_host_problem
+from reconciler.grants import (
+    CredentialPolicy,
+    feed_host,
+    oci_layout_problem,
+    provider_host_problem,
+)
 from reconciler.model import (
     TENANT_SEPARATOR,
     Feed,
@@ -46,6 +51,7 @@ __all__ = [
     "check_feed_credentials",
     "check_feed_url",
     "check_minimums",
+    "check_oci_layout",
     "check_phase_environments",
     "check_project",
     "check_symlinks",
@@ -146,6 +152,23 @@ def check_feed_url(doc: Doc, out: Collector) -> None:
         out.at(doc, ["url"], f"{brief(url)} names no host")
     elif scheme == "http" and not doc.data.get("insecure", False):
         out.at(doc, ["url"], f"{brief(url)} uses plain http; set insecure: true to allow it")
+
+
+def check_oci_layout(doc: Doc, root: Path, out: Collector) -> None:
+    """An ``oci-layout`` path stays inside the work tree with no symlink on the way,
+    unless it lies under a directory the operator grants (reconciler.grants)."""
+    if doc.data["type"] != "oci-layout":
+        return
+    url = str(doc.data["url"]).strip()
+    problem = oci_layout_problem(url, os.environ)
+    if problem is not None:
+        out.at(doc, ["url"], f"not granted: {problem}")
+        return
+    path = url.removeprefix("file://")
+    if not path.startswith(("/", "~")):
+        links = safepaths.symlinks_under(root, path)
+        if links:
+            out.at(doc, ["url"], f"{brief(links[0])}: {safepaths.SYMLINK_NOT_ALLOWED}")
 
 
 def _check_feed_tls(

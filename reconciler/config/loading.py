@@ -45,7 +45,7 @@ def _load(root: Path, *, fast: bool) -> Config:
         problem = templates.check(settings.commit_template, COMMIT_VARIABLES)
         if problem:
             out.at(settings_docs[0], ["commitTemplate"], problem)
-    feeds = _feeds(by_kind["Feed"], out)
+    feeds = _feeds(by_kind["Feed"], root, out)
     lifecycles = {
         d.data["name"]: build.build_lifecycle(d, out)
         for d in checks.unique(by_kind["Lifecycle"], "lifecycle", out)
@@ -73,11 +73,12 @@ def _load(root: Path, *, fast: bool) -> Config:
     return Config(settings, feeds, lifecycles, projects, triggers)
 
 
-def _feeds(docs: list[Doc], out: Collector) -> dict[str, Feed]:
+def _feeds(docs: list[Doc], root: Path, out: Collector) -> dict[str, Feed]:
     feeds = {d.data["name"]: build.build_feed(d) for d in checks.unique(docs, "feed", out)}
     policy = policy_from_env(os.environ)
     for doc in docs:
         checks.check_feed_url(doc, out)
+        checks.check_oci_layout(doc, root, out)
         checks.check_feed_credentials(doc, build.build_feed(doc), policy, out)
     return feeds
 

@@ -46,7 +46,7 @@ def open_feed(
     `reconciler validate` and `--help` never import this package, so they do not pay
     for httpx."""
     if feed.type == "oci-layout":
-        return OciLayoutClient(feed, base_dir=base_dir)
+        return OciLayoutClient(feed, base_dir=base_dir, env=env)
     if feed.type == "helm":
         return open_helm_feed(feed, transport=transport, env=env, state_dir=state_dir)
     return RegistryClient(feed, transport=transport, env=env)

@@ -1,6 +1,9 @@
 """An OCI image-layout directory as a feed: offline, for ``reconciler demo`` and tests.
 
-``feed.url`` names a directory (relative paths resolve against ``base_dir``). Each
+``feed.url`` names a directory. The config is untrusted: a relative path resolves
+inside the work tree (``base_dir``) and is read through reconciler.safepaths (no
+``..``, no symlink anywhere along the way); an absolute one must lie under a
+directory the operator grants (``RECONCILER_OCI_LAYOUT_DIRS``, reconciler.grants). Each
 repository is a layout of its own at ``<dir>/<repository>/`` (``oci-layout``,
 ``index.json``, ``blobs/sha256/``), whose ``index.json`` manifests carry the tag in
 the ``org.opencontainers.image.ref.name`` annotation. A single layout at ``<dir>``
@@ -23,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler import model
-from reconciler.errors import FeedError, FeedNotFound
+from reconciler import model, safepaths
+from reconciler.errors import FeedError, FeedNotFound, UnsafePathError
 from reconciler.feeds._http import parse_created
 from reconciler.feeds.oci.client import (
     DOCKER_LIST,
@@ -34,6 +37,7 @@ from reconciler.feeds.oci.client import (
     OCI_MANIFEST,
     parse_platform,
 )
+from reconciler.grants import OCI_LAYOUT_DIRS_VAR, oci_layout_problem
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
@@ -207,15 +211,35 @@ def write_image(layout: Path, tag: str, image: BuiltImage) -> str:
     return image.digest
 
 
+def _real_grants(env: Mapping[str, str]) -> dict[str, str]:
+    """The operator's layout grants with symlinks resolved, to check a resolved path."""
+    dirs = (d.strip() for d in env.get(OCI_LAYOUT_DIRS_VAR, "").split(","))
+    return {OCI_LAYOUT_DIRS_VAR: ",".join(os.path.realpath(d) for d in dirs if d)}
+
+
 class OciLayoutClient:
     """``FeedClient`` over OCI image-layout directories (no network)."""
 
-    def __init__(self, feed: model.Feed, *, base_dir: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        feed: model.Feed,
+        *,
+        base_dir: Path | str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.feed = feed
-        raw = feed.url.removeprefix("file://")
+        env = os.environ if env is None else env
+        problem = oci_layout_problem(feed.url, env)
+        if problem is not None:
+            raise FeedError(feed.name, f"url: not granted: {problem}")
+        raw = feed.url.strip().removeprefix("file://")
         root = Path(raw).expanduser()
+        self._tree: Path | None = None  # the work tree, when the layout lies inside it
         if not root.is_absolute():
-            root = Path(base_dir if base_dir is not None else os.getcwd()) / root
+            self._tree = Path(base_dir if base_dir is not None else os.getcwd())
+            root = self._tree / root
+        elif oci_layout_problem(os.path.realpath(root), _real_grants(env)) is not None:
+            raise FeedError(feed.name, f"url: not granted: {root} leads outside the granted dirs")
         self.root = root
         self.requests_made = 0  # files read; mirrors RegistryClient for benchmarks
 
@@ -247,12 +271,35 @@ class OciLayoutClient:
     def _error(self, message: str) -> FeedError:
         return FeedError(self.feed.name, message, retry_after=60.0)
 
+    def _read(self, path: Path, limit: int | None = None) -> bytes:
+        """``path``'s bytes (at most ``limit + 1``); inside the work tree never through
+        a symlink or out of it."""
+        if self._tree is None:
+            with path.open("rb") as file:
+                return file.read() if limit is None else file.read(limit + 1)
+        try:
+            return safepaths.read_bytes(
+                self._tree, path.relative_to(self._tree).as_posix(), limit=limit
+            )
+        except UnsafePathError as exc:
+            raise FeedError(self.feed.name, str(exc)) from None
+
+    def _is_file(self, path: Path) -> bool:
+        if self._tree is None:
+            return path.is_file()
+        try:  # a symlink says so instead of "not found"
+            self._read(path, 0)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return False
+        return True
+
     def _read_json(self, path: Path) -> Any:
         self.requests_made += 1
         try:
-            if path.stat().st_size > MAX_JSON_BYTES:
+            data = self._read(path, MAX_JSON_BYTES)
+            if len(data) > MAX_JSON_BYTES:
                 raise self._error(f"{path}: larger than {MAX_JSON_BYTES} bytes")
-            return json.loads(path.read_bytes())
+            return json.loads(data)
         except FileNotFoundError:
             raise FeedNotFound(self.feed.name, f"{path}: missing") from None
         except OSError as exc:
@@ -262,10 +309,12 @@ class OciLayoutClient:
 
     def _layout_for(self, repository: str) -> tuple[Path, str | None]:
         """(layout directory, ref-name prefix to match or None for plain tags)."""
+        if ".." in repository.split("/") or repository.startswith("/"):
+            raise self._error(f"repository {repository[:80]!r} is not a repository name")
         own = self.root / repository
-        if (own / "index.json").is_file():
+        if self._is_file(own / "index.json"):
             return own, None
-        if (self.root / "index.json").is_file():
+        if self._is_file(self.root / "index.json"):
             return self.root, f"{repository}:"
         raise FeedNotFound(self.feed.name, f"repository {repository} not found in {self.root}")
 
@@ -305,7 +354,7 @@ class OciLayoutClient:
         path = layout / "blobs" / "sha256" / hex_digest
         self.requests_made += 1
         try:
-            data = path.read_bytes()
+            data = self._read(path)
         except FileNotFoundError:
             raise FeedNotFound(self.feed.name, f"blob {digest} missing in {layout}") from None
         if hashlib.sha256(data).hexdigest() != hex_digest:

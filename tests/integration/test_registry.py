@@ -306,7 +306,10 @@ def test_single_layout_with_full_reference_names(tmp_path: Path) -> None:
     image = build_image(created=JAN)
     write_image(tmp_path, "acme/web:1.0.0", image)
     write_image(tmp_path, "acme/api:2.0.0", build_image(created=FEB, content=b"api"))
-    layout = OciLayoutClient(model.Feed(name="demo", type="oci-layout", url=str(tmp_path)))
+    layout = OciLayoutClient(
+        model.Feed(name="demo", type="oci-layout", url=str(tmp_path)),
+        env={"RECONCILER_OCI_LAYOUT_DIRS": str(tmp_path)},
+    )
     assert layout.list_tags("acme/web") == ["1.0.0"]
     assert layout.digest("acme/web", "1.0.0") == image.digest
     assert layout.created("acme/api", "2.0.0") == FEB
@@ -315,7 +318,10 @@ def test_single_layout_with_full_reference_names(tmp_path: Path) -> None:
 def test_layout_tag_rewrite_replaces_the_entry(tmp_path: Path) -> None:
     write_layout(tmp_path, "app", "latest", created=JAN, content=b"1")
     newer = write_layout(tmp_path, "app", "latest", created=FEB, content=b"2")
-    layout = OciLayoutClient(model.Feed(name="demo", type="oci-layout", url=str(tmp_path)))
+    layout = OciLayoutClient(
+        model.Feed(name="demo", type="oci-layout", url=str(tmp_path)),
+        env={"RECONCILER_OCI_LAYOUT_DIRS": str(tmp_path)},
+    )
     assert layout.list_tags("app") == ["latest"]
     assert layout.digest("app", "latest") == newer
 
