@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import httpx
 
+from reconciler.grants import reserved_env_problem
 from reconciler.logs import scrub
 
 log = logging.getLogger(__name__)
@@ -349,6 +350,12 @@ class Notifier:
         return delivered
 
     def _post(self, target: NotificationTarget, note: Notification) -> bool:
+        refused = reserved_env_problem(target.url_env)
+        if refused is not None:  # the URL would carry one of the reconciler's own secrets
+            log.warning(
+                "notification target %s: $%s refused: %s", target.kind, target.url_env, refused
+            )
+            return False
         url = self._environ.get(target.url_env)
         if not url:
             log.warning("notification target %s: $%s is not set", target.kind, target.url_env)

@@ -11,7 +11,7 @@ from reconciler import schema, templates
 from reconciler.config import build, checks, discover
 from reconciler.config.read import Collector, Doc, check_schema, read_docs
 from reconciler.errors import ConfigError
-from reconciler.grants import policy_from_env
+from reconciler.grants import policy_from_env, reserved_env_problem
 from reconciler.model import COMMIT_VARIABLES, Config, Feed, Project, Trigger
 
 __all__ = ["load_config"]
@@ -45,6 +45,10 @@ def _load(root: Path, *, fast: bool) -> Config:
         problem = templates.check(settings.commit_template, COMMIT_VARIABLES)
         if problem:
             out.at(settings_docs[0], ["commitTemplate"], problem)
+    for index, (_kind, url_env, _events) in enumerate(settings.notifications):
+        problem = reserved_env_problem(url_env)
+        if problem is not None:
+            out.at(settings_docs[0], ["notifications", index, "urlEnv"], f"not allowed: {problem}")
     feeds = _feeds(by_kind["Feed"], root, out)
     lifecycles = {
         d.data["name"]: build.build_lifecycle(d, out)
