@@ -23,12 +23,26 @@ def yaml_files(root: Path) -> Iterator[Path]:
             yield path
 
 
+def _bounded_text(path: Path) -> str | None:
+    """``path``'s text, or None when it is larger than ``yamlio.MAX_FILE_BYTES``."""
+    with path.open("rb") as file:
+        data = file.read(yamlio.MAX_FILE_BYTES + 1)
+    if len(data) > yamlio.MAX_FILE_BYTES:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
 def documents(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """(file, document) for every mapping document under ``root``; unreadable files are
     skipped (a GitOps repository holds templates that are not plain YAML)."""
     for path in yaml_files(root):
         try:
-            docs = yamlio.load_all(path.read_text(encoding="utf-8"))
+            text = _bounded_text(path)
+            # The scanned repository is as untrusted as a config repository: the same
+            # size, alias, expansion and depth bounds as the config loader.
+            if text is None or yamlio.limit_problem(text) is not None:
+                continue
+            docs = yamlio.load_all(text)
         except Exception:  # noqa: S112 - Helm templates and the like are not YAML
             continue
         for doc in docs:
@@ -46,8 +60,8 @@ def overlays_mentioning(root: Path, scope: Path, needles: list[str]) -> list[Pat
     kustomization. Relative to ``root``, sorted."""
     found: set[Path] = set()
     for path in yaml_files(scope):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if not any(needle in text for needle in needles):
+        text = _bounded_text(path)
+        if text is None or not any(needle in text for needle in needles):
             continue
         directory = path.parent
         while not is_overlay(directory) and directory != scope and scope in directory.parents:
