@@ -15,19 +15,14 @@ Rules this module keeps:
 * The target branch is never force-pushed. ``push`` raises ``PushRejected`` when
   the remote moved on, and the caller syncs, re-plans and commits again.
 * Credentials never reach ``.git/config``, argv, logs or exception messages: they
-  are handed to each git process through its environment only (see
-  ``_HttpCredentials``), and every message passes through ``scrub``.
+  are handed to each git process through its environment only (see gitauth.py,
+  which reads them), and every message passes through ``scrub``.
 
-Credential settings, read from ``env`` (default ``os.environ``) at every
-operation so that rotated secrets are picked up without a restart:
+Settings, read from ``env`` (default ``os.environ``) at every operation so that
+rotated secrets are picked up without a restart (the credential settings,
+``RECONCILER_GIT_USERNAME``/``_PASSWORD``/``_SSH_KEY_FILE``/``_CA_FILE``..., are
+described in gitauth.py):
 
-``RECONCILER_GIT_USERNAME`` / ``RECONCILER_GIT_USERNAME_FILE``, ``RECONCILER_GIT_PASSWORD`` /
-``RECONCILER_GIT_PASSWORD_FILE``
-    HTTPS basic auth (a token is a password). The user name defaults to the one in
-    the URL, else ``x-access-token`` (GitHub's convention; GitLab and Gitea accept
-    any non-empty name with a token).
-``RECONCILER_GIT_SSH_KEY_FILE``, ``RECONCILER_GIT_KNOWN_HOSTS``
-    SSH private key and known_hosts file; host keys are always checked strictly.
 ``RECONCILER_GIT_SIGNING_KEY_FILE`` (and ``_FORMAT``, ``_PASSPHRASE_FILE``)
     sign every commit with an SSH or OpenPGP key (see signing.py).
 ``RECONCILER_GIT_COMMITTER_NAME``, ``RECONCILER_GIT_COMMITTER_EMAIL``
@@ -43,22 +38,19 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import shutil
-import ssl
 import tempfile
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import git
 
 from reconciler.errors import GitError, PushRejected
+from reconciler.gitauth import GitCredentials
 from reconciler.logs import scrub
 from reconciler.signing import Signer, signer_from_settings, stop_gpg_agent
 
@@ -76,30 +68,9 @@ log = logging.getLogger(__name__)
 #: overwritten by ``WorkTree.push_branch``; nothing else is ever force-pushed.
 OWNED_BRANCH_PREFIXES = ("promote/", "reconciler/")
 
-_ENV_USERNAME = "RECONCILER_GIT_USERNAME"
-_ENV_USERNAME_FILE = "RECONCILER_GIT_USERNAME_FILE"
-_ENV_PASSWORD = "RECONCILER_GIT_PASSWORD"  # noqa: S105 - a variable name, not a secret
-_ENV_PASSWORD_FILE = "RECONCILER_GIT_PASSWORD_FILE"  # noqa: S105
-_ENV_CA_FILE = "RECONCILER_GIT_CA_FILE"
-"""A PEM CA the Git host's certificate may chain to, trusted on top of the system's."""
-_ENV_SSH_KEY_FILE = "RECONCILER_GIT_SSH_KEY_FILE"
-_ENV_KNOWN_HOSTS = "RECONCILER_GIT_KNOWN_HOSTS"
-_DEFAULT_TOKEN_USERNAME = "x-access-token"  # noqa: S105
 _ENV_COMMITTER_NAME = "RECONCILER_GIT_COMMITTER_NAME"
 _ENV_COMMITTER_EMAIL = "RECONCILER_GIT_COMMITTER_EMAIL"
 _ENV_SIGNOFF = "RECONCILER_GIT_SIGNOFF"
-
-# The askpass script's inputs: set in the environment of one git process only.
-_ASKPASS_USERNAME_VAR = "RECONCILER_ASKPASS_USERNAME"
-_ASKPASS_PASSWORD_VAR = "RECONCILER_ASKPASS_PASSWORD"  # noqa: S105
-_ASKPASS_SCRIPT = f"""#!/bin/sh
-# Answers git's credential prompts from variables that the reconciler sets in the
-# environment of the one git process that needs them. Holds no secret itself.
-case "$1" in
-  [Uu]sername*) printf '%s\\n' "${_ASKPASS_USERNAME_VAR}" ;;
-  *) printf '%s\\n' "${_ASKPASS_PASSWORD_VAR}" ;;
-esac
-"""
 
 # Settings for every git command, passed with ``-c`` so nothing is persisted:
 # files are written byte-exact, and the operator's global config cannot make
@@ -172,30 +143,6 @@ class CommitInfo:
 
 
 @dataclass(frozen=True)
-class _HttpCredentials:
-    username: str
-    password: str
-
-
-def _split_url_credentials(url: str) -> tuple[str, _HttpCredentials | None]:
-    """Remove user info from an http(s) URL; return the clean URL and what was in it.
-
-    git would store a URL with user info in ``.git/config`` and echo it in errors,
-    so the clean URL is the one given to git and the credentials travel separately.
-    Other schemes keep their URL (an ssh user name is not a secret).
-    """
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
-        return url, None
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
-    username, has_password, password = userinfo.partition(":")
-    if not has_password:  # a token given as the user name
-        return clean, _HttpCredentials(_DEFAULT_TOKEN_USERNAME, unquote(username))
-    return clean, _HttpCredentials(unquote(username), unquote(password))
-
-
-@dataclass(frozen=True)
 class _GitResult:
     status: int
     stdout: str
@@ -227,7 +174,9 @@ class WorkTree:
         timeout: float = 120,
         committer: tuple[str, str] | None = None,
     ) -> None:
-        self.url, self._url_credentials = _split_url_credentials(url)
+        self._settings = env if env is not None else os.environ
+        self._credentials = GitCredentials(url, self._settings)
+        self.url = self._credentials.url
         self.root = Path(path).absolute()
         self.branch = branch
         self._author = author
@@ -236,15 +185,8 @@ class WorkTree:
         # work tree (git clean must not remove it, and it must never be committed).
         self._gnupg_home = self.root.parent / f"{self.root.name}.gnupg"
         self._signer: Signer | None = None
-        self._settings = env if env is not None else os.environ
         self._timeout = timeout
         self._git = git.Git(str(self.root))
-        self._askpass_dir: Path | None = None
-        # Every password used so far (they rotate): scrubbed from all messages.
-        self._seen_secrets: set[str] = set()
-        if self._url_credentials is not None:
-            self._seen_secrets.add(self._url_credentials.password)
-        self._cleanup = weakref.finalize(self, WorkTree._remove_dir, [None])
         self._check_branch_name(branch)
 
     @property
@@ -274,7 +216,7 @@ class WorkTree:
     def close(self) -> None:
         """Stop GitPython's helper processes and delete the private askpass directory."""
         self._git.clear_cache()
-        self._cleanup()
+        self._credentials.close()
         stop_gpg_agent(self._gnupg_home)
 
     # -- public operations ---------------------------------------------------------
@@ -605,17 +547,14 @@ class WorkTree:
         ``stdin`` is fed to the process (from an unnamed temporary file, so any size
         works without a pipe deadlock); ``sign`` marks commands that make commits.
         """
-        env, secrets = self._environment(remote)
+        env, config, secrets = self._environment(remote)
         settings = list(_COMMAND_CONFIG)
         signer = self._signing() if sign else None
         if signer is not None:
             settings = [s for s in settings if not s.startswith("commit.gpgSign")]
             settings += signer.settings
             env.update(signer.env)
-        if secrets:
-            # Our password must not end up in a credential store the operator
-            # configured (``credential.helper=store`` writes it to disk in clear).
-            settings.append("credential.helper=")
+        settings += config
         command = ["git"]
         for setting in settings:
             command += ["-c", setting]
@@ -660,8 +599,9 @@ class WorkTree:
             return name, email
         return self.committer or self._author
 
-    def _environment(self, remote: bool) -> tuple[dict[str, str], list[str]]:
-        """The extra environment of one git process, and the secrets it carries."""
+    def _environment(self, remote: bool) -> tuple[dict[str, str], list[str], list[str]]:
+        """The extra environment of one git process, its extra ``-c`` settings, and
+        the secrets it carries."""
         name, email = self._author
         committer_name, committer_email = self._committer()
         # Without credentials of our own, the operator's credential helper or askpass
@@ -677,102 +617,15 @@ class WorkTree:
             "GIT_COMMITTER_EMAIL": committer_email,
         }
         if not remote:
-            return env, []
-        secrets: list[str] = []
-        credentials = self._http_credentials()
-        if credentials is not None:
-            env["GIT_ASKPASS"] = str(self._askpass_script())
-            env[_ASKPASS_USERNAME_VAR] = credentials.username
-            env[_ASKPASS_PASSWORD_VAR] = credentials.password
-            secrets.append(credentials.password)
-            self._seen_secrets.add(credentials.password)
-        ca_file = self._settings.get(_ENV_CA_FILE)
-        if ca_file:
-            env["GIT_SSL_CAINFO"] = str(self._ca_bundle(ca_file))
-        key_file = self._settings.get(_ENV_SSH_KEY_FILE)
-        if key_file:
-            ssh = ["ssh", "-i", key_file, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
-            known_hosts = self._settings.get(_ENV_KNOWN_HOSTS)
-            if known_hosts:
-                ssh += ["-o", f"UserKnownHostsFile={known_hosts}"]
-            ssh += ["-o", "StrictHostKeyChecking=yes"]
-            env["GIT_SSH_COMMAND"] = shlex.join(ssh)
-        return env, secrets
-
-    def _http_credentials(self) -> _HttpCredentials | None:
-        """Credentials from the settings (read now, for rotation), else from the URL."""
-        password = self._settings.get(_ENV_PASSWORD)
-        password_file = self._settings.get(_ENV_PASSWORD_FILE)
-        if not password and password_file:
-            try:
-                password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as err:
-                raise GitError(
-                    f"cannot read {_ENV_PASSWORD_FILE} {password_file}: {err.strerror}"
-                ) from None
-        if password:
-            username = (
-                self._settings.get(_ENV_USERNAME)
-                or self._username_from_file()
-                or (self._url_credentials.username if self._url_credentials else None)
-                or _DEFAULT_TOKEN_USERNAME
-            )
-            return _HttpCredentials(username, password)
-        return self._url_credentials
-
-    def _username_from_file(self) -> str | None:
-        """``RECONCILER_GIT_USERNAME_FILE``: the user name from a mounted Secret key."""
-        path = self._settings.get(_ENV_USERNAME_FILE)
-        if not path:
-            return None
-        try:
-            return Path(path).read_text(encoding="utf-8").strip() or None
-        except OSError as err:
-            raise GitError(f"cannot read {_ENV_USERNAME_FILE} {path}: {err.strerror}") from None
-
-    def _ca_bundle(self, ca_file: str) -> Path:
-        """The system's CA bundle followed by ``ca_file``, in the private temp directory:
-        git (curl) takes one bundle, and a private CA must not replace the public roots.
-        Re-written from the sources each time (both may rotate)."""
-        system = ssl.get_default_verify_paths()
-        parts = []
-        for source in (system.cafile or system.openssl_cafile, ca_file):
-            try:
-                parts.append(Path(source).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as err:
-                if source == ca_file:
-                    reason = err.strerror if isinstance(err, OSError) else "not PEM text"
-                    raise GitError(f"cannot read {_ENV_CA_FILE} {ca_file}: {reason}") from None
-        bundle = self._askpass_script().parent / "ca-bundle.pem"
-        bundle.write_text("\n".join(parts), encoding="utf-8")
-        return bundle
-
-    def _askpass_script(self) -> Path:
-        """A private script answering git's prompts from its own environment.
-
-        Created once in a 0700 temp directory outside the work tree (``git clean``
-        must not delete it); re-created if something removed it meanwhile.
-        """
-        if self._askpass_dir is None or not self._askpass_dir.is_dir():
-            self._askpass_dir = Path(tempfile.mkdtemp(prefix="reconciler-askpass-"))
-            self._cleanup.detach()
-            self._cleanup = weakref.finalize(self, WorkTree._remove_dir, [self._askpass_dir])
-        script = self._askpass_dir / "askpass.sh"
-        if not script.exists():
-            script.write_text(_ASKPASS_SCRIPT, encoding="utf-8")
-            script.chmod(0o700)
-        return script
-
-    @staticmethod
-    def _remove_dir(holder: list[Path | None]) -> None:
-        for directory in holder:
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
+            return env, [], []
+        auth = self._credentials.for_remote()
+        env.update(auth.env)
+        return env, auth.config, auth.secrets
 
     # -- messages ------------------------------------------------------------------
 
     def _scrub(self, text: str, secrets: Iterable[str] = ()) -> str:
-        return scrub(text, [*secrets, *self._seen_secrets])
+        return scrub(text, [*secrets, *self._credentials.secrets])
 
     def _error(self, operation: str, stderr: str, secrets: Iterable[str] = ()) -> GitError:
         message = stderr.strip() or "no output"

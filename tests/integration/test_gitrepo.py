@@ -388,7 +388,7 @@ def test_askpass_script_is_private_and_outside_work_tree(
         env={"RECONCILER_GIT_PASSWORD": git_http_server.password, "RECONCILER_GIT_USERNAME": "bot"},
     )
     tree.sync()
-    askpass_dir = tree._askpass_dir
+    askpass_dir = tree._credentials.askpass_dir
     assert askpass_dir is not None and not askpass_dir.is_relative_to(tree.root)
     assert askpass_dir.stat().st_mode & 0o777 == 0o700
     assert git_http_server.password not in (askpass_dir / "askpass.sh").read_text()
