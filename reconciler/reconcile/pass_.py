@@ -264,7 +264,12 @@ class Reconciler:
                 promoting=self.options.promote,
                 verifier=self._verifier,
             )
-            return commit_message(config, result) if changed and not dry_run else None
+            if not changed or dry_run:
+                return None
+            # Counted before the push: a push that fails outright (a hook's refusal)
+            # still reports the one attempt it made.
+            result.push_attempts = attempt
+            return commit_message(config, result)
 
         published = publish(
             self.tree,
