@@ -58,8 +58,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.model import PackageKind, VersionRule
+from reconciler.ranges import parse_range
 from reconciler.userregex import UnsupportedRegex, UserRegex, compile_user_regex
-from reconciler.versions import Version, is_hash_like, parse_range, parse_version
+from reconciler.versions import Version, is_hash_like, parse_version
 
 __all__ = [
     "Candidate",

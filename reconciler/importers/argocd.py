@@ -39,8 +39,8 @@ from reconciler.importers import (
     split_image,
 )
 from reconciler.importers.scan import documents
+from reconciler.ranges import parse_range
 from reconciler.userregex import UnsupportedRegex, compile_user_regex
-from reconciler.versions import parse_range
 
 PREFIX = "argocd-image-updater.argoproj.io/"
 _STRATEGIES = {

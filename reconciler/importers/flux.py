@@ -34,8 +34,8 @@ from reconciler.importers import (
     split_image,
 )
 from reconciler.importers.scan import documents, environment_rank, overlays_mentioning
+from reconciler.ranges import parse_range
 from reconciler.userregex import UnsupportedRegex, compile_user_regex
-from reconciler.versions import parse_range
 
 FLUX_IMAGE_API = "image.toolkit.fluxcd.io/"
 FLUX_DEFAULT_EXCLUSION = "^.*\\.sig$"

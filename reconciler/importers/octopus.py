@@ -41,7 +41,8 @@ from typing import Any
 
 from reconciler.importers import feed_name, feed_yaml, quote, safe_name, split_image
 from reconciler.importers.scan import is_overlay
-from reconciler.versions import parse_range, parse_version
+from reconciler.ranges import parse_range
+from reconciler.versions import parse_version
 
 _DOCKER_FEEDS = ("Docker", "AwsElasticContainerRegistry", "AzureContainerRegistry", "GitHub")
 _TEMPLATE_VARIABLES = {

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from reconciler import model, yamlio
 from reconciler.config import load_config
 from reconciler.errors import ConfigError
+from reconciler.ranges import parse_range
 from reconciler.selection import is_valid_tag, select
-from reconciler.versions import parse_range, parse_version
+from reconciler.versions import parse_version
 from tests.helpers.configrepo import AppSpec, config_files
 from tests.reliability.support import scaled
 

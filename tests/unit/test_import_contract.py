@@ -15,6 +15,7 @@ PURE_CORE = (
     "reconciler.lifecycle",
     "reconciler.selection",
     "reconciler.versions",
+    "reconciler.ranges",
     "reconciler.freeze",
     "reconciler.model",
     "reconciler.templates",
@@ -23,6 +24,7 @@ PURE_CORE = (
 )
 IO_MODULES = (
     "reconciler.gitrepo",
+    "reconciler.gitauth",
     "reconciler.safepaths",
     "reconciler.records",
     "reconciler.environments",

@@ -3,7 +3,7 @@
 Generated ranges (operators, x-ranges with numbers after a wildcard such as
 ``1.x.5``, hyphen ranges, ``||``, pre-releases) and versions are judged by
 ``semver`` from the npm registry, run with the machine's Node.js, and by
-``reconciler.versions.parse_range``: both must agree on which ranges are valid and,
+``reconciler.ranges.parse_range``: both must agree on which ranges are valid and,
 for every valid range, on which versions it contains (npm's pre-release rule).
 
 The npm package is pinned to 7.7.3, the line Renovate and most of npm's history
@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.versions import parse_range, parse_version
+from reconciler.ranges import parse_range
+from reconciler.versions import parse_version
 
 NODE_SEMVER = "7.7.3"
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.versions import Version, parse_range, parse_version
+from reconciler.ranges import parse_range
+from reconciler.versions import Version, parse_version
 
 
 def v(text: str) -> Version:
