@@ -84,6 +84,7 @@ class Package:
     manifest_name: str | None = None  # name as written in manifests (kustomize images[].name)
     new_name: str | None = None  # kustomize images[].newName to write, if any
     found_at: Location | None = None  # where the manifests name it, for discovered packages
+    cosign_keys: tuple[str, ...] = ()  # verify.cosign: PEM public key files; () = no gate
 
     @property
     def kind(self) -> PackageKind:

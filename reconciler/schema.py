@@ -283,6 +283,26 @@ _ENVIRONMENT = {
     "targets": {"type": "array", "items": _target},
 }
 
+_key_file = {"type": "string", "minLength": 1, "description": "PEM public key (mounted)"}
+_package_verify = _obj(
+    {
+        "cosign": {
+            **_obj(
+                {
+                    "key": _key_file,
+                    "keys": {"type": "array", "minItems": 1, "items": _key_file},
+                },
+                [],
+                "a version is selected only if a cosign signature over its digest "
+                "verifies with one of these keys",
+            ),
+            "oneOf": [{"required": ["key"]}, {"required": ["keys"]}],
+        },
+    },
+    ["cosign"],
+    "supply-chain gates a version must pass before it is selected",
+)
+
 PROJECT = _obj(
     {
         **_header("Project"),
@@ -313,6 +333,7 @@ PROJECT = _obj(
                             "description": "image name as written in the manifests",
                         },
                         "newName": {"type": "string", "pattern": IMAGE_NAME_PATTERN},
+                        "verify": _package_verify,
                     },
                     ["name", "feed"],
                 ),

@@ -192,6 +192,13 @@ def _rule(d: Any) -> VersionRule:
     )
 
 
+def _cosign_keys(verify: Any) -> tuple[str, ...]:
+    """A package's ``verify.cosign`` key files (``key`` or ``keys``); () without a gate."""
+    cosign = (verify or {}).get("cosign") or {}
+    keys = cosign.get("keys") or ([cosign["key"]] if cosign.get("key") else [])
+    return tuple(str(k) for k in keys)
+
+
 def _verify_check(data: Any) -> Check | None:
     kind = data.get("kind")
     if kind == "argocd":
@@ -271,6 +278,7 @@ def build_project(
                 chart=p.get("chart"),
                 manifest_name=manifest_name or p.get("image") or p.get("chart"),
                 new_name=p.get("newName"),
+                cosign_keys=_cosign_keys(p.get("verify")),
             )
         )
     listed = {p.name for p in packages} | {p.manifest_name for p in packages}

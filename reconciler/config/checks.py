@@ -28,6 +28,7 @@ from reconciler.grants import (
     CredentialPolicy,
     feed_host,
     oci_layout_problem,
+    policy_from_env,
     provider_host_problem,
 )
 from reconciler.model import (
@@ -282,6 +283,26 @@ def _check_packages(project: Project, doc: Doc, feeds: dict[str, Feed], out: Col
                 ["packages", i, "image"],
                 f"feed {feed.name!r} is a helm feed; use 'chart' for charts",
             )
+        if feed is not None and pkg.cosign_keys:
+            _check_cosign_keys(doc, i, feed, out)
+
+
+def _check_cosign_keys(doc: Doc, index: int, feed: Feed, out: Collector) -> None:
+    """``verify.cosign`` needs an OCI registry feed, and its key files are credentials:
+    absolute paths under a directory the operator grants to the feed's host."""
+    path: list[Any] = ["packages", index, "verify", "cosign"]
+    if feed.type != "oci":
+        out.at(doc, path, f"cosign signatures need an oci feed; {feed.name!r} is {feed.type!r}")
+        return
+    cosign = doc.data["packages"][index]["verify"]["cosign"]
+    named = [(["keys", j], k) for j, k in enumerate(cosign.get("keys") or ())]
+    if "key" in cosign:
+        named.append((["key"], cosign["key"]))
+    policy = policy_from_env(os.environ)
+    for key_path, file in named:
+        problem = policy.file_problem(str(file), feed_host(feed.url))
+        if problem is not None:
+            out.at(doc, [*path, *key_path], f"not granted: {problem}")
 
 
 def _check_channels(

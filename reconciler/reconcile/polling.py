@@ -13,6 +13,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sized
@@ -23,11 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from reconciler import environments, records, rendering, safepaths, source_stamp
 from reconciler.errors import FeedError, FeedNotFound, FeedRateLimited, ReconcilerError
-from reconciler.feeds import FeedClient, open_feed
+from reconciler.feeds import FeedClient, cosign, open_feed
 from reconciler.feeds._http import feed_transport
+from reconciler.feeds.auth import granted_file_problem
+from reconciler.feeds.oci import RegistryClient
+from reconciler.grants import feed_host, policy_from_env
 from reconciler.model import Config, Feed, Package, Project, ReleasedPackage, VersionRule
 from reconciler.planning import PackageChoice, failed_choice, rule_for
 from reconciler.reconcile.apply import previous_release
@@ -81,6 +87,28 @@ def rate_limited(feed: str, deadline: float, now: float) -> FeedRateLimited:
         f"rate limited by the registry; next request allowed in {remaining:.0f} s",
         retry_after=remaining,
     )
+
+
+def _cosign_keys(
+    pkg: Package, host: str, env: Mapping[str, str] | None
+) -> tuple[list[ec.EllipticCurvePublicKey], str]:
+    """A package's cosign public keys, read from the granted files (their resolved
+    paths checked too: validation judged only the text), and a name for the key set
+    (a hash of the keys' bytes) that kept verdicts are filed under."""
+    policy = policy_from_env(env if env is not None else os.environ)
+    keys: list[ec.EllipticCurvePublicKey] = []
+    digest = hashlib.sha256()
+    for file in pkg.cosign_keys:
+        problem = granted_file_problem(policy, file, host)
+        if problem is not None:
+            raise FeedError(pkg.feed, f"cosign key not granted: {problem}")
+        try:
+            pem = Path(file).read_bytes()
+            keys.append(cosign.load_public_key(pem))
+        except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise FeedError(pkg.feed, f"cosign key {file}: {type(exc).__name__}") from exc
+        digest.update(hashlib.sha256(pem).digest())
+    return keys, digest.hexdigest()[:24]
 
 
 def _trusted(pkg: Any, rule: VersionRule, recheck: frozenset[str]) -> bool:
@@ -268,7 +296,7 @@ class Poller:
         live = live_deadlines(deadlines, now_wall, config.feeds)
         deadlines.clear()
         deadlines.update(live)
-        for table in ("platforms", "created"):  # answers about tags not asked for a week
+        for table in ("platforms", "created", "signatures"):  # answers not asked for a week
             kept = self.local.kept(table)
             for key in [k for k, (_, when) in kept.items() if now_wall - when > 7 * 86400]:
                 del kept[key]
@@ -436,6 +464,8 @@ class Poller:
                 selection = select(rule, found, current=current, created=created, kind=pkg.kind)
             elif rule.platform and selection.chosen is not None:
                 selection = self._on_platform(config, pkg, rule, selection, trust=trusted)
+            if pkg.cosign_keys and selection.chosen is not None:
+                selection = self._signed(config, pkg, rule, selection, trust=trusted)
         except FeedError as exc:
             return failed_choice(pkg.name, exc)
         built = created.get(selection.chosen) if selection.chosen else None
@@ -562,6 +592,58 @@ class Poller:
                 return Selection(tag, kept, (*refused, *selection.rejected))
             refused.append(Candidate(tag, f"no image for platform {rule.platform}"))
         return Selection(None, (), (*refused, *selection.rejected))
+
+    def _signed(
+        self, config: Config, pkg: Package, rule: VersionRule, selection: Selection, *, trust: bool
+    ) -> Selection:
+        """``selection`` narrowed to tags whose digest carries a cosign signature that
+        verifies with one of ``pkg.cosign_keys``: candidates are judged best first (at
+        most ``scanLimit``) and the first that verifies wins; the others are rejected
+        with the verifier's reason, which ``explain`` shows."""
+        client = self._client(config, pkg.feed)
+        if not isinstance(client, RegistryClient):
+            raise FeedError(pkg.feed, "cosign signatures need an OCI registry feed")
+        keys, key_set = _cosign_keys(pkg, feed_host(config.feeds[pkg.feed].url), self.feed_env)
+
+        def verdict(tag: str) -> cosign.Verdict:
+            at = f"{pkg.feed}|{pkg.repository}|{tag}"
+            digest = self._kept_answer(
+                "digests", at, lambda: client.digest(pkg.repository, tag), trust=trust
+            )
+            if digest is None:
+                return cosign.Verdict(False, "the registry gave no digest for this tag")
+            return self._signature_verdict(client, pkg, str(digest), keys, key_set)
+
+        if selection.chosen is not None and verdict(selection.chosen).verified:
+            return selection  # the usual case: the best tag is signed
+        refused: list[Candidate] = []
+        for tag in selection.accepted[: max(1, rule.scan_limit)]:
+            found = verdict(tag)
+            if found.verified:
+                kept = tuple(t for t in selection.accepted if t not in {c.tag for c in refused})
+                return Selection(tag, kept, (*refused, *selection.rejected))
+            refused.append(Candidate(tag, f"cosign: {found.reason}"))
+        return Selection(None, (), (*refused, *selection.rejected))
+
+    def _signature_verdict(
+        self,
+        client: RegistryClient,
+        pkg: Package,
+        digest: str,
+        keys: list[ec.EllipticCurvePublicKey],
+        key_set: str,
+    ) -> cosign.Verdict:
+        """The cosign verdict for ``digest``. A digest is immutable, so a verified
+        verdict for this key set is kept in the work dir for good; a refusal is asked
+        again each pass (a signature may be pushed for the same digest later)."""
+        known = self.local.kept("signatures")
+        at = f"{pkg.feed}|{pkg.repository}|{digest}|{key_set}"
+        if at in known:
+            return cosign.Verdict(True, str(known[at][0]))
+        found = cosign.verify_image(client, pkg.repository, digest, keys)
+        if found.verified:
+            known[at] = [found.reason, self.wall()]
+        return found
 
     def _deployed_tag(self, project: Project, package: str) -> str | None:
         """The tag the environments' files hold now (first environment naming it).

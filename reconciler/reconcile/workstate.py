@@ -20,7 +20,7 @@ from reconciler.planning import SettleState, TriggerDecision
 
 __all__ = ["VERSION", "KeptTable", "LocalState", "WorkState", "Workspace"]
 
-KeptTable = Literal["digests", "platforms", "created"]
+KeptTable = Literal["digests", "platforms", "created", "signatures"]
 
 VERSION = 2
 """2: the ``version`` key itself. 1 (no key): the same keys, written before it."""
@@ -37,6 +37,7 @@ class WorkState(TypedDict, total=False):
     digests: dict[str, list[Any]]  # tag -> [digest, asked at]
     platforms: dict[str, list[Any]]  # tag|platform -> [has an image for it, asked at]
     created: dict[str, list[Any]]  # tag|platform -> [creation time, asked at]
+    signatures: dict[str, list[Any]]  # feed|repository|digest|key set -> [reason, asked at]
     selections: dict[str, list[Any]]  # feed|repository|rule -> [tag list hash, chosen]
     observed: dict[str, list[Any]]  # project/env -> [release, overlay fingerprint]
     pullRequests: dict[str, dict[str, Any]]  # project/env -> open promotion proposal
@@ -64,6 +65,8 @@ class LocalState:
             return self.data.setdefault("digests", {})
         if table == "platforms":
             return self.data.setdefault("platforms", {})
+        if table == "signatures":
+            return self.data.setdefault("signatures", {})
         return self.data.setdefault("created", {})
 
     def settle(self, trigger: str) -> SettleState | None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from reconciler import model
+from reconciler import model, yamlio
 from reconciler.feeds.cosign import (
     SIGNATURE_ARTIFACT,
     SIMPLE_SIGNING,
@@ -26,8 +27,23 @@ from reconciler.feeds.cosign import (
     verify_image,
 )
 from reconciler.feeds.oci import OCI_MANIFEST, RegistryClient
+from reconciler.grants import CREDENTIALS_DIR_VAR
+from tests.helpers.configrepo import (
+    DEV_ONLY,
+    AppSpec,
+    config_files,
+    result_json,
+    run_cli,
+    write_files,
+)
 from tests.helpers.oci import _put_manifest, _upload_blob
 from tests.helpers.registry import RegistryServer, unique_repo
+
+PROJECT = "shop"
+
+
+def _record(remote: Any, version: str) -> dict[str, Any]:
+    return dict(yamlio.load_one(remote.show(f"releases/{PROJECT}/{version}.yaml")))
 
 
 def _sha(data: bytes) -> str:
@@ -170,3 +186,85 @@ def test_signature_found_through_oci_referrers() -> None:
         verdict = verify_image(client, "app", digest, [public(key)])
     assert verdict.verified, verdict.reason
     assert seen[0] == f"/v2/app/referrers/{digest}"
+
+
+# ------------------------------------------------------------- the gate in a real pass
+
+
+def _gated_repo(registry: RegistryServer, bare_remote: Any, repo: str, keys: str) -> Any:
+    """A dev-only config repo whose ``api`` package is gated by ``verify: {cosign: …}``."""
+    app = AppSpec("api", repo, "example.com/shop/api")
+    files = config_files(registry.url, [app], lifecycle=DEV_ONLY, envs=("dev",))
+    project = f"projects/{PROJECT}/project.yaml"
+    files[project] = files[project].replace(
+        f"    manifestName: {app.manifest_name}\n",
+        f"    manifestName: {app.manifest_name}\n    verify:\n      cosign: {keys}\n",
+    )
+    return bare_remote(seed=files)
+
+
+def _pem_file(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+def test_release_takes_the_best_signed_version_and_explain_says_why(
+    registry: RegistryServer, bare_remote: Any, tmp_path: Path
+) -> None:
+    """Signed 1.0.0, unsigned 1.1.0: the release takes 1.0.0 and ``explain`` names why
+    1.1.0 was refused; once 1.1.0 is signed, the next pass releases it."""
+    trusted = ec.generate_private_key(ec.SECP256R1())
+    keys_dir = tmp_path / "granted"
+    other = _pem_file(keys_dir / "old.pub", ec.generate_private_key(ec.SECP256R1()))
+    key = _pem_file(keys_dir / "cosign.pub", trusted)
+    repo = unique_repo("gate")
+    v100 = registry.push(repo, "1.0.0")
+    v110 = registry.push(repo, "1.1.0")
+    sign(registry, repo, v100, trusted, claims=v100)
+    remote = _gated_repo(registry, bare_remote, repo, f"{{keys: [{other}, {key}]}}")
+    env = {CREDENTIALS_DIR_VAR: str(keys_dir)}
+    work = ["--repo", remote.url, "--work-dir", str(tmp_path / "work")]
+
+    first = run_cli("once", *work, "--json", env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert [r["packages"]["api"]["version"] for r in result_json(first)["releases"]] == ["1.0.0"]
+    state = json.loads((tmp_path / "work" / "cache" / "state.json").read_text())
+    assert [k.split("|")[2] for k in state["signatures"]] == [v100]  # only verdicts that hold
+
+    explain = run_cli("explain", PROJECT, *work, "-o", "json", env=env)
+    assert explain.returncode == 0, explain.stderr
+    api = json.loads(explain.stdout)["channels"][0]["packages"]["api"]
+    assert api["chosen"] == "1.0.0"
+    reasons = {c["tag"]: c["reason"] for c in api["rejected"]}
+    assert reasons["1.1.0"].startswith("cosign: unsigned: no sha256-")
+
+    sign(registry, repo, v110, trusted, claims=v110)
+    second = run_cli("once", *work, "--json", env=env)
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert [r["packages"]["api"]["version"] for r in result_json(second)["releases"]] == ["1.1.0"]
+    assert _record(remote, "1.0.1")["packages"]["api"]["digest"] == v110
+
+
+def test_a_key_file_outside_the_granted_directories_fails_validation(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    app = AppSpec("api", "acme/api", "example.com/shop/api")
+    files = config_files(registry.url, [app])
+    project = f"projects/{PROJECT}/project.yaml"
+    files[project] = files[project].replace(
+        f"    manifestName: {app.manifest_name}\n",
+        f"    manifestName: {app.manifest_name}\n    verify:\n      cosign:\n"
+        "        key: /etc/passwd\n",
+    )
+    root = write_files(tmp_path / "cfg", files)
+    proc = run_cli("validate", str(root), env={CREDENTIALS_DIR_VAR: str(tmp_path / "keys")})
+    assert proc.returncode == 1
+    line = files[project].splitlines().index("        key: /etc/passwd") + 1
+    assert f"{project}:{line}" in proc.stdout + proc.stderr
+    assert "verify.cosign.key" in proc.stdout + proc.stderr
+    assert "/etc/passwd is outside the directories granted to feeds" in proc.stdout + proc.stderr
