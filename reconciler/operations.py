@@ -16,6 +16,7 @@ from pathlib import Path
 from ruamel.yaml.error import YAMLError
 
 from reconciler import environments, records, safepaths, yamlio
+from reconciler.commitlines import SUBJECT_PREFIX, deploy_subject, deployment_lines, package_changes
 from reconciler.errors import PromotionRefused, ReconcilerError
 from reconciler.lifecycle import (
     ReleaseState,
@@ -142,6 +143,7 @@ def promote(
         if reason is not None:
             raise PromotionRefused(reason)
         previous = current_release(state.history, environment)
+        changes = package_changes(root, project_name, previous, release)
         deploy(root, project, environment, release, state, now, by, automatic=False)
         trailers = [
             f"Release: {project_name} {version}",
@@ -151,9 +153,10 @@ def promote(
         ]
         if override_freeze:
             trailers.append("Freeze-Override: yes")
+        how = f"manual, by {by}"
         return Change(
-            f"Promote {project_name} {version} to {environment}",
-            f"{project_name}/{environment}: {previous or '(none)'} -> {version} (manual, by {by})",
+            SUBJECT_PREFIX + deploy_subject(project_name, version, [environment]),
+            "\n".join(deployment_lines(project_name, environment, previous, version, how, changes)),
             tuple(trailers),
         )
 
@@ -178,10 +181,12 @@ def rollback(project_name: str, environment: str, to: str | None, *, by: str) ->
         if target == current:
             raise PromotionRefused(f"{environment} already runs {target}")
         release = _release(root, project_name, target)
+        changes = package_changes(root, project_name, current, release)
         deploy(root, project, environment, release, state, now, by, automatic=False)
+        how = f"rollback, by {by}"
         return Change(
-            f"Roll back {project_name} {environment} to {target}",
-            f"{project_name}/{environment}: {current or '(none)'} -> {target} (rollback by {by})",
+            f"{SUBJECT_PREFIX}roll back {project_name} {environment} to {target}",
+            "\n".join(deployment_lines(project_name, environment, current, target, how, changes)),
             (
                 f"Release: {project_name} {target}",
                 f"Environment: {environment}",

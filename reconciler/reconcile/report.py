@@ -11,10 +11,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from reconciler import records, templates
+from reconciler.commitlines import (
+    SUBJECT_PREFIX,
+    deploy_subject,
+    deployment_lines,
+    package_changes,
+    package_lines,
+)
 from reconciler.errors import ConfigError
 from reconciler.model import COMMIT_VARIABLES, Config, Release
 from reconciler.planning import PackageChoice, TriggerDecision
@@ -189,35 +195,6 @@ DEFAULT_COMMIT_TEMPLATE = "{subject}\n\n{body}\n\n{trailers}\n"
 trailers. Trailers are appended when a template leaves them out: history reads them."""
 
 
-def package_changes(
-    root: Path,
-    project: str,
-    before: str | None,
-    release: Release,
-    held: Mapping[str, str] | None = None,
-) -> list[tuple[str, str | None, str]]:
-    """(package, old version, new version) for every package an environment moving
-    from release ``before`` to ``release`` changes (a re-pushed tag: "tag (new digest)").
-    ``held``: what the files said before the render, where it differs from ``before``
-    (a hand edit) it is the old value the commit really changes."""
-    old = records.read_release(root, project, before) if before else None
-    was = {p.name: p for p in old.packages} if old is not None else {}
-    held = held or {}
-    changes: list[tuple[str, str | None, str]] = []
-    for p in release.packages:
-        prior = was.get(p.name)
-        edited = held.get(p.name)
-        if prior is not None and edited is not None and edited != prior.version:
-            if edited != p.version:
-                changes.append((p.name, edited, p.version))
-            continue
-        if prior is None or prior.version != p.version:
-            changes.append((p.name, prior.version if prior else None, p.version))
-        elif prior.digest != p.digest:
-            changes.append((p.name, prior.version, f"{p.version} (new digest)"))
-    return changes
-
-
 def earliest(first: datetime | None, second: datetime | None) -> datetime | None:
     return min(t for t in (first, second) if t is not None) if first or second else None
 
@@ -254,7 +231,7 @@ def commit_message(config: Config, result: PassResult) -> str:
     by_release: dict[tuple[str, str], list[str]] = {}
     for project, env, version in result.promotions:
         by_release.setdefault((project, version), []).append(env)
-    subject_parts += [f"deploy {p} {v} to {', '.join(envs)}" for (p, v), envs in by_release.items()]
+    subject_parts += [deploy_subject(p, v, envs) for (p, v), envs in by_release.items()]
     subject_parts += [f"record {p}/{e} at {v}" for p, e, v, _ in result.adopted]
     subject_parts += [f"drift in {p}/{e}: {policy}" for p, e, policy, _ in result.drift]
     verified_subject, verified_body, verified_trailers = _verification_lines(result)
@@ -264,20 +241,17 @@ def commit_message(config: Config, result: PassResult) -> str:
         subject = f"{len(result.releases)} release(s), {len(result.promotions)} deployment(s)" + (
             f", {len(result.drift)} drift(s)" if result.drift else ""
         )
-    subject = "reconciler: " + subject
+    subject = SUBJECT_PREFIX + subject
     body: list[str] = []
     for decision in result.decisions:
         if decision.release is None:
             continue
         r = decision.release
         body.append(f"{r.project} {r.version} (channel {r.channel}, trigger {r.trigger}):")
-        body += [
-            f"  {package}: {old or '(new)'} -> {new}" for package, old, new in decision.changes
-        ]
+        body += package_lines(decision.changes)
     for d in result.deployments:
-        moved = f"{d.before or '(none)'} -> {d.release}"
-        body.append(f"{d.project}/{d.environment}: {moved} (phase {d.phase}, automatic)")
-        body += [f"  {package}: {old or '(new)'} -> {new}" for package, old, new in d.changes]
+        how = f"phase {d.phase}, automatic"
+        body += deployment_lines(d.project, d.environment, d.before, d.release, how, d.changes)
     for project, env, version, who in result.adopted:
         body.append(f"{project}/{env}: now runs {version} (changed by {who})")
     for project, env, policy, why in result.drift:

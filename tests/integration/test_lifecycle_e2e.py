@@ -120,3 +120,28 @@ def test_pin_holds_an_environment_while_others_move(registry, bare_remote, tmp_p
     assert proc.returncode == 0, proc.stderr
     out = _once(remote, work)
     assert ("dev", "1.0.1") in [(p["environment"], p["release"]) for p in out["promotions"]]
+
+
+def test_manual_promote_and_rollback_commits_read_like_automatic_ones(
+    registry, bare_remote, tmp_path
+):
+    apps, remote = _setup(registry, bare_remote)
+    work = tmp_path / "w"
+    _once(remote, work)  # 1.0.0 -> dev
+    assert "deploy shop 1.0.0 to dev" in remote.log_format("%s")[0]
+    registry.push(apps[0].repository, "1.1.0")
+    _once(remote, work)  # release 1.0.1 -> dev, 1.0.0 -> staging
+
+    proc = _cli(remote, work, "promote", "shop", "1.0.1", "--to", "staging")
+    assert proc.returncode == 0, proc.stderr
+    assert remote.log_format("%s")[0] == "reconciler: deploy shop 1.0.1 to staging"
+    body = remote.log_format("%b")
+    assert "shop/staging: 1.0.0 -> 1.0.1 (manual, by alice)" in body
+    assert "  api: 1.0.0 -> 1.1.0" in body
+
+    proc = _cli(remote, work, "rollback", "shop", "--env", "dev", "--to", "1.0.0")
+    assert proc.returncode == 0, proc.stderr
+    assert remote.log_format("%s")[0] == "reconciler: roll back shop dev to 1.0.0"
+    body = remote.log_format("%b")
+    assert "shop/dev: 1.0.1 -> 1.0.0 (rollback, by alice)" in body
+    assert "  api: 1.1.0 -> 1.0.0" in body
