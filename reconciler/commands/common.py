@@ -64,21 +64,33 @@ def default_work_dir(url: str) -> Path:
     return base / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def make_reconciler(repo: str, work_dir: Path | None, branch: str | None, **extra: Any) -> Any:
-    from reconciler.reconcile import PassOptions, Reconciler
+def make_reconciler(
+    repo: str,
+    work_dir: Path | None,
+    branch: str | None,
+    *,
+    shard: Any = None,
+    metrics: Any = None,
+    backoff: Any = None,
+    progress: Any = None,
+) -> Any:
+    from reconciler.reconcile import PassOptions, PassSettings, Reconciler, SidecarWiring
 
     url = repo_url(repo)
-    if "git_env" not in extra and os.environ.get("RECONCILER_GITHUB_APP_ID"):
+    git_env = None
+    if os.environ.get("RECONCILER_GITHUB_APP_ID"):
         from reconciler import githubapp  # PyJWT and cryptography: only when an App is used
 
-        extra["git_env"] = githubapp.environment(url)
-    options = PassOptions(
+        git_env = githubapp.environment(url)
+    settings = PassSettings(
         repo_url=url,
         work_dir=(work_dir or default_work_dir(url)).resolve(),
         branch=branch,
-        **extra,
+        git_env=git_env,
+        shard=shard,
     )
-    return Reconciler(options)
+    sidecar = SidecarWiring(metrics=metrics, backoff=backoff, progress=progress)
+    return Reconciler(PassOptions(settings, sidecar=sidecar))
 
 
 def exit_code(result: Any) -> int:

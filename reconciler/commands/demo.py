@@ -100,7 +100,7 @@ def _status(reconciler: Any) -> list[dict[str, Any]]:
         row
         for name in sorted(config.projects)
         for row in project_status(
-            config, reconciler.tree.root, config.projects[name], reconciler.options.clock()
+            config, reconciler.tree.root, config.projects[name], reconciler.options.injected.clock()
         )
     ]
     lines = [
@@ -147,11 +147,14 @@ def run_demo(base: Path) -> int:
 
 
 def _run_passes(base: Path, url: str, remote: Path, start: datetime) -> int:
-    from reconciler.reconcile import PassOptions, Reconciler
+    from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler
 
     clock = iter(start + timedelta(days=1, hours=h) for h in range(100))
     reconciler = Reconciler(
-        PassOptions(repo_url=url, work_dir=base / "work", clock=lambda: next(clock))
+        PassOptions(
+            PassSettings(repo_url=url, work_dir=base / "work"),
+            Injected(clock=lambda: next(clock)),
+        )
     )
     try:
         click.echo(f"sample config repository pushed to {url}")

@@ -41,7 +41,10 @@ def command(
         if result.config_error is None:
             config = load_config(reconciler.tree.root)
             statuses = project_status(
-                config, reconciler.tree.root, config.projects[project], reconciler.options.clock()
+                config,
+                reconciler.tree.root,
+                config.projects[project],
+                reconciler.options.injected.clock(),
             )
         else:
             statuses = []

@@ -20,7 +20,7 @@ def run_operation(
         sha = apply_change(
             reconciler.tree,
             operation,  # type: ignore[arg-type]
-            clock=reconciler.options.clock,
+            clock=reconciler.options.injected.clock,
             configure=reconciler.configure_tree,
         )
     except ReconcilerError as exc:

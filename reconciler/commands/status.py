@@ -96,7 +96,10 @@ def command(
                 click.echo(f"unknown project {name!r}", err=True)
                 raise SystemExit(EXIT_INVALID)
             rows += project_status(
-                config, reconciler.tree.root, config.projects[name], reconciler.options.clock()
+                config,
+                reconciler.tree.root,
+                config.projects[name],
+                reconciler.options.injected.clock(),
             )
     finally:
         reconciler.close()

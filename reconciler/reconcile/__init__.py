@@ -9,7 +9,23 @@
 - ``workstate``: the work dir's typed, versioned state file.
 """
 
-from reconciler.reconcile.pass_ import PassOptions, Reconciler, Shard
+from reconciler.reconcile.pass_ import (
+    Injected,
+    PassOptions,
+    PassSettings,
+    Reconciler,
+    Shard,
+    SidecarWiring,
+)
 from reconciler.reconcile.report import AutomaticDeployment, PassResult
 
-__all__ = ["AutomaticDeployment", "PassOptions", "PassResult", "Reconciler", "Shard"]
+__all__ = [
+    "AutomaticDeployment",
+    "Injected",
+    "PassOptions",
+    "PassResult",
+    "PassSettings",
+    "Reconciler",
+    "Shard",
+    "SidecarWiring",
+]

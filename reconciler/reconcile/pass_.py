@@ -51,7 +51,16 @@ if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus o
     from reconciler.loop import Backoff
     from reconciler.metrics import Metrics
 
-__all__ = ["PassOptions", "Reconciler", "Shard", "channels_polled", "note_feed_errors"]
+__all__ = [
+    "Injected",
+    "PassOptions",
+    "PassSettings",
+    "Reconciler",
+    "Shard",
+    "SidecarWiring",
+    "channels_polled",
+    "note_feed_errors",
+]
 
 log = logging.getLogger("reconciler.pass")
 
@@ -74,12 +83,10 @@ class Shard:
         return shard
 
 
-@dataclass
-class PassOptions:
-    """How passes run, in three groups: what the operator sets (command line and
-    environment), what tests inject, and what the sidecar (``run``) wires in."""
+@dataclass(frozen=True)
+class PassSettings:
+    """What the operator sets (command line and environment)."""
 
-    # -- the operator's settings
     repo_url: str
     work_dir: Path
     branch: str | None = None  # default: reconciler.yaml's, else main
@@ -89,16 +96,35 @@ class PassOptions:
     shard: Shard | None = None
     max_push_attempts: int = 5
     promote: bool = True  # run lifecycle promotions after creating releases
-    # -- injection points (tests): the one clock and the HTTP transports
+
+
+@dataclass
+class Injected:
+    """What tests inject: the one clock and the HTTP edges."""
+
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     transport: httpx.BaseTransport | None = None
     pr_host: Any = None  # a pullrequests.PullRequestHost; default: from the repo URL
     notify_transport: httpx.BaseTransport | None = None  # where notifications go
     verifier: Any = None  # a verify.runner.Verifier; default: from the environment, when needed
-    # -- sidecar wiring (`reconciler run`)
+
+
+@dataclass
+class SidecarWiring:
+    """What the sidecar (``reconciler run``) and progress-showing commands wire in."""
+
     metrics: Metrics | None = None  # count requests, releases, promotions
     backoff: Backoff | None = None  # per-feed retry delays across passes
     progress: Callable[[int, int], None] | None = None  # (done, total) repositories polled
+
+
+@dataclass
+class PassOptions:
+    """How passes run: the operator's settings, what tests inject, the sidecar's wiring."""
+
+    settings: PassSettings
+    injected: Injected = field(default_factory=Injected)
+    sidecar: SidecarWiring = field(default_factory=SidecarWiring)
 
 
 class Reconciler:
@@ -106,14 +132,14 @@ class Reconciler:
 
     def __init__(self, options: PassOptions) -> None:
         self.options = options
-        self.cache_dir = options.work_dir / "cache"
-        author = options.author or ("reconciler", "reconciler@localhost")
+        self.cache_dir = options.settings.work_dir / "cache"
+        author = options.settings.author or ("reconciler", "reconciler@localhost")
         self.tree = WorkTree(
-            options.repo_url,
-            options.work_dir / "repo",
-            options.branch or "main",
+            options.settings.repo_url,
+            options.settings.work_dir / "repo",
+            options.settings.branch or "main",
             author=author,
-            env=options.git_env,
+            env=options.settings.git_env,
         )
         self.local = LocalState(self.cache_dir / "state.json")
         self.workspace = Workspace(self.tree, self.local)
@@ -121,12 +147,12 @@ class Reconciler:
             self.tree.root,
             self.cache_dir,
             self.local,
-            transport=options.transport,
-            feed_env=options.feed_env,
-            metrics=options.metrics,
-            backoff=options.backoff,
-            progress=options.progress,
-            wall=lambda: options.clock().timestamp(),
+            transport=options.injected.transport,
+            feed_env=options.settings.feed_env,
+            metrics=options.sidecar.metrics,
+            backoff=options.sidecar.backoff,
+            progress=options.sidecar.progress,
+            wall=lambda: options.injected.clock().timestamp(),
         )
         self.last_config: Config | None = None
         self._notifier: Any = None
@@ -180,7 +206,7 @@ class Reconciler:
         if self._notifier is None or self._notifier.targets != targets:
             if self._notifier is not None:
                 self._notifier.close()
-            self._notifier = Notifier(targets, transport=self.options.notify_transport)
+            self._notifier = Notifier(targets, transport=self.options.injected.notify_transport)
             self._notifier.restore(self.local.data.get("activeFailures", []))
         seen = set(self.local.data.get("waitingAnnounced", []))
         out = announce(result, seen)
@@ -194,7 +220,7 @@ class Reconciler:
         self.local.save()
 
     def _count(self, result: PassResult) -> None:
-        metrics = self.options.metrics
+        metrics = self.options.sidecar.metrics
         if metrics is None:
             return
         for release in result.releases if result.pushed else []:
@@ -236,7 +262,7 @@ class Reconciler:
         # 4-6. plan releases and promotions, write records and files, commit and push;
         # on a moved remote the plan is made again on the new head (polls reused).
         planned = result.mark()
-        now = self.options.clock()
+        now = self.options.injected.clock()
         stop = False
 
         def plan(attempt: int) -> str | None:
@@ -252,7 +278,7 @@ class Reconciler:
                     stop = True
                     return None
                 config, projects = reloaded, self._projects(reloaded, only_projects)
-            now = self.options.clock()
+            now = self.options.injected.clock()
             changed = apply_all(
                 self.workspace,
                 config,
@@ -261,7 +287,7 @@ class Reconciler:
                 now,
                 result,
                 write=not dry_run,
-                promoting=self.options.promote,
+                promoting=self.options.settings.promote,
                 verifier=self._verifier,
             )
             if not changed or dry_run:
@@ -274,7 +300,7 @@ class Reconciler:
         published = publish(
             self.tree,
             plan,
-            attempts=self.options.max_push_attempts,
+            attempts=self.options.settings.max_push_attempts,
             is_guarded=guarded_paths(config),
             sync=self._sync,
         )
@@ -287,7 +313,7 @@ class Reconciler:
         if published.outcome == "rejected":
             result.ok = False
             result.git_error = (
-                f"push still rejected after {self.options.max_push_attempts} plans"
+                f"push still rejected after {self.options.settings.max_push_attempts} plans"
                 f" and {result.push_rebases} rebases"
             )
             return
@@ -310,12 +336,12 @@ class Reconciler:
 
     def _verifier(self) -> Verifier:
         """The verifier of environments with ``verify``, made when first needed."""
-        if self.options.verifier is None:
+        if self.options.injected.verifier is None:
             http = httpx.Client(timeout=10.0)
             environ = dict(os.environ)
-            statuses = git_host_statuses(self.options.repo_url, environ, http)
-            self.options.verifier = Verifier.from_environment(http, environ, statuses)
-        verifier: Verifier = self.options.verifier
+            statuses = git_host_statuses(self.options.settings.repo_url, environ, http)
+            self.options.injected.verifier = Verifier.from_environment(http, environ, statuses)
+        verifier: Verifier = self.options.injected.verifier
         return verifier
 
     def _load(self, result: PassResult, *, quiet: bool = False) -> Config | None:
@@ -333,19 +359,19 @@ class Reconciler:
 
     def _propose(self, config: Config, result: PassResult, now: datetime) -> None:
         def host() -> Any:
-            if self.options.pr_host is not None:
-                return self.options.pr_host
-            return host_for(self.options.repo_url, env=self.options.git_env)
+            if self.options.injected.pr_host is not None:
+                return self.options.injected.pr_host
+            return host_for(self.options.settings.repo_url, env=self.options.settings.git_env)
 
         propose(self.workspace, config, result, now, host)
 
     def configure_tree(self, config: Config) -> None:
         """Commit as reconciler.yaml's author unless the operator named one."""
-        if self.options.author is None:
+        if self.options.settings.author is None:
             self.tree.author = (config.settings.author_name, config.settings.author_email)
 
     def _projects(self, config: Config, only: set[str] | None) -> list[Project]:
-        shard = self.options.shard
+        shard = self.options.settings.shard
         return [
             p
             for name, p in sorted(config.projects.items())

@@ -21,7 +21,7 @@ import pytest
 
 from reconciler import yamlio
 from reconciler.feeds.oci import MANIFEST_ACCEPT
-from reconciler.reconcile import PassOptions, PassResult, Reconciler
+from reconciler.reconcile import PassOptions, PassResult, PassSettings, Reconciler
 from tests.helpers.configrepo import (
     DEV_ONLY,
     AppSpec,
@@ -104,9 +104,11 @@ def in_process(tmp_path: Path) -> Iterator[Any]:
     made: list[Reconciler] = []
 
     def make(remote: Any, clock: Clock | None = None) -> Reconciler:
-        options = PassOptions(repo_url=remote.url, work_dir=tmp_path / f"w{len(made)}")
+        options = PassOptions(
+            PassSettings(repo_url=remote.url, work_dir=tmp_path / f"w{len(made)}")
+        )
         if clock is not None:
-            options.clock = clock
+            options.injected.clock = clock
         made.append(Reconciler(options))
         return made[-1]
 
@@ -313,7 +315,9 @@ def test_newest_build_creation_times_are_fetched_once_across_restarts(
     remote = _dev_remote(registry, bare_remote, apps, "      - strategy: newest-build\n")
     kinds = []
     for _ in range(2):  # two processes, one work dir
-        reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
+        reconciler = Reconciler(
+            PassOptions(PassSettings(repo_url=remote.url, work_dir=tmp_path / "w"))
+        )
         try:
             reconciler.run_pass()
             kinds.append(dict(reconciler._clients["reg"][1].requests_by_kind))

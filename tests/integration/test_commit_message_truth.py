@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import PassOptions, PassSettings, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 from tests.helpers.gitserver import run_git
 
@@ -25,7 +25,7 @@ def test_the_next_deployment_names_the_hand_edited_value_it_overwrites(
         "overlay: deploy/shop/overlays/dev\n    onDrift: report\n",
     )
     remote = bare_remote(seed=files)
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
+    reconciler = Reconciler(PassOptions(PassSettings(repo_url=remote.url, work_dir=tmp_path / "w")))
     try:
         assert reconciler.run_pass().ok
         overlay = remote.show(DEV)

@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 
 from reconciler import yamlio
-from reconciler.reconcile import PassOptions, PassResult, Reconciler
+from reconciler.reconcile import PassOptions, PassResult, PassSettings, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 
 DEV = "deploy/shop/overlays/dev/kustomization.yaml"
 
 
 def _pass(remote_url: str, work: Path) -> PassResult:
-    reconciler = Reconciler(PassOptions(repo_url=remote_url, work_dir=work))
+    reconciler = Reconciler(PassOptions(PassSettings(repo_url=remote_url, work_dir=work)))
     try:
         return reconciler.run_pass()
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import PassOptions, PassSettings, Reconciler, SidecarWiring
 from tests.helpers.configrepo import (
     AppSpec,
     checkout,
@@ -142,7 +142,7 @@ def test_concurrent_push_between_fetch_and_push_is_survived(
     apps = _apps(registry)[:1]
     registry.push(apps[0].repository, "1.0.0")
     remote = bare_remote(seed=config_files(registry.url, apps))
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
+    reconciler = Reconciler(PassOptions(PassSettings(repo_url=remote.url, work_dir=tmp_path / "w")))
     result = pass_racing_a_writer(reconciler, remote, human_change, "human edit")
     assert result.pushed
     assert (result.push_attempts, result.push_rebases) == (attempts, rebases)
@@ -231,9 +231,8 @@ def test_progress_is_reported_per_repository(registry, bare_remote, tmp_path):
     seen: list[tuple[int, int]] = []
     reconciler = Reconciler(
         PassOptions(
-            repo_url=remote.url,
-            work_dir=tmp_path / "w",
-            progress=lambda done, total: seen.append((done, total)),
+            PassSettings(repo_url=remote.url, work_dir=tmp_path / "w"),
+            sidecar=SidecarWiring(progress=lambda done, total: seen.append((done, total))),
         )
     )
     try:

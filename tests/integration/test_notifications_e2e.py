@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 
 
@@ -53,9 +53,8 @@ def test_notifications_are_sent_once_per_fact_and_failures_deduplicated(
     remote = bare_remote(seed=files)
     reconciler = Reconciler(
         PassOptions(
-            repo_url=remote.url,
-            work_dir=tmp_path / "w",
-            notify_transport=receiver,
+            PassSettings(repo_url=remote.url, work_dir=tmp_path / "w"),
+            Injected(notify_transport=receiver),
         )
     )
     try:
@@ -104,9 +103,8 @@ def test_a_persistent_failure_is_notified_once_across_processes(
     def one_process() -> None:
         reconciler = Reconciler(
             PassOptions(
-                repo_url=remote.url,
-                work_dir=tmp_path / "w",
-                notify_transport=receiver,
+                PassSettings(repo_url=remote.url, work_dir=tmp_path / "w"),
+                Injected(notify_transport=receiver),
             )
         )
         try:

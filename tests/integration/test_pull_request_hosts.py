@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from reconciler.pullrequests import host_for
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler
 from tests.helpers.githosts import HOSTS
 from tests.integration.test_pull_request_mode import _merge, _pr_remote
 
@@ -24,7 +24,11 @@ def test_pull_request_promotion_on_each_host(kind, registry, bare_remote, tmp_pa
     url, env, fake_class = HOSTS[kind]
     fake = fake_class()
     host = host_for(url, env=env, transport=httpx.MockTransport(fake.handle))
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w", pr_host=host))
+    reconciler = Reconciler(
+        PassOptions(
+            PassSettings(repo_url=remote.url, work_dir=tmp_path / "w"), Injected(pr_host=host)
+        )
+    )
     overlay = "deploy/shop/overlays/prod/kustomization.yaml"
     try:
         for _ in range(3):  # dev, staging, then the prod pull request

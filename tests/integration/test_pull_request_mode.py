@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from reconciler.pullrequests import host_for
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 from tests.helpers.gitserver import run_git
 
@@ -90,7 +90,11 @@ def _pr_setup(registry, bare_remote, tmp_path):
         env={"RECONCILER_GIT_TOKEN": "t0ken"},
         transport=httpx.MockTransport(github.handle),
     )
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w", pr_host=host))
+    reconciler = Reconciler(
+        PassOptions(
+            PassSettings(repo_url=remote.url, work_dir=tmp_path / "w"), Injected(pr_host=host)
+        )
+    )
     return apps, remote, github, reconciler
 
 

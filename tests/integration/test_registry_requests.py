@@ -8,14 +8,14 @@ import time
 import uuid
 from pathlib import Path
 
-from reconciler.reconcile import PassOptions, PassResult, Reconciler
+from reconciler.reconcile import PassOptions, PassResult, PassSettings, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 from tests.reliability.faultproxy import FaultProxy
 
 
 def _pass(remote_url: str, work: Path) -> PassResult:
     """One ``once``-style pass: a new Reconciler on the same work dir."""
-    reconciler = Reconciler(PassOptions(repo_url=remote_url, work_dir=work))
+    reconciler = Reconciler(PassOptions(PassSettings(repo_url=remote_url, work_dir=work)))
     try:
         return reconciler.run_pass()
     finally:

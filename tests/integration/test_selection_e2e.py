@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import PassOptions, PassSettings, Reconciler
 from tests.helpers.configrepo import DEV_ONLY, AppSpec, checkout, config_files, kustomize_images
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def _pass(remote: Any, work: Path) -> list[str]:
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=work))
+    reconciler = Reconciler(PassOptions(PassSettings(repo_url=remote.url, work_dir=work)))
     try:
         result = reconciler.run_pass()
     finally:

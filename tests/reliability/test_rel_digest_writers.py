@@ -17,7 +17,7 @@ import textwrap
 import uuid
 
 from reconciler import yamlio
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import PassOptions, PassSettings, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 from tests.reliability.support import SOAK, release_trailers, remote_violations, scaled
 
@@ -49,14 +49,14 @@ def test_writers_with_stale_digests_release_a_repushed_tag_once(registry, bare_r
     )
     remote = bare_remote(seed=files)
     kept = [
-        Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / f"kept{w}"))
+        Reconciler(PassOptions(PassSettings(repo_url=remote.url, work_dir=tmp_path / f"kept{w}")))
         for w in range(2)
     ]
 
     def fresh_pass() -> None:  # a CI job: no work dir from before
         work = tmp_path / "fresh"
         shutil.rmtree(work, ignore_errors=True)
-        reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=work))
+        reconciler = Reconciler(PassOptions(PassSettings(repo_url=remote.url, work_dir=work)))
         try:
             assert reconciler.run_pass().ok
         finally:

@@ -127,7 +127,7 @@ def test_a_failing_project_gives_back_a_shared_file_as_the_other_project_left_it
 def test_a_replan_forgets_the_errors_of_the_lost_plan(registry, bare_remote, tmp_path):
     """The bad pin is fixed by a person while the pass is pushing: the push is
     rejected, the pass plans again on the new head, and that plan is the whole story."""
-    from reconciler.reconcile import PassOptions, Reconciler
+    from reconciler.reconcile import PassOptions, PassSettings, Reconciler
 
     ns = f"iso{uuid.uuid4().hex[:8]}"
     good = AppSpec("api", f"{ns}/good", "example.com/good/api")
@@ -137,7 +137,7 @@ def test_a_replan_forgets_the_errors_of_the_lost_plan(registry, bare_remote, tmp
     files = _files(registry.url, good, bad)
     files["pins/bad/dev.yaml"] = "release: [1.0.0\n"
     remote = bare_remote(seed=files)
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=tmp_path / "w"))
+    reconciler = Reconciler(PassOptions(PassSettings(repo_url=remote.url, work_dir=tmp_path / "w")))
     result = pass_racing_a_writer(
         reconciler, remote, {"pins/bad/dev.yaml": None}, "drop the bad pin"
     )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.reconcile import PassOptions, PassResult, Reconciler
+from reconciler.reconcile import PassOptions, PassResult, PassSettings, Reconciler
 from tests.helpers.configrepo import AppSpec, config_files
 from tests.helpers.gitserver import BareRemote, run_git
 
@@ -47,9 +47,11 @@ def commit_links(remote: BareRemote, links: Mapping[str, str], scratch: Path) ->
     return head
 
 
-def one_pass(remote: BareRemote, work_dir: Path, **options: Any) -> PassResult:
+def one_pass(remote: BareRemote, work_dir: Path, **settings: Any) -> PassResult:
     """One pass of an in-process reconciler (closed afterwards)."""
-    reconciler = Reconciler(PassOptions(repo_url=remote.url, work_dir=work_dir, **options))
+    reconciler = Reconciler(
+        PassOptions(PassSettings(repo_url=remote.url, work_dir=work_dir, **settings))
+    )
     try:
         return reconciler.run_pass()
     finally:

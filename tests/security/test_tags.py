@@ -19,7 +19,7 @@ import httpx
 
 from reconciler import yamlio
 from reconciler.model import VersionRule
-from reconciler.reconcile import PassOptions, Reconciler
+from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler
 from reconciler.selection import select
 from tests.helpers.configrepo import DEV_ONLY, AppSpec, checkout, config_files, kustomize_images
 
@@ -64,7 +64,10 @@ def test_a_lax_registry_listing_a_plus_tag_still_releases_the_best_valid_tag(
     remote = bare_remote(seed=config_files(registry.url, [app], lifecycle=DEV_ONLY, envs=("dev",)))
     transport = LaxTagsList([LAX_TAG])
     reconciler = Reconciler(
-        PassOptions(repo_url=remote.url, work_dir=tmp_path / "w", transport=transport)
+        PassOptions(
+            PassSettings(repo_url=remote.url, work_dir=tmp_path / "w"),
+            Injected(transport=transport),
+        )
     )
     try:
         result = reconciler.run_pass()
