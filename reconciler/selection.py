@@ -59,6 +59,14 @@ from typing import Any
 
 from reconciler.model import PackageKind, VersionRule
 from reconciler.ranges import parse_range
+from reconciler.semverpick import (
+    RankKey,
+    best_semver,
+    literal_prefix,
+    semver_judge,
+    version_rank,
+)
+from reconciler.tags import SHOWN_TAG_LENGTH, invalid_tag_reason, is_valid_tag, printable_tag
 from reconciler.userregex import UnsupportedRegex, UserRegex, compile_user_regex
 from reconciler.versions import Version, is_hash_like, parse_version
 
@@ -68,13 +76,13 @@ __all__ = [
     "is_moving_tag",
     "is_newer",
     "is_valid_tag",
+    "literal_prefix",
+    "printable_tag",
     "select",
     "unused_rule_fields",
     "validate_rule",
 ]
 
-_IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-_CHART_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
 _EXTRACT = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _SUFFIX_TAG = re.compile(r"[vV]?(?P<numbers>[0-9]+(?:\.[0-9]+){0,3})(?:-(?P<suffix>.+))?")
@@ -98,7 +106,6 @@ _FIELDS_OF = {
 """Rule fields (as written in the config) that only some strategies use; ``packages``,
 ``strategy``, ``allow``, ``ignore`` and ``platform`` apply to all, and ``scanLimit``
 also to any strategy with a ``platform``."""
-_SHOWN_TAG_LENGTH = 60
 
 
 @dataclass(frozen=True)
@@ -172,26 +179,6 @@ class Selection:
         )
 
 
-def printable_tag(tag: str) -> str:
-    """A tag safe to print in logs and commit messages (hostile tags are escaped and cut)."""
-    if is_valid_tag(tag, "chart"):
-        return tag
-    shown = repr(tag[:_SHOWN_TAG_LENGTH])
-    return shown + ("..." if len(tag) > _SHOWN_TAG_LENGTH else "")
-
-
-def is_valid_tag(tag: str, kind: PackageKind = "image") -> bool:
-    """The OCI tag grammar for images; chart versions may also hold ``+``."""
-    grammar = _IMAGE_TAG if kind == "image" else _CHART_VERSION
-    return grammar.fullmatch(tag) is not None
-
-
-def _invalid_tag_reason(tag: str, kind: PackageKind) -> str:
-    if kind == "image" and is_valid_tag(tag, "chart"):
-        return "not a valid image tag ('+' cannot appear in an OCI tag)"
-    return "not a valid tag name"
-
-
 def _extract_group(extract: str) -> str | int | None:
     """The group ``extract`` names: ``$ts``/``${ts}`` -> "ts", ``$1`` -> 1; None if malformed."""
     match = _EXTRACT.fullmatch(extract)
@@ -262,13 +249,6 @@ def unused_rule_fields(strategy: str, written: Iterable[str]) -> list[tuple[str,
 
 # ------------------------------------------------------------------ ranking keys
 
-RankKey = tuple[Any, ...]
-"""Orders accepted tags of one strategy; higher is better. Ends with a tiebreak."""
-
-
-def _version_rank(version: Version) -> RankKey:
-    return (version.key, version.tiebreak)
-
 
 def _suffix_parts(tag: str) -> tuple[Version, str] | None:
     """``v1.2-alpine`` -> (1.2, "alpine"); None when the tag does not start with numbers."""
@@ -287,79 +267,7 @@ def _suffix_parts(tag: str) -> tuple[Version, str] | None:
 def _tag_order(tag: str) -> RankKey:
     """Versions above non-versions, versions by version, the rest by text."""
     version = parse_version(tag)
-    return (1, _version_rank(version)) if version is not None else (0, tag)
-
-
-# ------------------------------------------------------------------ prefilter
-
-_LEADING_NUMBERS = re.compile(r"[vV]?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?")
-_LITERAL = re.compile(r"[A-Za-z0-9_\-/:@,;'\"=<>!%&~` ]|\\[^A-Za-z0-9]")
-_QUANTIFIERS = frozenset("?*+{")
-
-
-def literal_prefix(pattern: str | None) -> str:
-    """Text every match of an ``^``-anchored ``pattern`` starts with ("" when unsure).
-
-    ``^build-[0-9]+`` -> ``build-``; ``^v1\\.`` -> ``v1.``; a quantified last
-    character (``^v?1``), an alternation or a leading flag give less or nothing.
-    A tag that does not start with it cannot match, so no regex needs to run.
-    """
-    if pattern is None or not pattern.startswith("^") or "|" in pattern:
-        return ""
-    literal: list[str] = []
-    position = 1
-    while match := _LITERAL.match(pattern, position):
-        literal.append(match[0][-1])
-        position = match.end()
-    if pattern[position : position + 1] in _QUANTIFIERS and literal:
-        literal.pop()  # `^ab?`: the b is optional
-    return "".join(literal)
-
-
-def _leading_core(tag: str) -> tuple[int, ...] | None:
-    """The first three numbers of a version-looking tag, cheaply (None: not a version).
-
-    Every version ``parse_version`` accepts starts with these numbers (missing ones
-    are 0), so a tag whose leading core is below a version's first three numbers
-    cannot beat it.
-    """
-    match = _LEADING_NUMBERS.match(tag)
-    return tuple(map(int, match.groups("0"))) if match is not None else None
-
-
-def _best_semver(rule: VersionRule, tags: list[str], kind: PackageKind) -> str | None:
-    """The tag the semver strategy chooses, without judging tags that cannot win.
-
-    Same answer as ``_select_all`` (a property test checks it). Tags outside
-    ``allow``'s literal prefix are dropped before any regex; the rest are judged
-    highest leading numbers first, and judging stops at the first tag whose leading
-    numbers are below the best version found: nothing after it can beat it.
-    """
-    prefix = literal_prefix(rule.allow)
-    candidates = [
-        (core, tag)
-        for tag in tags
-        if tag.startswith(prefix) and (core := _leading_core(tag)) is not None
-    ]
-    candidates.sort(reverse=True)
-    allow = compile_user_regex(rule.allow) if rule.allow is not None else None
-    ignores = [compile_user_regex(p) for p in rule.ignore]
-    judge = _semver_judge(rule)
-    best: tuple[RankKey, str, tuple[int, ...]] | None = None
-    for core, tag in candidates:
-        if best is not None and core < best[2]:
-            break
-        if not is_valid_tag(tag, kind) or (allow is not None and not allow.search(tag)):
-            continue
-        if any(p.search(tag) for p in ignores):
-            continue
-        verdict = judge(tag)
-        if isinstance(verdict, str):
-            continue
-        rank = _version_rank(verdict)
-        if best is None or rank > best[0]:
-            best = (rank, tag, verdict.core[:3])
-    return best[1] if best is not None else None
+    return (1, version_rank(version)) if version is not None else (0, tag)
 
 
 # --------------------------------------------------------------------- select
@@ -399,7 +307,7 @@ def _common_filter(
     survivors = []
     for tag in sorted(set(tags)):
         if not is_valid_tag(tag, kind):
-            out.reject(tag, _invalid_tag_reason(tag, kind))
+            out.reject(tag, invalid_tag_reason(tag, kind))
         elif allow is not None and not (tag.startswith(prefix) and allow.search(tag)):
             out.reject(tag, f"does not match allow {rule.allow}")
         elif hit := next((text for text, p in ignores if p.search(tag)), None):
@@ -409,52 +317,14 @@ def _common_filter(
     return survivors
 
 
-def _not_a_version_reason(tag: str, strict: bool) -> str:
-    if is_hash_like(tag):
-        return "not a version (looks like a commit hash)"
-    if strict and parse_version(tag) is not None:
-        return "not a strict SemVer 2.0 version"
-    return "not a version"
-
-
-def _semver_judge(rule: VersionRule) -> Callable[[str], Version | str]:
-    """What the semver strategy thinks of one tag: its version, or why it is refused.
-
-    ``newest-build`` uses the same judgement as a filter when the rule has ``range``,
-    ``prerelease`` or ``strict``.
-    """
-    version_range = parse_range(rule.range) if rule.range is not None else None
-    prerelease = compile_user_regex(rule.prerelease) if rule.prerelease is not None else None
-
-    def judge(tag: str) -> Version | str:
-        version = parse_version(tag, strict=rule.strict)
-        if version is None:
-            return _not_a_version_reason(tag, rule.strict)
-        label = version.prerelease_label
-        if prerelease is not None and not prerelease.search(label):
-            what = f"pre-release {label!r}" if label else "stable version"
-            return f"{what} does not match {rule.prerelease}"
-        if version_range is not None and not version_range.contains(
-            version, include_prerelease=prerelease is not None
-        ):
-            if version.is_prerelease and version_range.contains(version, include_prerelease=True):
-                return f"pre-release excluded: range {version_range} names none of it"
-            return f"outside range {version_range}"
-        if version_range is None and prerelease is None and version.is_prerelease:
-            return "pre-release excluded: no prerelease pattern admits it"
-        return version
-
-    return judge
-
-
 def _select_semver(rule: VersionRule, tags: list[str], out: _Collector) -> None:
-    judge = _semver_judge(rule)
+    judge = semver_judge(rule)
     for tag in tags:
         verdict = judge(tag)
         if isinstance(verdict, str):
             out.reject(tag, verdict)
         else:
-            out.accept(tag, _version_rank(verdict))
+            out.accept(tag, version_rank(verdict))
 
 
 def _select_suffix(
@@ -481,7 +351,7 @@ def _select_suffix(
         elif version_range is not None and not version_range.contains(version):
             out.reject(tag, f"outside range {version_range}")
         else:
-            out.accept(tag, _version_rank(version))
+            out.accept(tag, version_rank(version))
 
 
 def _regex_value(rule: VersionRule, pattern: UserRegex, tag: str) -> str | None:
@@ -501,7 +371,7 @@ def _regex_rank(rule: VersionRule, pattern: UserRegex, tag: str) -> RankKey | st
     if rule.order == "alphabetical":
         return (value, tag)
     if _NUMBER.fullmatch(value) is None:
-        return f"extracted value {value[:_SHOWN_TAG_LENGTH]!r} is not a number"
+        return f"extracted value {value[:SHOWN_TAG_LENGTH]!r} is not a number"
     try:
         return (Decimal(value), tag)
     except InvalidOperation:  # pragma: no cover - the pattern above only admits decimals
@@ -527,7 +397,7 @@ def is_moving_tag(tag: str) -> bool:
 def _builds(rule: VersionRule, tags: list[str], out: _Collector) -> list[str]:
     """The tags newest-build may choose: never a moving tag, and with ``range``,
     ``prerelease`` or ``strict`` only what the semver strategy would accept."""
-    judge = _semver_judge(rule) if rule.range or rule.prerelease or rule.strict else None
+    judge = semver_judge(rule) if rule.range or rule.prerelease or rule.strict else None
     builds = []
     for tag in tags:
         verdict = judge(tag) if judge is not None else None
@@ -588,7 +458,7 @@ def select(
     if rule.strategy == "semver":
         tag_list = tags if isinstance(tags, list) else list(tags)
         return Selection(
-            _best_semver(rule, tag_list, kind),
+            best_semver(rule, tag_list, kind),
             detail=lambda: _select_all(rule, tag_list, current, {}, kind),
         )
     return _select_all(rule, tags, current, created or {}, kind)

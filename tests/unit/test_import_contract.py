@@ -14,6 +14,8 @@ PURE_CORE = (
     "reconciler.planning",
     "reconciler.lifecycle",
     "reconciler.selection",
+    "reconciler.semverpick",
+    "reconciler.tags",
     "reconciler.versions",
     "reconciler.ranges",
     "reconciler.freeze",
