@@ -139,3 +139,37 @@ def test_dockerfile_promises() -> None:
     assert 'CMD ["run"]' in text
     assert "RECONCILER_WORKDIR=/var/lib/reconciler" in text
     assert text.count("FROM ") == 2  # multi-stage: build wheels, then a clean runtime
+
+
+def test_verify_component_grants_read_only_access_to_the_agents_objects(tmp_path: Path) -> None:
+    """deploy/kubernetes/verify: get/list/watch on Applications, Kustomizations and
+    HelmReleases, and the token verification needs (off in the base)."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed")
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "resources: [../deploy/kubernetes]\ncomponents: [../deploy/kubernetes/verify]\n"
+    )
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in load_all(result.stdout) if d}
+    rules = docs[("ClusterRole", "reconciler-verify")]["rules"]
+    granted = {(r["apiGroups"][0], r["resources"][0]): sorted(r["verbs"]) for r in rules}
+    assert granted == {
+        ("argoproj.io", "applications"): ["get", "list", "watch"],
+        ("kustomize.toolkit.fluxcd.io", "kustomizations"): ["get", "list", "watch"],
+        ("helm.toolkit.fluxcd.io", "helmreleases"): ["get", "list", "watch"],
+    }
+    binding = docs[("ClusterRoleBinding", "reconciler-verify")]
+    assert binding["subjects"][0]["name"] == "reconciler"
+    assert docs[("ServiceAccount", "reconciler")]["automountServiceAccountToken"] is True
+    pod = docs[("Deployment", "gitops-agent")]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
