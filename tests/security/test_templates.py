@@ -15,6 +15,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError
 from reconciler.model import COMMIT_VARIABLES
 from reconciler.reconcile.report import BODY_LINES, summary
+from reconciler.verify import template as expect
 from tests.helpers.configrepo import AppSpec, config_files
 
 KNOWN = "the variables are {body}, {subject}, {trailers}"
@@ -75,3 +76,14 @@ def test_a_huge_pass_is_summarised_in_a_bounded_body() -> None:
     assert len(lines) <= BODY_LINES + 1
     assert lines[-1] == "… and 700 more (every one is named in the trailers)"
     assert not lines[-2].startswith("p")  # cut after an entry's own lines, not inside one
+
+
+def test_one_renderer_serves_the_http_check_expect_too() -> None:
+    """Issue 16: ``expect`` renders through templates.parse; a dotted name is one key of a
+    flat mapping (never attribute access), and it shares commitTemplate's errors."""
+    assert expect.TemplateError is templates.TemplateError
+    dotted = templates.parse("{a.b} {{x}}", frozenset({"a.b"}))
+    assert dotted.render({"a.b": "v"}) == "v {x}"
+    assert expect.render("{version}/{version}", "1.0.1", {}) == "1.0.1/1.0.1"
+    with pytest.raises(templates.TemplateError, match="single '}' at character 10"):
+        expect.render("{version}}", "1.0.1", {})
