@@ -18,14 +18,10 @@ from ruamel.yaml.error import YAMLError
 from reconciler import environments, records, safepaths, yamlio
 from reconciler.commitlines import SUBJECT_PREFIX, deploy_subject, deployment_lines, package_changes
 from reconciler.errors import PromotionRefused, ReconcilerError
-from reconciler.lifecycle import (
-    ReleaseState,
-    check_manual,
-    current_release,
-    recorded_verifications,
-)
+from reconciler.lifecycle import ReleaseState, check_manual, current_release
 from reconciler.model import Config, Deployment, Lifecycle, Project, Release, project_lifecycle
 from reconciler.publish import Change, Operation
+from reconciler.verdicts import recorded_verifications
 
 
 def actor() -> str:

@@ -19,9 +19,10 @@ from reconciler.commands.common import (
 
 def project_status(config: Any, root: Path, project: Any, now: Any) -> list[dict[str, Any]]:
     from reconciler import records
-    from reconciler.lifecycle import current_release, decide, phase_of, recorded_verifications
+    from reconciler.lifecycle import current_release, decide, phase_of
     from reconciler.model import project_lifecycle
     from reconciler.operations import read_pins, release_states
+    from reconciler.verdicts import recorded_verifications
 
     state = records.read_state(root, project.name)
     pins = read_pins(root, project.name)

@@ -15,14 +15,7 @@ from pathlib import Path
 
 from reconciler import environments, records, safepaths
 from reconciler.errors import GitError, ReconcilerError
-from reconciler.lifecycle import (
-    MANUAL_APPROVAL_PENDING,
-    NO_VERIFICATION,
-    Decision,
-    Verifications,
-    current_release,
-    decide,
-)
+from reconciler.lifecycle import MANUAL_APPROVAL_PENDING, Decision, current_release, decide
 from reconciler.model import (
     Config,
     Deployment,
@@ -41,6 +34,7 @@ from reconciler.reconcile.report import (
     package_changes,
 )
 from reconciler.reconcile.workstate import Workspace
+from reconciler.verdicts import NO_VERIFICATION, Verifications
 from reconciler.verify.runner import Verifier
 from reconciler.verify.stage import Concluded, verify_project
 

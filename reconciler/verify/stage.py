@@ -19,8 +19,8 @@ from typing import Protocol
 
 from reconciler import environments, records
 from reconciler.gitrepo import CommitInfo
-from reconciler.lifecycle import Verifications, VerificationState, recorded_verifications
 from reconciler.model import Deployment, Project
+from reconciler.verdicts import Verifications, VerificationState, recorded_verifications
 from reconciler.verify.model import DeploymentFacts, Outcome, VerifySpec
 
 __all__ = ["Concluded", "verify_project"]

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 PURE_CORE = (
     "reconciler.planning",
     "reconciler.lifecycle",
+    "reconciler.verdicts",
     "reconciler.selection",
     "reconciler.semverpick",
     "reconciler.tags",

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reconciler.lifecycle import (
-    Promotion,
-    Verifications,
-    VerificationState,
-    Waiting,
-    check_manual,
-    decide,
-)
+from reconciler.lifecycle import Promotion, Waiting, check_manual, decide
 from reconciler.model import Deployment, Lifecycle, Phase, PhaseEnvironment
+from reconciler.verdicts import Verifications, VerificationState
 from tests.unit.test_lifecycle import release
 
 T0 = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
@@ -196,8 +190,8 @@ def test_rollback_gives_way_to_a_newer_release() -> None:
 
 
 def test_recorded_verifications_come_from_the_state_files_deployments() -> None:
-    from reconciler.lifecycle import recorded_verifications
     from reconciler.model import Environment, Project
+    from reconciler.verdicts import recorded_verifications
     from reconciler.verify.model import ArgoCDCheck, VerifySpec
 
     spec = VerifySpec((ArgoCDCheck("shop-dev"),), on_failure="rollback")
