@@ -72,9 +72,6 @@ class AzureDevOpsPullRequests(HostClient):
     def _auth_headers(self, token: str) -> dict[str, str]:
         return basic_auth("", token)
 
-    def _item(self, number: int) -> str:
-        return f"{self._pulls}/{number}"
-
     def _parse(self, response: httpx.Response, payload: Any) -> PullRequest:
         number = field(payload, "pullRequestId")
         web = field(payload, "repository", "webUrl")

@@ -62,9 +62,6 @@ class BitbucketCloudPullRequests(HostClient):
     def _auth_headers(self, token: str) -> dict[str, str]:
         return self._bearer_or_basic(token)
 
-    def _item(self, number: int) -> str:
-        return f"{self._pulls}/{number}"
-
     def _parse(self, response: httpx.Response, payload: Any) -> PullRequest:
         return self._build(
             response,

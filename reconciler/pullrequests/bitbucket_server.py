@@ -64,9 +64,6 @@ class BitbucketServerPullRequests(HostClient):
     def _auth_headers(self, token: str) -> dict[str, str]:
         return self._bearer_or_basic(token)
 
-    def _item(self, number: int) -> str:
-        return f"{self._pulls}/{number}"
-
     def _parse(self, response: httpx.Response, payload: Any) -> PullRequest:
         links = field(payload, "links", "self")
         url = field(links[0], "href") if isinstance(links, list) and links else None

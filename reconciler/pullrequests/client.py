@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Protocol, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -45,6 +45,7 @@ __all__ = [
     "PullRequestError",
     "PullRequestHost",
     "PullRequestState",
+    "RepoPullsClient",
     "basic_auth",
     "field",
     "pick_newest",
@@ -193,6 +194,9 @@ class HostClient:
     default_params: ClassVar[Mapping[str, str]] = {}
     """Query parameters every request carries (Azure DevOps: ``api-version``)."""
 
+    _pulls: str
+    """The API path of the repository's request list, set by ``_configure_paths``."""
+
     def __init__(
         self,
         api_url: str,
@@ -250,8 +254,8 @@ class HostClient:
         raise NotImplementedError
 
     def _item(self, number: int) -> str:
-        """The API path of the request with this number."""
-        raise NotImplementedError
+        """The API path of the request with this number (below ``_pulls`` on most hosts)."""
+        return f"{self._pulls}/{number}"
 
     def find(self, head: str, base: str) -> PullRequest | None:
         raise NotImplementedError
@@ -497,6 +501,54 @@ class HostClient:
         if missing or state is None:
             raise self._malformed(response, f"pull request without {', '.join(missing)}")
         return PullRequest(int(number), url, state, head, base, title)
+
+
+class RepoPullsClient(HostClient):
+    """GitHub and Gitea: the same ``/repos/{owner}/{repo}/pulls`` API shape.
+
+    Both name a request by ``number``, give ``head.ref``/``base.ref`` and
+    ``html_url``, close by PATCHing ``state`` and take comments on the issue of the
+    same number (the review-comment API needs a diff line).
+    """
+
+    merged_at_counts: ClassVar[bool] = False
+    """Whether a set ``merged_at`` alone means merged (GitHub), besides ``merged: true``."""
+
+    def _configure_paths(self) -> None:
+        parts = self.repository.split("/")
+        if len(parts) != 2:
+            raise PullRequestError(self.host, f"{self.repository!r} is not owner/repository")
+        self.owner, self.name = parts
+        prefix = f"/repos/{quote(self.owner, safe='')}/{quote(self.name, safe='')}"
+        self._pulls = f"{prefix}/pulls"
+        self._issues = f"{prefix}/issues"
+
+    def _parse(self, response: httpx.Response, payload: Any) -> PullRequest:
+        state: PullRequestState | None = None
+        merged_at = self.merged_at_counts and field(payload, "merged_at")
+        if merged_at or field(payload, "merged") is True:
+            state = "merged"
+        elif field(payload, "state") in ("open", "closed"):
+            state = field(payload, "state")
+        return self._build(
+            response,
+            payload,
+            number=field(payload, "number"),
+            url=field(payload, "html_url"),
+            state=state,
+            head=field(payload, "head", "ref"),
+            base=field(payload, "base", "ref"),
+            title=field(payload, "title"),
+        )
+
+    def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
+        payload = {"title": title, "head": head, "base": base, "body": body}
+        return self._create(self._pulls, payload, head, base)
+
+    def close(self, number: int, comment: str | None = None) -> PullRequest:
+        if comment:
+            self._request("POST", f"{self._issues}/{number}/comments", json={"body": comment})
+        return self._one(self._request("PATCH", self._item(number), json={"state": "closed"}))
 
 
 def _pairs(

@@ -10,15 +10,10 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, ClassVar
-from urllib.parse import quote
-
-import httpx
 
 from reconciler.pullrequests.client import (
-    HostClient,
     PullRequest,
-    PullRequestError,
-    PullRequestState,
+    RepoPullsClient,
     field,
     pick_newest,
 )
@@ -34,44 +29,15 @@ GITEA_MAX_PAGES = 20
 """Bound on the pull request listing (1,000 requests): ``find`` must stay cheap per pass."""
 
 
-class GiteaPullRequests(HostClient):
+class GiteaPullRequests(RepoPullsClient):
     """Gitea and Forgejo pull requests (API v1)."""
 
     kind: ClassVar[HostKind] = "gitea"
     existing_hint: ClassVar[re.Pattern[str] | None] = re.compile(r"issue_id:\s*(\d+)")
     """Recent Gitea puts the number in ``issue_id``; older versions a database id."""
 
-    def _configure_paths(self) -> None:
-        parts = self.repository.split("/")
-        if len(parts) != 2:
-            raise PullRequestError(self.host, f"{self.repository!r} is not owner/repository")
-        self.owner, self.name = parts
-        prefix = f"/repos/{quote(self.owner, safe='')}/{quote(self.name, safe='')}"
-        self._pulls = f"{prefix}/pulls"
-        self._issues = f"{prefix}/issues"
-
     def _auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"token {token}"}
-
-    def _item(self, number: int) -> str:
-        return f"{self._pulls}/{number}"
-
-    def _parse(self, response: httpx.Response, payload: Any) -> PullRequest:
-        state: PullRequestState | None = None
-        if field(payload, "merged") is True:
-            state = "merged"
-        elif field(payload, "state") in ("open", "closed"):
-            state = field(payload, "state")
-        return self._build(
-            response,
-            payload,
-            number=field(payload, "number"),
-            url=field(payload, "html_url"),
-            state=state,
-            head=field(payload, "head", "ref"),
-            base=field(payload, "base", "ref"),
-            title=field(payload, "title"),
-        )
 
     @staticmethod
     def _same_repository(payload: Any) -> bool:
@@ -120,12 +86,3 @@ class GiteaPullRequests(HostClient):
                 GITEA_MAX_PAGES,
             )
         return pick_newest(matches)
-
-    def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
-        payload = {"head": head, "base": base, "title": title, "body": body}
-        return self._create(self._pulls, payload, head, base)
-
-    def close(self, number: int, comment: str | None = None) -> PullRequest:
-        if comment:
-            self._request("POST", f"{self._issues}/{number}/comments", json={"body": comment})
-        return self._one(self._request("PATCH", self._item(number), json={"state": "closed"}))
