@@ -37,12 +37,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -51,6 +50,16 @@ import git
 
 from reconciler.errors import GitError, PushRejected
 from reconciler.gitauth import GitCredentials
+from reconciler.gitoutput import (
+    LOG_FORMAT,
+    LOST_REF_UPDATE_RACE,
+    MISSING_REMOTE_BRANCH,
+    RACE_REJECTION_MARKERS,
+    REMOTE_FAILURE_MARKERS,
+    SHA,
+    CommitInfo,
+    parse_commit,
+)
 from reconciler.logs import scrub
 from reconciler.signing import Signer, signer_from_settings, stop_gpg_agent
 
@@ -82,64 +91,6 @@ _COMMAND_CONFIG = (
     "advice.detachedHead=false",
     "gc.autoDetach=false",
 )
-
-# git's stderr when the failure lies with the remote (network, auth, missing
-# repository, server refusal). Such failures leave the local clone alone;
-# anything else during sync is taken as local damage and repaired by re-cloning.
-_REMOTE_FAILURE_MARKERS = (
-    "unable to access",
-    "could not read from remote",
-    "authentication failed",
-    "does not appear to be a git repository",
-    "could not resolve",
-    "connection refused",
-    "connection timed out",
-    "terminal prompts disabled",
-    "permission denied",
-    "host key verification failed",
-    "repository not found",
-    "not found",
-    "the remote end hung up",
-    "rpc failed",
-    "timeout",
-    "http ",
-)
-
-# Porcelain push summaries meaning "someone else updated the ref first".
-_RACE_REJECTION_MARKERS = ("non-fast-forward", "fetch first", "stale info")
-# A push that lost the race inside the server, after the client's fast-forward
-# check passed: receive-pack reports "(failed to update ref)" and explains on stderr.
-_LOST_REF_UPDATE_RACE = re.compile(r"cannot lock ref '[^']+': is at [0-9a-f]+ but expected")
-
-_MISSING_REMOTE_BRANCH = "couldn't find remote ref"
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-
-_FIELD = "\x1f"
-_TRAILER_SEP = "\x1e"
-_TRAILER_KV = "\x1d"
-_LOG_FORMAT = (
-    "%H%x1f%an%x1f%ae%x1f%cI%x1f"
-    "%(trailers:only,unfold,separator=%x1e,key_value_separator=%x1d)%x1f%B"
-)
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """One commit as ``WorkTree.log`` reports it.
-
-    ``when`` is the committer date (when the change was made on top of the branch,
-    which survives rebases better than the author date), as an aware UTC datetime.
-    ``subject`` is the first line of ``message``. ``trailers`` maps each trailer key,
-    spelled as in the message, to its values in order (continuation lines unfolded).
-    """
-
-    sha: str
-    author: str
-    email: str
-    when: datetime
-    subject: str
-    message: str
-    trailers: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -362,14 +313,14 @@ class WorkTree:
         """
         if not self.head():
             return []
-        args = ["log", "-z", "--no-color", f"--format={_LOG_FORMAT}"]
+        args = ["log", "-z", "--no-color", f"--format={LOG_FORMAT}"]
         if max_count is not None:
             args.append(f"--max-count={max_count}")
         if grep is not None:
             args += ["--fixed-strings", f"--grep={grep}"]
         args += ["HEAD", "--", *paths]
         output = self._run(args).stdout
-        return [_parse_commit(record) for record in output.split("\0") if record.strip()]
+        return [parse_commit(record) for record in output.split("\0") if record.strip()]
 
     def last_commit_time(self, path: str) -> datetime | None:
         """When ``path`` was last changed on this branch (committer date), or None."""
@@ -414,7 +365,7 @@ class WorkTree:
         git_dir = self.root / ".git"
         try:
             loose = (git_dir / ref).read_text(encoding="ascii").strip()
-            if _SHA.fullmatch(loose):
+            if SHA.fullmatch(loose):
                 return loose
         except (OSError, UnicodeDecodeError):
             pass
@@ -424,7 +375,7 @@ class WorkTree:
             return ""
         for line in packed.splitlines():
             sha, _, name = line.partition(" ")
-            if name == ref and _SHA.fullmatch(sha):
+            if name == ref and SHA.fullmatch(sha):
                 return sha
         return ""
 
@@ -473,11 +424,11 @@ class WorkTree:
         )
         if fetch.status != 0:
             message = fetch.stderr.strip()
-            if _MISSING_REMOTE_BRANCH in message:
+            if MISSING_REMOTE_BRANCH in message:
                 self._start_unborn_branch(tracking)
                 return
             error = self._error("fetch", message)
-            if any(marker in message.lower() for marker in _REMOTE_FAILURE_MARKERS):
+            if any(marker in message.lower() for marker in REMOTE_FAILURE_MARKERS):
                 raise error
             raise _LocalDamage(str(error))
         # checkout --force -B already resets the branch, index and tracked files to the
@@ -522,8 +473,8 @@ class WorkTree:
             return
         summary = "; ".join(rejected)
         if any(
-            marker in summary.lower() for marker in _RACE_REJECTION_MARKERS
-        ) or _LOST_REF_UPDATE_RACE.search(result.stderr):
+            marker in summary.lower() for marker in RACE_REJECTION_MARKERS
+        ) or LOST_REF_UPDATE_RACE.search(result.stderr):
             raise PushRejected(
                 self._scrub(f"push to {refspec.split(':', 1)[1]} rejected: {summary}")
             )
@@ -635,25 +586,6 @@ class WorkTree:
         result = self._run(["check-ref-format", "--branch", branch], check=False)
         if result.status != 0 or branch.startswith("-"):
             raise ValueError(f"not a valid branch name: {branch!r}")
-
-
-def _parse_commit(record: str) -> CommitInfo:
-    sha, author, email, committed, trailer_text, message = record.lstrip("\n").split(_FIELD, 5)
-    trailers: dict[str, list[str]] = {}
-    for trailer in trailer_text.split(_TRAILER_SEP):
-        if _TRAILER_KV in trailer:
-            key, value = trailer.split(_TRAILER_KV, 1)
-            trailers.setdefault(key.strip(), []).append(value.strip())
-    message = message.rstrip("\n")
-    return CommitInfo(
-        sha=sha,
-        author=author,
-        email=email,
-        when=datetime.fromisoformat(committed).astimezone(UTC),
-        subject=message.split("\n", 1)[0],
-        message=message,
-        trailers=trailers,
-    )
 
 
 def _local_git_dir(url: str) -> Path | None:

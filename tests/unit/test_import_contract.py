@@ -24,6 +24,7 @@ PURE_CORE = (
     "reconciler.templates",
     "reconciler.reconcile.report",
     "reconciler.verify.judge",
+    "reconciler.gitoutput",
 )
 IO_MODULES = (
     "reconciler.gitrepo",
