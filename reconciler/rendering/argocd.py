@@ -11,6 +11,7 @@ from ruamel.yaml.comments import CommentedMap
 from reconciler.errors import RenderError
 from reconciler.model import HelmValuesImage
 from reconciler.rendering.artifacts import Artifact, Current, validate_artifacts
+from reconciler.rendering.charts import read_chart_versions, render_chart_versions
 from reconciler.rendering.yamlsplice import Plan, Source, get, load, mappings, scalar_text
 
 __all__ = ["read_application", "read_helm_values", "render_application", "render_helm_values"]
@@ -42,28 +43,20 @@ def _application_sources(
 def render_application(text: str, artifacts: Sequence[Artifact], *, file: str) -> str:
     """Set ``targetRevision`` of Application sources (``spec.source``, ``spec.sources[]``)
     whose ``chart`` (or OCI ``repoURL`` basename) is a chart artifact."""
-    charts = [a for a in artifacts if a.kind == "chart"]
-    validate_artifacts(charts, file)
-    if not charts:
-        return text
-    plan = Plan(text, file)
-    for artifact in charts:
-        matches = [
-            (p, s) for p, s, chart in _application_sources(plan.docs) if chart == artifact.name
-        ]
-        if not matches:
-            raise RenderError(file, f"no Application source uses chart {artifact.name}")
-        for path, source in matches:
-            plan.set_keys(source, path, {"targetRevision": artifact.version}, flow=False)
-    return plan.result()
+    return render_chart_versions(
+        text,
+        artifacts,
+        file=file,
+        refs=_application_sources,
+        version_key="targetRevision",
+        owner="Application source",
+    )
 
 
 def read_application(text: str, *, file: str) -> dict[str, Current]:
-    src = Source(text)
-    return {
-        chart: Current(version=scalar_text(src, source, "targetRevision", file))
-        for _, source, chart in _application_sources(load(text, file))
-    }
+    return read_chart_versions(
+        text, file=file, refs=_application_sources, version_key="targetRevision"
+    )
 
 
 # --- Argo CD Image Updater's helm-values write-back target -------------------------------
