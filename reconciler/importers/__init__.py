@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import safepaths
+from reconciler.userregex import UnsupportedRegex, compile_user_regex
 
 __all__ = [
     "Imported",
     "ImportedPackage",
     "ImportedProject",
+    "checked_regex",
     "feed_name",
     "feed_yaml",
     "glob_to_regex",
@@ -103,6 +105,16 @@ def glob_to_regex(glob: str) -> str:
         else:
             out.append(re.escape(char))
     return "".join(out) + "$"
+
+
+def checked_regex(pattern: str, what: str, notes: list[str]) -> str | None:
+    """``pattern`` when the reconciler can run it, else None and a note naming ``what``."""
+    try:
+        compile_user_regex(pattern)
+    except UnsupportedRegex as error:
+        notes.append(f"{what}: {error}")
+        return None
+    return pattern
 
 
 def quote(value: Any) -> str:

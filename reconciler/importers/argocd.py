@@ -34,13 +34,13 @@ from reconciler.importers import (
     Imported,
     ImportedPackage,
     ImportedProject,
+    checked_regex,
     glob_to_regex,
     safe_name,
     split_image,
 )
 from reconciler.importers.scan import documents
 from reconciler.ranges import parse_range
-from reconciler.userregex import UnsupportedRegex, compile_user_regex
 
 PREFIX = "argocd-image-updater.argoproj.io/"
 _STRATEGIES = {
@@ -67,15 +67,6 @@ def parse_image_list(text: str) -> list[tuple[str, str, str | None]]:
             image, constraint = spec[:colon], spec[colon + 1 :] or None
         entries.append((alias or image.rsplit("/", 1)[-1], image, constraint))
     return entries
-
-
-def _regex(pattern: str, what: str, notes: list[str]) -> str | None:
-    try:
-        compile_user_regex(pattern)
-    except UnsupportedRegex as error:
-        notes.append(f"{what}: {error}")
-        return None
-    return pattern
 
 
 def _strategy_rule(strategy: str, constraint: str | None, notes: list[str]) -> dict[str, Any]:
@@ -117,7 +108,7 @@ def image_rule(
     rule = _strategy_rule(strategy, constraint, notes)
     allow = annotation("allow-tags")
     if allow and allow.startswith("regexp:"):
-        pattern = _regex(allow.removeprefix("regexp:"), "allow-tags", notes)
+        pattern = checked_regex(allow.removeprefix("regexp:"), "allow-tags", notes)
         if pattern is not None:
             rule["allow"] = pattern
     elif allow and allow != "any":

@@ -30,12 +30,12 @@ from reconciler.importers import (
     Imported,
     ImportedPackage,
     ImportedProject,
+    checked_regex,
     safe_name,
     split_image,
 )
 from reconciler.importers.scan import documents, environment_rank, overlays_mentioning
 from reconciler.ranges import parse_range
-from reconciler.userregex import UnsupportedRegex, compile_user_regex
 
 FLUX_IMAGE_API = "image.toolkit.fluxcd.io/"
 FLUX_DEFAULT_EXCLUSION = "^.*\\.sig$"
@@ -45,15 +45,6 @@ _ONE_GROUP = re.compile(r"\$(\w+|\{\w+\})")
 def _key(doc: dict[str, Any]) -> tuple[str, str]:
     meta = doc.get("metadata") or {}
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
-
-
-def _checked_regex(pattern: str, what: str, notes: list[str]) -> str | None:
-    try:
-        compile_user_regex(pattern)
-    except UnsupportedRegex as error:
-        notes.append(f"{what}: {error}")
-        return None
-    return pattern
 
 
 def _order_rule(
@@ -96,13 +87,13 @@ def policy_rule(
     else:
         notes.append(f"policy {sorted(choice)!r}: no semver, alphabetical or numerical choice")
         rule = {}
-    if "allow" in rule and _checked_regex(rule["allow"], "filterTags.pattern", notes) is None:
+    if "allow" in rule and checked_regex(rule["allow"], "filterTags.pattern", notes) is None:
         del rule["allow"]
         rule.pop("extract", None)
         if rule.get("strategy") == "regex":
             rule["allow"] = "^"
     ignore = repository.get("exclusionList", [FLUX_DEFAULT_EXCLUSION])
-    kept = [p for p in map(str, ignore) if _checked_regex(p, "exclusionList", notes)]
+    kept = [p for p in map(str, ignore) if checked_regex(p, "exclusionList", notes)]
     if kept:
         rule["ignore"] = kept
     return rule, notes
