@@ -9,14 +9,12 @@ the channel's release holds for that very tag (writers would otherwise flip-flop
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
-import json
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -27,7 +25,7 @@ import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from reconciler import environments, records, rendering, safepaths, source_stamp
+from reconciler import environments, records, rendering, safepaths
 from reconciler.errors import FeedError, FeedNotFound, FeedRateLimited, ReconcilerError
 from reconciler.feeds import FeedClient, cosign, open_feed
 from reconciler.feeds._http import feed_transport
@@ -37,6 +35,12 @@ from reconciler.grants import feed_host, policy_from_env
 from reconciler.model import Config, Feed, Package, Project, ReleasedPackage, VersionRule
 from reconciler.planning import PackageChoice, failed_choice, rule_for
 from reconciler.reconcile.apply import previous_release
+from reconciler.reconcile.deadlines import (
+    kept_deadline,
+    live_deadlines,
+    rate_limited,
+)
+from reconciler.reconcile.selectioncache import SelectionCache
 from reconciler.reconcile.workstate import KeptTable, LocalState
 from reconciler.selection import Candidate, Selection, select
 
@@ -44,12 +48,7 @@ if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus o
     from reconciler.loop import Backoff
     from reconciler.metrics import Metrics
 
-__all__ = ["MAX_RETRY_AFTER", "Poller", "kept_deadline", "live_deadlines", "rate_limited"]
-
-MAX_RETRY_AFTER = 3600.0
-"""A registry's Retry-After is honoured up to an hour (as by the sidecar's backoff):
-one bad header must not park a feed for days, across restarts least of all."""
-
+__all__ = ["Poller"]
 
 _DigestJob = tuple[tuple[str, str], str, Package, str, str | None]
 """(project, channel), package name, package, chosen tag, the digest its release holds."""
@@ -57,36 +56,6 @@ _DigestJob = tuple[tuple[str, str], str, Package, str, str | None]
 
 def _workers(items: Sized) -> int:
     return max(1, min(32, len(items)))
-
-
-def live_deadlines(
-    deadlines: Mapping[str, float], now: float, feeds: Collection[str]
-) -> dict[str, float]:
-    """The Retry-After deadlines still to keep: not passed, for a feed that exists, and
-    not further than any deadline is stored (further: the wall clock was set back)."""
-    return {
-        feed: deadline
-        for feed, deadline in deadlines.items()
-        if now < deadline <= now + MAX_RETRY_AFTER and feed in feeds
-    }
-
-
-def kept_deadline(
-    deadlines: Mapping[str, float], feed: str, now: float, retry_after: float
-) -> float:
-    """The feed's deadline after a Retry-After of ``retry_after`` seconds at ``now``:
-    capped at ``MAX_RETRY_AFTER``, and never earlier than the one already kept."""
-    return max(deadlines.get(feed, 0.0), now + min(retry_after, MAX_RETRY_AFTER))
-
-
-def rate_limited(feed: str, deadline: float, now: float) -> FeedRateLimited:
-    """The error a feed gets, without a request, before its Retry-After deadline."""
-    remaining = deadline - now
-    return FeedRateLimited(
-        feed,
-        f"rate limited by the registry; next request allowed in {remaining:.0f} s",
-        retry_after=remaining,
-    )
 
 
 def _cosign_keys(
@@ -151,63 +120,6 @@ def _head_followed(
     return sorted(tags)
 
 
-@functools.cache
-def _selection_stamp() -> str:
-    return source_stamp("model", "selection", "userregex", "versions")
-
-
-class _SelectionCache:
-    """Remembers each package's chosen tag across passes, in the work dir.
-
-    Selection parses and judges every tag (most of a warm pass at 100,000 tags);
-    with the same tag list, rule and current tag the answer cannot differ, so it
-    is reused and the per-tag reasons are only computed if someone asks for them
-    (``explain``, a plan that finds nothing). ``newest-build`` depends on
-    creation times as well and is never cached.
-    """
-
-    def __init__(self, store: dict[str, list[Any]]) -> None:
-        self.store = store
-        self.used: set[str] = set()
-        self._fingerprints: dict[int, str] = {}
-
-    def _fingerprint(self, tags: list[str]) -> str:
-        known = self._fingerprints.get(id(tags))  # one list per repository per pass
-        if known is None:
-            # JSON keeps tag boundaries unambiguous (a joined string would not,
-            # for tags with newlines); a reordered list is only a cache miss.
-            encoded = json.dumps(tags, ensure_ascii=True).encode()
-            known = hashlib.sha256(encoded).hexdigest()
-            self._fingerprints[id(tags)] = known
-        return known
-
-    def select(
-        self, pkg: Any, rule: VersionRule, tags: list[str], current: str | None
-    ) -> Selection:
-        if rule.strategy == "newest-build":
-            return select(rule, tags, current=current, kind=pkg.kind)
-        rule_id = hashlib.sha256(f"{_selection_stamp()}|{rule!r}|{current}".encode()).hexdigest()[
-            :24
-        ]
-        key = f"{pkg.feed}|{pkg.repository}|{rule_id}"
-        self.used.add(key)
-        fingerprint = self._fingerprint(tags)
-        cached = self.store.get(key)
-        if cached is not None and cached[0] == fingerprint:
-            return Selection(
-                cached[1], detail=lambda: select(rule, tags, current=current, kind=pkg.kind)
-            )
-        selection = select(rule, tags, current=current, kind=pkg.kind)
-        self.store[key] = [fingerprint, selection.chosen]
-        return selection
-
-    def forget_unused(self, polled: set[str]) -> None:
-        """Drop entries of polled repositories that no package used this pass."""
-        for key in [k for k in self.store if k not in self.used]:
-            if key[: key.rindex("|") + 1] in polled:
-                del self.store[key]
-
-
 class Poller:
     """Asks the feeds, with the work dir's kept answers; keeps feed clients between passes."""
 
@@ -235,7 +147,7 @@ class Poller:
         self.wall = wall
         self._clients: dict[str, tuple[Any, FeedClient]] = {}
         self._recheck_after = 3600.0  # reconciler.yaml's digestRecheck, set by each poll
-        self._remembered = _SelectionCache({})  # this pass's selection cache, set by each poll
+        self._remembered = SelectionCache({})  # this pass's selection cache, set by each poll
 
     def close(self) -> None:
         for _, client in self._clients.values():
@@ -403,7 +315,7 @@ class Poller:
         """Each package's chosen tag per (project, channel), and the digests to resolve."""
         result: dict[tuple[str, str], dict[str, PackageChoice]] = {}
         jobs: list[_DigestJob] = []
-        remembered = _SelectionCache(self.local.data.setdefault("selections", {}))
+        remembered = SelectionCache(self.local.data.setdefault("selections", {}))
         self._remembered = remembered
         for project in projects:
             try:

@@ -25,6 +25,7 @@ PURE_CORE = (
     "reconciler.reconcile.report",
     "reconciler.verify.judge",
     "reconciler.gitoutput",
+    "reconciler.reconcile.deadlines",
 )
 IO_MODULES = (
     "reconciler.gitrepo",

@@ -1,10 +1,10 @@
-"""Retry-After arithmetic (reconcile/polling.py), pure: which deadlines a pass keeps,
+"""Retry-After arithmetic (reconcile/deadlines.py), pure: which deadlines a pass keeps,
 how a new Retry-After moves one, and the error a feed gets before its deadline."""
 
 from __future__ import annotations
 
 from reconciler.errors import FeedRateLimited
-from reconciler.reconcile.polling import (
+from reconciler.reconcile.deadlines import (
     MAX_RETRY_AFTER,
     kept_deadline,
     live_deadlines,

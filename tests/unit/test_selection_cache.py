@@ -6,8 +6,8 @@ import json
 import pytest
 
 from reconciler.model import Package, VersionRule
-from reconciler.reconcile import polling
-from reconciler.reconcile.polling import _SelectionCache
+from reconciler.reconcile import selectioncache
+from reconciler.reconcile.selectioncache import SelectionCache
 from reconciler.selection import select
 
 PKG = Package(name="api", feed="hub", image="acme/api")
@@ -22,18 +22,18 @@ def counted(monkeypatch):
         calls.append(list(tags))
         return select(rule, tags, **kwargs)
 
-    monkeypatch.setattr(polling, "select", counting_select)
+    monkeypatch.setattr(selectioncache, "select", counting_select)
     return calls
 
 
 def test_same_inputs_reuse_the_choice_and_compute_reasons_only_on_demand(counted):
     store: dict = {}
     rule = VersionRule(range="^1")
-    first = _SelectionCache(store).select(PKG, rule, list(TAGS), None)
+    first = SelectionCache(store).select(PKG, rule, list(TAGS), None)
     assert first.chosen == "1.2.0" and len(counted) == 1
 
     store = json.loads(json.dumps(store))  # as saved in the work dir between processes
-    again = _SelectionCache(store).select(PKG, rule, list(TAGS), None)
+    again = SelectionCache(store).select(PKG, rule, list(TAGS), None)
     assert again.chosen == "1.2.0"
     assert len(counted) == 1  # no per-tag work for the choice
     assert again.rejected == first.rejected and again.accepted == first.accepted
@@ -50,8 +50,8 @@ def test_same_inputs_reuse_the_choice_and_compute_reasons_only_on_demand(counted
 )
 def test_any_changed_input_selects_again(counted, tags, rule, current):
     store: dict = {}
-    _SelectionCache(store).select(PKG, VersionRule(range="^1"), list(TAGS), None)
-    result = _SelectionCache(store).select(PKG, rule, list(tags), current)
+    SelectionCache(store).select(PKG, VersionRule(range="^1"), list(TAGS), None)
+    result = SelectionCache(store).select(PKG, rule, list(tags), current)
     assert len(counted) == 2
     assert result.chosen == select(rule, tags, current=current).chosen
 
@@ -60,17 +60,17 @@ def test_newest_build_is_never_cached(counted):
     store: dict = {}
     rule = VersionRule(strategy="newest-build")
     for _ in range(2):
-        _SelectionCache(store).select(PKG, rule, list(TAGS), None)
+        SelectionCache(store).select(PKG, rule, list(TAGS), None)
     assert len(counted) == 2 and store == {}
 
 
 def test_entries_of_polled_repositories_no_package_used_are_dropped():
     store: dict = {}
-    cache = _SelectionCache(store)
+    cache = SelectionCache(store)
     cache.select(PKG, VersionRule(range="^1"), list(TAGS), None)
     other = Package(name="web", feed="hub", image="acme/web")
     cache.select(other, VersionRule(), list(TAGS), None)
-    later = _SelectionCache(store)
+    later = SelectionCache(store)
     later.select(PKG, VersionRule(range="^1"), list(TAGS), None)
     later.forget_unused({"hub|acme/api|"})  # acme/web was not polled: kept
     assert len(store) == 2

@@ -1,0 +1,72 @@
+"""The work dir's memory of each package's chosen tag, so a warm pass with the same tag
+list, rule and current tag does not judge every tag again."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from typing import Any
+
+from reconciler import source_stamp
+from reconciler.model import VersionRule
+from reconciler.selection import Selection, select
+
+__all__ = ["SelectionCache"]
+
+
+@functools.cache
+def _selection_stamp() -> str:
+    return source_stamp("model", "selection", "userregex", "versions")
+
+
+class SelectionCache:
+    """Remembers each package's chosen tag across passes, in the work dir.
+
+    Selection parses and judges every tag (most of a warm pass at 100,000 tags);
+    with the same tag list, rule and current tag the answer cannot differ, so it
+    is reused and the per-tag reasons are only computed if someone asks for them
+    (``explain``, a plan that finds nothing). ``newest-build`` depends on
+    creation times as well and is never cached.
+    """
+
+    def __init__(self, store: dict[str, list[Any]]) -> None:
+        self.store = store
+        self.used: set[str] = set()
+        self._fingerprints: dict[int, str] = {}
+
+    def _fingerprint(self, tags: list[str]) -> str:
+        known = self._fingerprints.get(id(tags))  # one list per repository per pass
+        if known is None:
+            # JSON keeps tag boundaries unambiguous (a joined string would not,
+            # for tags with newlines); a reordered list is only a cache miss.
+            encoded = json.dumps(tags, ensure_ascii=True).encode()
+            known = hashlib.sha256(encoded).hexdigest()
+            self._fingerprints[id(tags)] = known
+        return known
+
+    def select(
+        self, pkg: Any, rule: VersionRule, tags: list[str], current: str | None
+    ) -> Selection:
+        if rule.strategy == "newest-build":
+            return select(rule, tags, current=current, kind=pkg.kind)
+        rule_id = hashlib.sha256(f"{_selection_stamp()}|{rule!r}|{current}".encode()).hexdigest()[
+            :24
+        ]
+        key = f"{pkg.feed}|{pkg.repository}|{rule_id}"
+        self.used.add(key)
+        fingerprint = self._fingerprint(tags)
+        cached = self.store.get(key)
+        if cached is not None and cached[0] == fingerprint:
+            return Selection(
+                cached[1], detail=lambda: select(rule, tags, current=current, kind=pkg.kind)
+            )
+        selection = select(rule, tags, current=current, kind=pkg.kind)
+        self.store[key] = [fingerprint, selection.chosen]
+        return selection
+
+    def forget_unused(self, polled: set[str]) -> None:
+        """Drop entries of polled repositories that no package used this pass."""
+        for key in [k for k in self.store if k not in self.used]:
+            if key[: key.rindex("|") + 1] in polled:
+                del self.store[key]
