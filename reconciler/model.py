@@ -194,6 +194,8 @@ class Project:
     # config cache notices when they change.
     discovered_from: tuple[str, ...] = ()
     deploy: str = ""  # the deploy tree packages are discovered from, if named
+    # The commit message of a commit that changes this project alone (else Settings').
+    commit_template: str | None = None
 
     def package(self, name: str) -> Package:
         return next(p for p in self.packages if p.name == name)

@@ -352,6 +352,10 @@ PROJECT = _obj(
                 ["name"],
             ),
         },
+        "commitTemplate": {
+            "type": "string",
+            "description": "commit message for commits that change this project alone",
+        },
         "releaseVersion": _obj(
             {
                 "template": {"type": "string", "minLength": 1},

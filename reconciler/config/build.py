@@ -308,6 +308,7 @@ def build_project(
         packages=tuple(packages),
         discovered_from=discovered_from,
         deploy=str(d.get("deploy", "")),
+        commit_template=d.get("commitTemplate"),
         channels=channels,
         environments=envs,
         tenants=tenants,

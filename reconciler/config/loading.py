@@ -41,10 +41,8 @@ def _load(root: Path, *, fast: bool) -> Config:
     if len(settings_docs) > 1:
         out.at(settings_docs[1], ["kind"], "only one Settings document is allowed")
     settings = build.build_settings(settings_docs[0] if settings_docs else None)
-    if settings.commit_template is not None:
-        problem = templates.check(settings.commit_template, COMMIT_VARIABLES)
-        if problem:
-            out.at(settings_docs[0], ["commitTemplate"], problem)
+    if settings_docs:
+        _check_commit_template(settings.commit_template, settings_docs[0], out)
     for index, (_kind, url_env, _events) in enumerate(settings.notifications):
         problem = reserved_env_problem(url_env)
         if problem is not None:
@@ -65,6 +63,7 @@ def _load(root: Path, *, fast: bool) -> Config:
         checks.check_discovered(project, doc, out)
         checks.check_project(project, doc, root, feeds, lifecycles, out)
         checks.check_verify(project, doc, out)
+        _check_commit_template(project.commit_template, doc, out)
         projects[project.name] = project
     checks.check_symlinks(root, projects, out)
     checks.check_minimums(by_kind["Lifecycle"], lifecycles, projects, out)
@@ -75,6 +74,14 @@ def _load(root: Path, *, fast: bool) -> Config:
     if out.problems:
         raise ConfigError(out.problems)
     return Config(settings, feeds, lifecycles, projects, triggers)
+
+
+def _check_commit_template(template: str | None, doc: Doc, out: Collector) -> None:
+    """A commitTemplate (Settings' or a Project's) names only the documented variables."""
+    if template is not None:
+        problem = templates.check(template, COMMIT_VARIABLES)
+        if problem:
+            out.at(doc, ["commitTemplate"], problem)
 
 
 def _feeds(docs: list[Doc], root: Path, out: Collector) -> dict[str, Feed]:

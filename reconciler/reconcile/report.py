@@ -276,7 +276,7 @@ def commit_message(config: Config, result: PassResult) -> str:
     trailer_text = "\n".join(dict.fromkeys(trailers))
     try:
         template = templates.parse(
-            config.settings.commit_template or DEFAULT_COMMIT_TEMPLATE, COMMIT_VARIABLES
+            _template_for(config, result) or DEFAULT_COMMIT_TEMPLATE, COMMIT_VARIABLES
         )
     except templates.TemplateError as error:  # validate refuses it; defensive
         log.warning("commitTemplate is not a valid template (%s); using the default", error)
@@ -286,6 +286,22 @@ def commit_message(config: Config, result: PassResult) -> str:
     if (True, "trailers") not in template.parts:
         message = message.rstrip("\n") + "\n\n" + trailer_text + "\n"
     return message
+
+
+def _template_for(config: Config, result: PassResult) -> str | None:
+    """The project's own commitTemplate when the commit changes that project alone;
+    otherwise (several projects, or none set) the Settings' one."""
+    touched = (
+        {r.project for r in result.releases}
+        | {p for p, _, _ in result.promotions}
+        | {p for p, _, _, _ in result.adopted}
+        | {p for p, _, _, _ in result.drift}
+    )
+    if len(touched) == 1:
+        project = config.projects.get(next(iter(touched)))
+        if project is not None and project.commit_template is not None:
+            return project.commit_template
+    return config.settings.commit_template
 
 
 BODY_LINES = 200

@@ -87,3 +87,17 @@ def test_one_renderer_serves_the_http_check_expect_too() -> None:
     assert expect.render("{version}/{version}", "1.0.1", {}) == "1.0.1/1.0.1"
     with pytest.raises(templates.TemplateError, match="single '}' at character 10"):
         expect.render("{version}}", "1.0.1", {})
+
+
+def test_a_projects_own_commit_template_is_validated_alike(tmp_path: Path) -> None:
+    files = config_files("https://r.example.com", [AppSpec("api", "acme/api", "r/api")])
+    files["projects/shop/project.yaml"] += "commitTemplate: '{subject.__class__}'\n"
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    [problem] = [str(p) for p in info.value.problems]
+    assert problem.startswith("projects/shop/project.yaml:")
+    assert problem.endswith(f": commitTemplate: {{subject.__class__}}: {SHAPE}; {KNOWN}")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.model import Config, Release, ReleasedPackage, Settings
+from reconciler.model import Config, Project, Release, ReleasedPackage, Settings
 from reconciler.reconcile.drift import classify
 from reconciler.reconcile.proposals import supersedes
 from reconciler.reconcile.report import AutomaticDeployment, PassResult, commit_message
@@ -73,3 +73,22 @@ def test_the_commit_message_names_every_change_and_carries_the_trailers() -> Non
         "Release: shop 1.0.1\nEnvironment: dev\nDeployed: shop 1.0.1 dev\n"
         "Promoted-By: reconciler (automatic)\n"
     )
+
+
+def test_a_commit_changing_one_project_alone_takes_that_projects_template() -> None:
+    when = datetime(2026, 12, 4, tzinfo=UTC)
+
+    def release(project: str) -> Release:
+        return Release(project, "1.0.1", "stable", "t", when, ())
+
+    shop = Project("shop", "std", (), (), {}, commit_template="shop: {subject}\n\n{trailers}")
+    billing = Project("billing", "std", (), (), {})
+    config = Config(
+        Settings(commit_template="all: {subject}"), {}, {}, {"shop": shop, "billing": billing}, {}
+    )
+    alone = commit_message(config, PassResult(releases=[release("shop")]))
+    assert alone.startswith("shop: reconciler: release shop 1.0.1\n\nRelease: shop 1.0.1")
+    other = commit_message(config, PassResult(releases=[release("billing")]))
+    assert other.startswith("all: reconciler: release billing 1.0.1")  # Settings' template
+    both = commit_message(config, PassResult(releases=[release("shop"), release("billing")]))
+    assert both.startswith("all: reconciler: release ")  # several projects: Settings'
