@@ -41,7 +41,6 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 
 import httpx
-import jwt
 
 from reconciler.errors import FeedAuthError
 from reconciler.grants import provider_host_problem
@@ -245,6 +244,8 @@ def _gcp(
             "iat": int(now),
             "exp": int(now) + 3600,
         }
+        import jwt  # PyJWT pulls in cryptography's x509: only for a service-account key
+
         assertion = jwt.encode(claims, key["private_key"], algorithm="RS256")
         grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
         data = _post(key["token_uri"], data={"grant_type": grant, "assertion": assertion}).json()
