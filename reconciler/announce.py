@@ -2,12 +2,15 @@
 
 Progress events (release created, promoted, waiting for approval, drift) are sent once
 per fact: "waiting for approval" for the same release and environment is announced once,
-not on every pass. Failures are keyed by (event, subject) so the Notifier sends each once
+not on every pass. A version the signature gate refused is announced once per
+(project/package, digest, refusal kind): the caller keeps those keys in the work dir.
+Failures are keyed by (event, subject) so the Notifier sends each once
 until it clears; ``failing`` lists the keys failing now so the caller can clear the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,17 +18,30 @@ from reconciler.notify import Notification
 
 _FEED_EVENTS = {"auth": "auth-failed", "rate-limited": "rate-limited"}
 
+REFUSALS_REMEMBERED = 30 * 86400.0
+"""Seconds a refusal stays remembered as announced after it was last judged."""
+
 
 @dataclass
 class Announcement:
     notes: list[Notification] = field(default_factory=list)
     failing: set[tuple[str, str]] = field(default_factory=set)
     waiting_seen: set[str] = field(default_factory=set)
+    refused_seen: set[str] = field(default_factory=set)  # refusal keys judged this pass
 
 
-def announce(result: Any, already_waiting: set[str]) -> Announcement:
-    """Notifications for ``result`` (a reconcile.PassResult)."""
+def refusal_key(project: str, package: str, digest: str, kind: str) -> str:
+    """What a refusal is announced once per: ``project/package|digest|kind``."""
+    return f"{project}/{package}|{digest}|{kind}"
+
+
+def announce(
+    result: Any, already_waiting: set[str], already_refused: Collection[str] = ()
+) -> Announcement:
+    """Notifications for ``result`` (a reconcile.PassResult); ``already_refused``: the
+    refusal keys announced before."""
     out = Announcement()
+    _announce_refusals(result, already_refused, out)
     if result.pushed:
         for r in result.releases:
             pkgs = ", ".join(f"{p.name} {p.version}" for p in r.packages)
@@ -108,3 +124,31 @@ def announce(result: Any, already_waiting: set[str]) -> Announcement:
         out.failing.add(("push-rejected", "push"))
         out.notes.append(Notification("push-rejected", "push", result.git_error))
     return out
+
+
+def remember_refusals(memory: dict[str, float], seen: Collection[str], now: float) -> None:
+    """Update the work dir's ``memory`` of announced refusals (key -> last judged at):
+    the keys judged this pass are kept, and forgotten a month after they were last
+    judged, so the memory stays small and a version refused again within that month
+    is not announced twice (nor after a restart)."""
+    memory.update(dict.fromkeys(seen, now))
+    for key in [k for k, when in memory.items() if now - when > REFUSALS_REMEMBERED]:
+        del memory[key]
+
+
+def _announce_refusals(result: Any, already: Collection[str], out: Announcement) -> None:
+    """One note per refused version not announced before; every key judged is seen."""
+    for project, package, refusal in result.refusals():
+        key = refusal_key(project, package, refusal.digest or refusal.tag, refusal.kind)
+        out.refused_seen.add(key)
+        if key in already:
+            continue
+        out.notes.append(
+            Notification(
+                "signature-refused",
+                f"{project}/{package} {refusal.tag}",
+                f"{project}/{package} {refusal.tag} was not selected: {refusal.reason}",
+                project=project,
+                details={"digest": refusal.digest or "(none)", "refusal": refusal.kind},
+            )
+        )

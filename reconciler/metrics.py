@@ -119,6 +119,14 @@ class Metrics:
             "Pushes retried after the remote rejected them as non-fast-forward.",
             registry=reg,
         )
+        self.signature_refusals = Counter(
+            "reconciler_signature_refusals",
+            "Versions the signature gate refused, counted at each pass that judged them,"
+            " by project, package and refusal kind (unsigned, invalid, no-matching-key,"
+            " digest-mismatch).",
+            ["project", "package", "reason"],
+            registry=reg,
+        )
         self.webhook_events = Counter(
             "reconciler_webhook_events",
             "Webhook deliveries by endpoint and outcome.",

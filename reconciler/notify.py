@@ -50,9 +50,12 @@ FAILURE_EVENTS = (
     "no-tag-matched",
     "config-invalid",
 )
+#: A version the signature gate refused: sent every time it is given, which announce.py
+#: does once per (package, digest, refusal kind), remembered in the work dir.
+GATE_EVENTS = ("signature-refused",)
 #: Sent when a failure clears; targets subscribed to the failure get it.
 RESOLVED_EVENT = "resolved"
-EVENTS = (*PROGRESS_EVENTS, *FAILURE_EVENTS)
+EVENTS = (*PROGRESS_EVENTS, *FAILURE_EVENTS, *GATE_EVENTS)
 
 _TITLES = {
     "release-created": "Release created",
@@ -66,6 +69,7 @@ _TITLES = {
     "push-rejected": "Git push rejected",
     "no-tag-matched": "No tag matched",
     "config-invalid": "Config invalid",
+    "signature-refused": "Signature gate refused a version",
     RESOLVED_EVENT: "Resolved",
 }
 
@@ -99,6 +103,13 @@ class Notification:
     @property
     def is_failure(self) -> bool:
         return self.event in FAILURE_EVENTS
+
+    @property
+    def severity(self) -> str:
+        """``error`` for failures, ``warning`` for refused versions, else ``info``."""
+        if self.is_failure:
+            return "error"
+        return "warning" if self.event in GATE_EVENTS else "info"
 
     @property
     def title(self) -> str:
@@ -152,7 +163,7 @@ def generic_payload(note: Notification, now: datetime) -> dict[str, Any]:
     """A flat JSON document for custom receivers."""
     return {
         "event": note.event,
-        "severity": "error" if note.is_failure else "info",
+        "severity": note.severity,
         "subject": note.subject,
         "title": note.title,
         "message": note.message,
@@ -201,7 +212,7 @@ def teams_payload(note: Notification, now: datetime) -> dict[str, Any]:
             "weight": "Bolder",
             "size": "Medium",
             "wrap": True,
-            "color": "Attention" if note.is_failure else "Default",
+            "color": {"error": "Attention", "warning": "Warning"}.get(note.severity, "Default"),
         },
         {"type": "TextBlock", "text": note.message, "wrap": True},
     ]

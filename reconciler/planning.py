@@ -32,6 +32,17 @@ from reconciler.selection import Selection, is_newer
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A version the signature gate refused: its tag, the digest judged (an image's
+    manifest digest, a chart archive's SHA-256), the refusal kind (feeds.gate) and why."""
+
+    tag: str
+    digest: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PackageChoice:
     """What polling found for one package: the chosen tag, or why there is none."""
 
@@ -43,6 +54,7 @@ class PackageChoice:
     retry_after: float | None = None
     error_class: str | None = None  # "auth" | "rate-limited" | "not-found" | "unavailable"
     built: datetime | None = None  # newest-build: the chosen image's creation time
+    refused: tuple[Refusal, ...] = ()  # versions the signature gate refused
 
 
 def failed_choice(package: str, error: FeedError) -> PackageChoice:

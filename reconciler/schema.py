@@ -36,6 +36,7 @@ NOTIFICATION_EVENTS = (
     "push-rejected",
     "no-tag-matched",
     "config-invalid",
+    "signature-refused",
 )
 
 _name = {"type": "string", "pattern": NAME_PATTERN, "description": "lower-case name, used in paths"}

@@ -19,7 +19,6 @@ import binascii
 import contextlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from reconciler.errors import FeedNotFound
+from reconciler.feeds.gate import Verdict
 from reconciler.feeds.oci.client import RegistryClient
 
 __all__ = ["SIGNATURE_ARTIFACT", "SIMPLE_SIGNING", "Verdict", "load_public_key", "verify_image"]
@@ -35,14 +35,6 @@ SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SIGNATURE_TYPE = "cosign container image signature"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether a digest is signed, and in words why (for ``explain``)."""
-
-    verified: bool
-    reason: str
 
 
 def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
@@ -79,17 +71,23 @@ def _layer_verdict(
     try:
         signature = base64.b64decode(layer.get("annotations", {})[SIGNATURE_ANNOTATION])
     except (KeyError, TypeError, binascii.Error):
-        return Verdict(False, "a signature layer without a readable signature annotation")
+        return Verdict.refused(
+            "invalid", "a signature layer without a readable signature annotation"
+        )
     payload = client.blob(repository, str(layer.get("digest")))
     if not any(_verifies(key, signature, payload) for key in keys):
-        return Verdict(False, "a signature does not verify with any configured key")
+        return Verdict.refused(
+            "no-matching-key", "a signature does not verify with any configured key"
+        )
     try:
         critical = json.loads(payload)["critical"]
         signed, kind = critical["image"]["docker-manifest-digest"], critical["type"]
     except (ValueError, KeyError, TypeError):
-        return Verdict(False, "a signed payload is not simple signing JSON")
+        return Verdict.refused("invalid", "a signed payload is not simple signing JSON")
     if kind != SIGNATURE_TYPE or signed != digest:
-        return Verdict(False, f"a valid signature is for {signed}, not this digest")
+        return Verdict.refused(
+            "digest-mismatch", f"a valid signature is for {signed}, not this digest"
+        )
     return Verdict(True, "signed by a configured key")
 
 
@@ -110,7 +108,9 @@ def verify_image(
     """The verdict for ``repository@digest``: verified by the first signature layer that
     verifies with one of ``keys`` and names this digest; else the last reason found.
     Registry failures other than a missing signature raise FeedError."""
-    verdict = Verdict(False, f"unsigned: no {signature_tag(digest)} tag and no referrers")
+    verdict = Verdict.refused(
+        "unsigned", f"unsigned: no {signature_tag(digest)} tag and no referrers"
+    )
     try:
         manifests = _signature_manifests(client, repository, digest)
     except FeedNotFound:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from reconciler.announce import announce
+from reconciler.announce import announce, remember_refusals
 from reconciler.config import load_config_cached
 from reconciler.errors import ConfigError, GitError
 from reconciler.feeds import FeedClient
@@ -209,13 +209,15 @@ class Reconciler:
             self._notifier = Notifier(targets, transport=self.options.injected.notify_transport)
             self._notifier.restore(self.local.data.get("activeFailures", []))
         seen = set(self.local.data.get("waitingAnnounced", []))
-        out = announce(result, seen)
+        refused = self.local.data.setdefault("refusalsAnnounced", {})
+        out = announce(result, seen, refused)
         for note in out.notes:
             self._notifier.notify(note)
         for event, subject in self._notifier.active_failures():
             if (event, subject) not in out.failing:
                 self._notifier.clear(event, subject)
         self.local.data["waitingAnnounced"] = sorted(out.waiting_seen)
+        remember_refusals(refused, out.refused_seen, self.options.injected.clock().timestamp())
         self.local.data["activeFailures"] = self._notifier.remembered()
         self.local.save()
 
@@ -232,6 +234,10 @@ class Reconciler:
             metrics.git_push_retries.inc(retries)
         for feed, (error_class, _) in result.failed_feeds.items():
             metrics.feed_errors.labels(feed=feed, error=error_class).inc()
+        for project, package, refusal in result.refusals():
+            metrics.signature_refusals.labels(
+                project=project, package=package, reason=refusal.kind
+            ).inc()
         for verdict in result.verifications if result.pushed else []:
             metrics.verifications.labels(
                 result=verdict.result, project=verdict.project, environment=verdict.environment

@@ -30,10 +30,11 @@ from reconciler.errors import FeedError, FeedNotFound, FeedRateLimited, Reconcil
 from reconciler.feeds import FeedClient, cosign, open_feed
 from reconciler.feeds._http import feed_transport
 from reconciler.feeds.auth import granted_file_problem
+from reconciler.feeds.gate import Verdict
 from reconciler.feeds.oci import RegistryClient
 from reconciler.grants import feed_host, policy_from_env
 from reconciler.model import Config, Feed, Package, Project, ReleasedPackage, VersionRule
-from reconciler.planning import PackageChoice, failed_choice, rule_for
+from reconciler.planning import PackageChoice, Refusal, failed_choice, rule_for
 from reconciler.reconcile.apply import previous_release
 from reconciler.reconcile.deadlines import (
     kept_deadline,
@@ -118,6 +119,16 @@ def _head_followed(
         except FeedNotFound:
             return client.list_tags(repository)
     return sorted(tags)
+
+
+def _narrowed(selection: Selection, chosen: str | None, refused: list[Refusal]) -> Selection:
+    """``selection`` with ``chosen`` instead (None: no tag is left) and the ``refused``
+    tags moved to the rejected ones, with their reasons."""
+    gone = {r.tag for r in refused}
+    rejected = (*(Candidate(r.tag, r.reason) for r in refused), *selection.rejected)
+    if chosen is None:
+        return Selection(None, (), rejected)
+    return Selection(chosen, tuple(t for t in selection.accepted if t not in gone), rejected)
 
 
 class Poller:
@@ -376,12 +387,15 @@ class Poller:
                 selection = select(rule, found, current=current, created=created, kind=pkg.kind)
             elif rule.platform and selection.chosen is not None:
                 selection = self._on_platform(config, pkg, rule, selection, trust=trusted)
+            refused: tuple[Refusal, ...] = ()
             if pkg.cosign_keys and selection.chosen is not None:
-                selection = self._signed(config, pkg, rule, selection, trust=trusted)
+                selection, refused = self._signed(config, pkg, rule, selection, trust=trusted)
         except FeedError as exc:
             return failed_choice(pkg.name, exc)
         built = created.get(selection.chosen) if selection.chosen else None
-        return PackageChoice(pkg.name, selection.chosen, None, selection, built=built)
+        return PackageChoice(
+            pkg.name, selection.chosen, None, selection, built=built, refused=refused
+        )
 
     def _resolve_digests(
         self,
@@ -507,35 +521,42 @@ class Poller:
 
     def _signed(
         self, config: Config, pkg: Package, rule: VersionRule, selection: Selection, *, trust: bool
-    ) -> Selection:
+    ) -> tuple[Selection, tuple[Refusal, ...]]:
         """``selection`` narrowed to tags whose digest carries a cosign signature that
         verifies with one of ``pkg.cosign_keys``: candidates are judged best first (at
         most ``scanLimit``) and the first that verifies wins; the others are rejected
-        with the verifier's reason, which ``explain`` shows."""
+        with the verifier's reason, which ``explain`` shows, and returned as refusals
+        (for the metric and the notification)."""
         client = self._client(config, pkg.feed)
         if not isinstance(client, RegistryClient):
             raise FeedError(pkg.feed, "cosign signatures need an OCI registry feed")
         keys, key_set = _cosign_keys(pkg, feed_host(config.feeds[pkg.feed].url), self.feed_env)
 
-        def verdict(tag: str) -> cosign.Verdict:
+        judged: dict[str, tuple[str, Verdict]] = {}  # the best tag is judged once, not twice
+
+        def verdict(tag: str) -> tuple[str, Verdict]:
+            if tag not in judged:
+                judged[tag] = judge(tag)
+            return judged[tag]
+
+        def judge(tag: str) -> tuple[str, Verdict]:
             at = f"{pkg.feed}|{pkg.repository}|{tag}"
             digest = self._kept_answer(
                 "digests", at, lambda: client.digest(pkg.repository, tag), trust=trust
             )
             if digest is None:
-                return cosign.Verdict(False, "the registry gave no digest for this tag")
-            return self._signature_verdict(client, pkg, str(digest), keys, key_set)
+                return "", Verdict.refused("invalid", "the registry gave no digest for this tag")
+            return str(digest), self._signature_verdict(client, pkg, str(digest), keys, key_set)
 
-        if selection.chosen is not None and verdict(selection.chosen).verified:
-            return selection  # the usual case: the best tag is signed
-        refused: list[Candidate] = []
+        if selection.chosen is not None and verdict(selection.chosen)[1].verified:
+            return selection, ()  # the usual case: the best tag is signed
+        refused: list[Refusal] = []
         for tag in selection.accepted[: max(1, rule.scan_limit)]:
-            found = verdict(tag)
+            digest, found = verdict(tag)
             if found.verified:
-                kept = tuple(t for t in selection.accepted if t not in {c.tag for c in refused})
-                return Selection(tag, kept, (*refused, *selection.rejected))
-            refused.append(Candidate(tag, f"cosign: {found.reason}"))
-        return Selection(None, (), (*refused, *selection.rejected))
+                return _narrowed(selection, tag, refused), tuple(refused)
+            refused.append(Refusal(tag, digest, found.kind or "invalid", f"cosign: {found.reason}"))
+        return _narrowed(selection, None, refused), tuple(refused)
 
     def _signature_verdict(
         self,
@@ -544,14 +565,14 @@ class Poller:
         digest: str,
         keys: list[ec.EllipticCurvePublicKey],
         key_set: str,
-    ) -> cosign.Verdict:
+    ) -> Verdict:
         """The cosign verdict for ``digest``. A digest is immutable, so a verified
         verdict for this key set is kept in the work dir for good; a refusal is asked
         again each pass (a signature may be pushed for the same digest later)."""
         known = self.local.kept("signatures")
         at = f"{pkg.feed}|{pkg.repository}|{digest}|{key_set}"
         if at in known:
-            return cosign.Verdict(True, str(known[at][0]))
+            return Verdict(True, str(known[at][0]))
         found = cosign.verify_image(client, pkg.repository, digest, keys)
         if found.verified:
             known[at] = [found.reason, self.wall()]

@@ -23,7 +23,7 @@ from reconciler.commitlines import (
 )
 from reconciler.errors import ConfigError
 from reconciler.model import COMMIT_VARIABLES, Config, Release
-from reconciler.planning import PackageChoice, TriggerDecision
+from reconciler.planning import PackageChoice, Refusal, TriggerDecision
 from reconciler.verify.stage import Concluded
 
 __all__ = [
@@ -98,6 +98,17 @@ class PassResult:
         """Forget what was added since ``mark``: a project that failed half-way."""
         for name, length in mark.items():
             del getattr(self, name)[length:]
+
+    def refusals(self) -> list[tuple[str, str, Refusal]]:
+        """(project, package, refusal) for each version the signature gate refused this
+        pass, once each (channels of a project judge the same versions)."""
+        seen: dict[tuple[str, str, str, str], tuple[str, str, Refusal]] = {}
+        for (project, _), per_package in sorted(self.choices.items()):
+            for name, choice in per_package.items():
+                for refusal in choice.refused:
+                    key = (project, name, refusal.tag, refusal.digest)
+                    seen.setdefault(key, (project, name, refusal))
+        return list(seen.values())
 
     def to_json(self, *, candidates: bool = False) -> dict[str, Any]:
         """The pass as JSON; ``candidates`` adds each package's accepted and rejected

@@ -43,6 +43,7 @@ class WorkState(TypedDict, total=False):
     pullRequests: dict[str, dict[str, Any]]  # project/env -> open promotion proposal
     waitingAnnounced: list[Any]  # waiting reasons already notified
     activeFailures: list[Any]  # failures notified and not yet cleared
+    refusalsAnnounced: dict[str, float]  # project/package|digest|kind -> last judged at
 
 
 class LocalState:

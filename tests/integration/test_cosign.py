@@ -191,10 +191,14 @@ def test_signature_found_through_oci_referrers() -> None:
 # ------------------------------------------------------------- the gate in a real pass
 
 
-def _gated_repo(registry: RegistryServer, bare_remote: Any, repo: str, keys: str) -> Any:
-    """A dev-only config repo whose ``api`` package is gated by ``verify: {cosign: …}``."""
+def _gated_repo(
+    registry: RegistryServer, bare_remote: Any, repo: str, keys: str, settings: str = ""
+) -> Any:
+    """A dev-only config repo whose ``api`` package is gated by ``verify: {cosign: …}``;
+    ``settings`` is added to reconciler.yaml."""
     app = AppSpec("api", repo, "example.com/shop/api")
     files = config_files(registry.url, [app], lifecycle=DEV_ONLY, envs=("dev",))
+    files["reconciler.yaml"] += settings
     project = f"projects/{PROJECT}/project.yaml"
     files[project] = files[project].replace(
         f"    manifestName: {app.manifest_name}\n",
@@ -268,3 +272,81 @@ def test_a_key_file_outside_the_granted_directories_fails_validation(
     assert f"{project}:{line}" in proc.stdout + proc.stderr
     assert "verify.cosign.key" in proc.stdout + proc.stderr
     assert "/etc/passwd is outside the directories granted to feeds" in proc.stdout + proc.stderr
+
+
+# ------------------------------------------------- refusals: the metric, a notification once
+
+
+def _refusal_notes(sent: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted(
+        (n["subject"], n["details"]["refusal"]) for n in sent if n["event"] == "signature-refused"
+    )
+
+
+def test_refusals_are_counted_each_pass_and_notified_once_even_across_restarts(
+    registry: RegistryServer, bare_remote: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """1.2.0 signed by an unknown key, 1.1.0 unsigned, 1.0.0 signed: the release takes
+    1.0.0; each pass counts both refusals in the metric, but each (package, digest,
+    reason) is notified once, in the sidecar's passes and in a restarted process."""
+    from reconciler.metrics import Metrics
+    from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler, SidecarWiring
+
+    trusted, stranger = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    keys_dir = tmp_path / "granted"
+    key = _pem_file(keys_dir / "cosign.pub", trusted)
+    repo = unique_repo("refused")
+    v100, v120 = registry.push(repo, "1.0.0"), registry.push(repo, "1.2.0")
+    registry.push(repo, "1.1.0")
+    sign(registry, repo, v100, trusted, claims=v100)
+    sign(registry, repo, v120, stranger, claims=v120)
+    notify = "notifications:\n  - {kind: webhook, urlEnv: HOOK_URL}\n"
+    remote = _gated_repo(registry, bare_remote, repo, f"{{key: {key}}}", notify)
+    monkeypatch.setenv(CREDENTIALS_DIR_VAR, str(keys_dir))
+    monkeypatch.setenv("HOOK_URL", "https://hooks.example.test/refusals")
+    sent: list[dict[str, Any]] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    def sidecar(metrics: Metrics) -> Reconciler:
+        return Reconciler(
+            PassOptions(
+                PassSettings(repo_url=remote.url, work_dir=tmp_path / "work"),
+                Injected(notify_transport=httpx.MockTransport(receive)),
+                SidecarWiring(metrics=metrics),
+            )
+        )
+
+    def refusals(metrics: Metrics, reason: str) -> float | None:
+        labels = {"project": PROJECT, "package": "api", "reason": reason}
+        return metrics.registry.get_sample_value("reconciler_signature_refusals_total", labels)
+
+    metrics = Metrics()
+    first = sidecar(metrics)
+    try:
+        result = first.run_pass()
+        assert [r.packages[0].version for r in result.releases] == ["1.0.0"]
+        assert (refusals(metrics, "no-matching-key"), refusals(metrics, "unsigned")) == (1, 1)
+        first.run_pass()
+        assert (refusals(metrics, "no-matching-key"), refusals(metrics, "unsigned")) == (2, 2)
+    finally:
+        first.close()
+    expected = [(f"{PROJECT}/api 1.1.0", "unsigned"), (f"{PROJECT}/api 1.2.0", "no-matching-key")]
+    assert _refusal_notes(sent) == expected
+    assert {n["severity"] for n in sent if n["event"] == "signature-refused"} == {"warning"}
+    assert any(v120 in json.dumps(n) for n in sent)  # the digest is in the details
+
+    restarted = sidecar(Metrics())  # a new process with the same work dir
+    try:
+        restarted.run_pass()
+        assert _refusal_notes(sent) == expected  # remembered: not notified again
+        registry.push(repo, "1.3.0")  # a new unsigned version is news
+        restarted.run_pass()
+    finally:
+        restarted.close()
+    assert _refusal_notes(sent) == sorted([*expected, (f"{PROJECT}/api 1.3.0", "unsigned")])

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from reconciler.announce import announce
+from reconciler.announce import REFUSALS_REMEMBERED, announce, remember_refusals
 from reconciler.errors import ConfigError, Problem
 from reconciler.model import Release, ReleasedPackage
-from reconciler.planning import TriggerDecision
+from reconciler.planning import PackageChoice, Refusal, TriggerDecision
 from reconciler.reconcile import PassResult
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -87,3 +87,29 @@ def test_every_failure_class_is_a_keyed_failure() -> None:
     assert all(n.is_failure for n in found.notes)
     config_note = next(n for n in found.notes if n.event == "config-invalid")
     assert config_note.message == "feeds/a.yaml:3: url: required"
+
+
+def test_a_refused_version_is_announced_once_per_digest_and_kind_and_forgotten_later() -> None:
+    unsigned = Refusal("1.1.0", "sha256:" + "1" * 64, "unsigned", "cosign: unsigned: ...")
+    choice = PackageChoice("api", "1.0.0", refused=(unsigned,))
+    # two channels judged the same version: one note
+    result = PassResult(
+        choices={("shop", "stable"): {"api": choice}, ("shop", "beta"): {"api": choice}}
+    )
+    first = announce(result, set())
+    assert [(n.event, n.subject, n.details["refusal"]) for n in first.notes] == [
+        ("signature-refused", "shop/api 1.1.0", "unsigned")
+    ]
+    memory: dict[str, float] = {}
+    remember_refusals(memory, first.refused_seen, 1000.0)
+    assert announce(result, set(), memory).notes == []
+    # the same digest refused for another reason (signed since, by an unknown key) is news
+    stranger = Refusal("1.1.0", unsigned.digest, "no-matching-key", "cosign: ...")
+    result.choices = {("shop", "stable"): {"api": PackageChoice("api", refused=(stranger,))}}
+    assert len(announce(result, set(), memory).notes) == 1
+    # kept while judged; forgotten a month after it was last judged
+    remember_refusals(memory, first.refused_seen, 1000.0 + REFUSALS_REMEMBERED)
+    remember_refusals(memory, set(), 1000.0 + 2 * REFUSALS_REMEMBERED)
+    assert list(memory) == [next(iter(first.refused_seen))]
+    remember_refusals(memory, set(), 1001.0 + 2 * REFUSALS_REMEMBERED)
+    assert memory == {}
