@@ -13,7 +13,8 @@ Routes:
     GET  /readyz                      200 when a pass succeeded recently and the
                                       config repo was reachable, else 503 + reason
     GET  /metrics                     Prometheus text exposition
-    GET  /                            the dashboard (run mode), read-only, from the last pass
+    GET  /                            the dashboard (run mode), read-only, from the last pass;
+                                      also /releases/…, /environments/…, /feeds
     GET  /events                      Server-Sent Events: one message per finished pass
 """
 
@@ -192,10 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics" and app.metrics is not None:
             body, content_type = app.metrics.exposition()
             self._send(200, body, content_type)
-        elif path == "/" and app.dashboard is not None:
-            self._send(200, app.dashboard.page().encode(), "text/html; charset=utf-8")
         elif path == "/events" and app.dashboard is not None:
             self._stream_events(app)
+        elif app.dashboard is not None and (page := app.dashboard.page(path)) is not None:
+            self._send(page.status, page.html.encode(), "text/html; charset=utf-8")
         else:
             self._send_text(404, "not found")
 

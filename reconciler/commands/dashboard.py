@@ -38,7 +38,7 @@ def command(
     listen: tuple[str, int],
     interval: float,
 ) -> None:
-    from reconciler.dashboard import Dashboard, snapshot_from
+    from reconciler.dashboard import Dashboard, snapshot_after_pass
     from reconciler.server import ReconcilerServer, WebhookSecrets
 
     reconciler = make_reconciler(repo, work_dir, branch)
@@ -56,9 +56,7 @@ def command(
         while not stop.is_set():
             result = reconciler.run_pass(dry_run=True)
             if reconciler.last_config is not None:
-                dashboard.update(
-                    snapshot_from(reconciler.last_config, reconciler.tree.root, result)
-                )
+                dashboard.update(snapshot_after_pass(reconciler, result, dashboard.current()))
             stop.wait(interval)
     except KeyboardInterrupt:
         pass

@@ -121,11 +121,11 @@ def sidecar_pass(
 
 
 def _update_dashboard(dashboard: Dashboard, reconciler: Reconciler, result: Any) -> None:
-    from reconciler.dashboard import snapshot_from
+    from reconciler.dashboard import snapshot_after_pass
     from reconciler.errors import ReconcilerError
 
     try:
-        dashboard.update(snapshot_from(reconciler.last_config, reconciler.tree.root, result))
+        dashboard.update(snapshot_after_pass(reconciler, result, dashboard.current()))
     except (ReconcilerError, OSError) as error:  # a damaged state file: keep the last page
         log.warning("dashboard not updated: %s", error)
 

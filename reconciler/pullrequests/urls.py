@@ -15,6 +15,7 @@ __all__ = [
     "HostKind",
     "RepoLocation",
     "as_kind",
+    "commit_web_url",
     "default_api_url",
     "detect_kind",
     "kind_from_api_url",
@@ -161,3 +162,29 @@ def repository_path(location: RepoLocation, api_url: str) -> str:
     ):
         return location.path[len(prefix) + 1 :]
     return location.path
+
+
+_COMMIT_PAGES: dict[HostKind, str] = {
+    "github": "{web}/{path}/commit/{sha}",
+    "gitlab": "{web}/{path}/-/commit/{sha}",
+    "gitea": "{web}/{path}/commit/{sha}",
+    "bitbucket": "{web}/{path}/commits/{sha}",
+    "azure-devops": "{web}/{path}/commit/{sha}",  # path: org/project/_git/repo
+}
+
+
+def commit_web_url(repo_url: str, sha: str, kind: str | None = None) -> str | None:
+    """The web page of commit ``sha`` of the repository cloned from ``repo_url``, or None
+    when unknown: a URL with no web host (``file://``, a local path), a host whose kind
+    neither ``kind`` nor its name tells, or a layout not derivable from the clone URL
+    (Bitbucket Data Center, Azure DevOps over ssh)."""
+    try:
+        location = parse_repo_url(repo_url)
+    except ValueError:
+        return None
+    resolved = as_kind(kind) or detect_kind(location.hostname)
+    page = _COMMIT_PAGES.get(resolved) if resolved is not None else None
+    if page is None or (resolved == "azure-devops" and "/_git/" not in location.path):
+        return None
+    web = f"{location.scheme}://{location.host}"
+    return page.format(web=web, path=location.path, sha=sha)

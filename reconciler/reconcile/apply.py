@@ -207,6 +207,8 @@ def promote(
             if pr_mode and wait.reason == MANUAL_APPROVAL_PENDING and wait.release:
                 result.proposals.append((project.name, wait.environment, wait.release))
                 continue
+            if wait.reason == MANUAL_APPROVAL_PENDING and wait.release:
+                result.manual.append((project.name, wait.environment, wait.release))
             result.waiting.append((project.name, wait.environment, wait.reason))
         for promotion in decision.promotions:
             if project.environments[promotion.environment].promotion == "pull-request":

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # the sidecar's; a one-shot pass need not import prometheus o
     from reconciler.loop import Backoff
     from reconciler.metrics import Metrics
 
-__all__ = ["Poller"]
+__all__ = ["FeedPoll", "Poller", "next_feed_poll"]
 
 _DigestJob = tuple[tuple[str, str], str, Package, str, str | None]
 """(project, channel), package name, package, chosen tag, the digest its release holds."""
@@ -131,6 +131,30 @@ def _narrowed(selection: Selection, chosen: str | None, refused: list[Refusal]) 
     return Selection(chosen, tuple(t for t in selection.accepted if t not in gone), rejected)
 
 
+@dataclass(frozen=True)
+class FeedPoll:
+    """How a feed's last passes went, for the dashboard's feed health (wall-clock times).
+
+    ``asked_at``: the last pass that sent the feed requests; ``answered_at``: the last in
+    which every repository answered; ``error``: the latest pass's error (its own, or why
+    no request was sent: a Retry-After or backoff still running), None when it answered.
+    """
+
+    asked_at: float | None = None
+    answered_at: float | None = None
+    error: str | None = None
+
+
+def next_feed_poll(
+    before: FeedPoll | None, *, asked: bool, error: str | None, now: float
+) -> FeedPoll:
+    """A feed's record after a pass that ``asked`` it (or skipped it) with ``error``."""
+    before = before or FeedPoll()
+    if not asked:
+        return replace(before, error=error)
+    return FeedPoll(now, now if error is None else before.answered_at, error)
+
+
 class Poller:
     """Asks the feeds, with the work dir's kept answers; keeps feed clients between passes."""
 
@@ -159,6 +183,7 @@ class Poller:
         self._clients: dict[str, tuple[Any, FeedClient]] = {}
         self._recheck_after = 3600.0  # reconciler.yaml's digestRecheck, set by each poll
         self._remembered = SelectionCache({})  # this pass's selection cache, set by each poll
+        self.feed_polls: dict[str, FeedPoll] = {}  # feed -> its last passes (dashboard)
 
     def close(self) -> None:
         for _, client in self._clients.values():
@@ -272,6 +297,15 @@ class Poller:
             self._client(config, name)  # create clients serially (not thread-safe to create)
         with ThreadPoolExecutor(_workers(wanted), thread_name_prefix="poll") as pool:
             list(pool.map(fetch, sorted(wanted)))
+        errors: dict[str, str] = {}
+        for (feed, _), found in sorted(tags.items()):
+            if isinstance(found, FeedError):
+                errors.setdefault(feed, found.message)
+        for name in feeds:
+            asked = name not in waiting and name not in deadlines
+            self.feed_polls[name] = next_feed_poll(
+                self.feed_polls.get(name), asked=asked, error=errors.get(name), now=now_wall
+            )
         if backoff is not None:
             failed: dict[str, FeedError] = {}
             for (feed, _), found in tags.items():

@@ -78,6 +78,8 @@ class PassResult:
     choices: dict[tuple[str, str], dict[str, PackageChoice]] = field(default_factory=dict)
     adopted: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, rel, who
     proposals: list[tuple[str, str, str]] = field(default_factory=list)  # proj, env, release
+    # proj, env, release awaiting a manual promotion (the dashboard can propose it)
+    manual: list[tuple[str, str, str]] = field(default_factory=list)
     pull_requests: list[dict[str, Any]] = field(default_factory=list)  # opened/kept/closed
     drift: list[tuple[str, str, str, str]] = field(default_factory=list)  # proj, env, policy, why
     project_errors: dict[str, str] = field(default_factory=dict)  # project -> why it was skipped
@@ -87,7 +89,7 @@ class PassResult:
     wake_at: datetime | None = None  # when time alone changes a decision (soak, freeze, poll)
 
     _PER_PROJECT = ("releases", "promotions", "decisions", "waiting", "files_changed",
-                    "adopted", "proposals", "drift", "deployments", "verifications",
+                    "adopted", "proposals", "manual", "drift", "deployments", "verifications",
                     "rollbacks")  # fmt: skip
 
     def mark(self) -> dict[str, int]:

@@ -5,16 +5,19 @@ Selenium through chromium-driver (no browser download). Screenshots are saved to
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from reconciler.dashboard import Cell, Dashboard, Row, Snapshot
+from reconciler.dashboard import Cell, Dashboard, Event, ReleaseView, Row, Snapshot
 from reconciler.server import ReconcilerServer, WebhookSecrets
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -146,8 +149,6 @@ def test_the_dashboard_command_serves_dry_run_passes(
     import subprocess
     import sys
 
-    import httpx
-
     from tests.helpers.configrepo import AppSpec, config_files
 
     app = AppSpec("api", f"dash{os.getpid()}/api", "example.com/shop/api")
@@ -179,3 +180,57 @@ def test_the_dashboard_command_serves_dry_run_passes(
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_the_release_page_from_a_matrix_cell(
+    browser: Any, served: tuple[ReconcilerServer, Dashboard]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    app, dashboard = served
+    commit = "9f" * 20
+    created = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    release = ReleaseView(
+        "shop", "1.0.1", "stable", "shop-images", created,
+        (("api", "image", "ghcr.io/acme/shop-api", "1.3.0", "sha256:" + "ab" * 32),
+         ("web", "image", "ghcr.io/acme/shop-web", "v1.0.1", "sha256:" + "cd" * 32)),
+        ("dev",),
+        (Event(created, commit, f"https://github.com/acme/config/commit/{commit}",
+               "reconciler (automatic)", "release", "1.0.1", "reconciler: 1 release(s)"),),
+    )  # fmt: skip
+    dashboard.update(replace(dashboard.snapshot, releases={("shop", "1.0.1"): release}))
+    browser.get(f"{app.url}/")
+    browser.find_element(By.CSS_SELECTOR, "#matrix a.release").click()
+    assert browser.current_url == f"{app.url}/releases/shop/1.0.1"
+    assert browser.title == "shop 1.0.1 · reconciler"
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#packages tbody tr")]
+    assert rows[0] == f"api image ghcr.io/acme/shop-api 1.3.0 sha256:{'ab' * 32}"
+    assert browser.find_element(By.ID, "trigger").text == "shop-images"
+    link = browser.find_element(By.CSS_SELECTOR, "#commits a")
+    assert link.text == commit[:10]
+    assert link.get_attribute("href") == f"https://github.com/acme/config/commit/{commit}"
+    shot(browser, "release")
+
+
+def test_the_soak_countdown_ticks_in_the_browser(
+    browser: Any, served: tuple[ReconcilerServer, Dashboard]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    app, dashboard = served
+    until = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    reason = f"soaking in development until {until}"
+    dashboard.update(matrix(Cell("dev", "1.0.1", "verified", (reason,))))
+    browser.get(f"{app.url}/")
+    left = browser.find_element(By.CSS_SELECTOR, "#matrix time.countdown + .left")
+    first = left.text
+    assert re.fullmatch(r"\(in [45]m \d\ds\)", first), first
+    assert cell_text(browser, 1, 1).startswith(f"1.0.1 verified\n{reason} (in "), cell_text(browser, 1, 1)
+    deadline = time.monotonic() + 10
+    while left.text == first:
+        assert time.monotonic() < deadline, "the countdown did not tick"
+        time.sleep(0.2)
+    shot(browser, "countdown")
+    # Without JavaScript the server's text says the same, minus the countdown.
+    page = httpx.get(f"{app.url}/", timeout=5).text
+    assert f'until <time class="countdown" datetime="{until}">{until}</time>' in page

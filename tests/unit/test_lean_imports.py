@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-DEFERRED = ("prometheus_client", "jsonschema", "watchdog")
+DEFERRED = ("prometheus_client", "jsonschema", "watchdog", "jinja2")
 # PyJWT (and the x509 half of cryptography it loads) signs only GCP service-account keys
 # and GitHub App tokens: a pass without either never imports it.
 SIGNING_ONLY = "jwt"
@@ -35,3 +35,8 @@ def test_the_cli_help_imports_no_heavy_library():
         "from reconciler.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     )
     assert not [n for n in (*DEFERRED, "git", "ruamel.yaml", "httpx") if n in loaded]
+
+
+def test_the_sidecar_server_loads_jinja2_only_for_the_first_page():
+    loaded = _loaded_after("import reconciler.server, reconciler.dashboard")
+    assert "reconciler.dashboard" in loaded and "jinja2" not in loaded
