@@ -1,7 +1,8 @@
 """Dashboard pages for 100 projects x 3 environments (issue 23): server time to render
 the matrix and a release page (3 packages, 5 commits), and outbound requests made by
-page views (must be 0: pages come from the in-memory snapshot). Floor, measured in the same run: ``json.dumps`` of the same snapshot, the
-cheapest serialisation of the data the page shows. Run: ``python3 bench/dashboard_render.py``.
+page views (must be 0: pages come from the in-memory snapshot). Floor, measured in the
+same run: ``json.dumps`` of the matrix's part of the snapshot, the cheapest serialisation
+of the data the page shows. Run: ``python3 bench/dashboard_render.py``.
 """
 
 from __future__ import annotations

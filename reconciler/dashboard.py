@@ -466,20 +466,18 @@ def render_path(snapshot: Snapshot, path: str, **values: Any) -> Page | None:
         return Page(200, render(snapshot, **values))
     if parts == ["feeds"]:
         return Page(200, render(snapshot, "feeds.html", **values))
-    if len(parts) == 3 and parts[0] == "releases":
-        view = snapshot.releases.get((parts[1], parts[2]))
+    # /releases/<project>/<version> and /environments/<project>/<environment>
+    details: dict[str, tuple[Mapping[tuple[str, str], Any], str, str, str]] = {
+        "releases": (snapshot.releases, "release.html", "release", "release {} {}"),
+        "environments": (snapshot.histories, "environment.html", "history", "environment {}/{}"),
+    }
+    if len(parts) == 3 and parts[0] in details:
+        found, template, name, what = details[parts[0]]
+        view = found.get((parts[1], parts[2]))
         if view is None:
-            return Page(
-                404, render(snapshot, "missing.html", what=f"release {parts[1]} {parts[2]}")
-            )
-        return Page(200, render(snapshot, "release.html", release=view, **values))
-    if len(parts) == 3 and parts[0] == "environments":
-        history = snapshot.histories.get((parts[1], parts[2]))
-        if history is None:
-            return Page(
-                404, render(snapshot, "missing.html", what=f"environment {parts[1]}/{parts[2]}")
-            )
-        return Page(200, render(snapshot, "environment.html", history=history, **values))
+            missing = what.format(parts[1], parts[2])
+            return Page(404, render(snapshot, "missing.html", what=missing, **values))
+        return Page(200, render(snapshot, template, **{name: view}, **values))
     return None
 
 

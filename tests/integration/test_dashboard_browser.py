@@ -225,7 +225,8 @@ def test_the_soak_countdown_ticks_in_the_browser(
     left = browser.find_element(By.CSS_SELECTOR, "#matrix time.countdown + .left")
     first = left.text
     assert re.fullmatch(r"\(in [45]m \d\ds\)", first), first
-    assert cell_text(browser, 1, 1).startswith(f"1.0.1 verified\n{reason} (in "), cell_text(browser, 1, 1)
+    text = cell_text(browser, 1, 1)
+    assert text.startswith(f"1.0.1 verified\n{reason} (in "), text
     deadline = time.monotonic() + 10
     while left.text == first:
         assert time.monotonic() < deadline, "the countdown did not tick"
