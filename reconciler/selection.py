@@ -73,6 +73,7 @@ from reconciler.versions import Version, is_hash_like, parse_version
 __all__ = [
     "Candidate",
     "Selection",
+    "current_context",
     "is_moving_tag",
     "is_newer",
     "is_valid_tag",
@@ -327,16 +328,30 @@ def _select_semver(rule: VersionRule, tags: list[str], out: _Collector) -> None:
             out.accept(tag, version_rank(verdict))
 
 
-def _select_suffix(
-    rule: VersionRule, tags: list[str], current: str | None, out: _Collector
-) -> None:
-    version_range = parse_range(rule.range) if rule.range is not None else None
+def current_context(rule: VersionRule, current: str | None) -> tuple[str, int | None] | None:
+    """All that ``select`` takes from ``current``: for the suffix strategy the wanted
+    suffix and (with ``same_precision``) the number of numeric parts; None for every
+    other strategy, which ignores it. Caches key on this rather than on ``current``:
+    a release moves ``current`` to the tag just chosen, which has the same suffix and
+    precision, so the next pass finds the answer it already has."""
+    if rule.strategy != "suffix":
+        return None
     current_parts = _suffix_parts(current) if current is not None else None
     if rule.suffix is not None:
         wanted_suffix = rule.suffix.removeprefix("-")
     else:
         wanted_suffix = current_parts[1] if current_parts is not None else ""
     precision = current_parts[0].precision if current_parts and rule.same_precision else None
+    return wanted_suffix, precision
+
+
+def _select_suffix(
+    rule: VersionRule, tags: list[str], current: str | None, out: _Collector
+) -> None:
+    version_range = parse_range(rule.range) if rule.range is not None else None
+    context = current_context(rule, current)
+    assert context is not None  # the suffix strategy's
+    wanted_suffix, precision = context
     for tag in tags:
         parts = _suffix_parts(tag)
         if parts is None:

@@ -18,7 +18,7 @@ from reconciler.operations import read_pins
 from reconciler.reconcile.report import PassResult
 from reconciler.reconcile.workstate import Workspace
 
-__all__ = ["Finding", "adopted", "classify", "last_change", "observe"]
+__all__ = ["Finding", "adopted", "classify", "last_change", "observe", "remember_deployed"]
 
 log = logging.getLogger("reconciler.pass")
 
@@ -84,6 +84,20 @@ def observe(
         elif finding == "drift":
             changed |= _drift(ws, project, env_name, release, seen, now, result, write=write)
     return changed
+
+
+def remember_deployed(ws: Workspace, project: Project, env_name: str, release: Release) -> None:
+    """Note, after a pushed pass deployed ``release`` to an environment, that its files
+    say exactly that release, so the first pass after a release skips them as a
+    steady pass does (issue 22). Called only once the commit is on the remote: the
+    entry is keyed on the files' bytes and the release the state file records, which
+    a pass that failed to push would never find again after its sync anyway."""
+    root = ws.root
+    if not environments.observe(root, project, env_name, release).matches:
+        return  # the next pass must look at these files itself (drift, a missing image)
+    observed = ws.local.data.setdefault("observed", {})
+    fingerprint = environments.fingerprint(root, project, env_name, release)
+    observed[f"{project.name}/{env_name}"] = [release.version, fingerprint]
 
 
 def _adopt(

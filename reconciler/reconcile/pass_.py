@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from reconciler import records
 from reconciler.announce import announce, remember_refusals
 from reconciler.config import load_config_cached
 from reconciler.errors import ConfigError, GitError
@@ -39,6 +40,7 @@ from reconciler.notify import NotificationTarget, Notifier
 from reconciler.planning import PackageChoice
 from reconciler.publish import guarded_paths, hook, publish
 from reconciler.pullrequests import host_for
+from reconciler.reconcile import drift
 from reconciler.reconcile.apply import apply_all
 from reconciler.reconcile.polling import Poller
 from reconciler.reconcile.proposals import propose
@@ -327,6 +329,8 @@ class Reconciler:
         # 7. propose pull-request promotions; keep what this pass decided
         if published.outcome != "empty" and not dry_run:
             self._propose(config, result, now)
+        if result.pushed:
+            self._remember_deployed(config, result)
         # A dry run only looks: its decisions are no history, and one that
         # "would release" must not clear a settle window.
         self._save_local(result, choices, now, record=not dry_run)
@@ -383,6 +387,15 @@ class Reconciler:
             for name, p in sorted(config.projects.items())
             if (only is None or name in only) and (shard is None or shard.owns(name))
         ]
+
+    def _remember_deployed(self, config: Config, result: PassResult) -> None:
+        """The overlays this pushed pass rendered, noted as in sync with their releases
+        in the work dir, so the next pass does not parse them again (issue 22)."""
+        for project_name, env_name, version in result.promotions:
+            project = config.projects[project_name]
+            release = records.read_release(self.tree.root, project_name, version)
+            if release is not None:
+                drift.remember_deployed(self.workspace, project, env_name, release)
 
     def _save_local(
         self,

@@ -1,5 +1,6 @@
 """The work dir's memory of each package's chosen tag, so a warm pass with the same tag
-list, rule and current tag does not judge every tag again."""
+list and rule (and, for the suffix strategy, the same suffix and precision of the
+current tag) does not judge every tag again, including the first pass after a release."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from reconciler import source_stamp
 from reconciler.model import VersionRule
-from reconciler.selection import Selection, select
+from reconciler.selection import Selection, current_context, select
 
 __all__ = ["SelectionCache"]
 
@@ -24,7 +25,7 @@ class SelectionCache:
     """Remembers each package's chosen tag across passes, in the work dir.
 
     Selection parses and judges every tag (most of a warm pass at 100,000 tags);
-    with the same tag list, rule and current tag the answer cannot differ, so it
+    with the same tag list, rule and ``current_context`` the answer cannot differ, so it
     is reused and the per-tag reasons are only computed if someone asks for them
     (``explain``, a plan that finds nothing). ``newest-build`` depends on
     creation times as well and is never cached.
@@ -50,9 +51,12 @@ class SelectionCache:
     ) -> Selection:
         if rule.strategy == "newest-build":
             return select(rule, tags, current=current, kind=pkg.kind)
-        rule_id = hashlib.sha256(f"{_selection_stamp()}|{rule!r}|{current}".encode()).hexdigest()[
-            :24
-        ]
+        # Keyed on what selection takes from ``current``, not on ``current`` itself:
+        # after a release ``current`` is the tag just chosen, and the first pass after
+        # it must find the answer this pass computed (issue 22: it used to miss).
+        context = current_context(rule, current)
+        rule_id = hashlib.sha256(f"{_selection_stamp()}|{rule!r}|{context}".encode()).hexdigest()
+        rule_id = rule_id[:24]
         key = f"{pkg.feed}|{pkg.repository}|{rule_id}"
         self.used.add(key)
         fingerprint = self._fingerprint(tags)

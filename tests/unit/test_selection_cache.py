@@ -4,11 +4,13 @@ without judging every tag again; reasons still available on demand."""
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.model import Package, VersionRule
 from reconciler.reconcile import selectioncache
 from reconciler.reconcile.selectioncache import SelectionCache
-from reconciler.selection import select
+from reconciler.selection import current_context, select
 
 PKG = Package(name="api", feed="hub", image="acme/api")
 TAGS = ["1.0.0", "1.1.0", "2.0.0-rc.1", "latest", "1.2.0"]
@@ -76,3 +78,57 @@ def test_entries_of_polled_repositories_no_package_used_are_dropped():
     assert len(store) == 2
     later.forget_unused({"hub|acme/api|", "hub|acme/web|"})
     assert [k.split("|")[1] for k in store] == ["acme/api"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "tags", "before"),
+    [
+        (VersionRule(range="^1"), TAGS, "1.0.0"),
+        (
+            VersionRule(strategy="suffix"),
+            ["1.0-alpine", "1.2-alpine", "1.3", "1.4-slim"],
+            "1.0-alpine",
+        ),
+        (VersionRule(strategy="suffix", same_precision=True), ["1.0.1", "1.2", "1.1.9"], "1.0.0"),
+    ],
+)
+def test_the_pass_after_a_release_finds_the_choice_it_made(counted, rule, tags, before):
+    """After a release, ``current`` is the tag just chosen: the same entry answers."""
+    store: dict = {}
+    chosen = SelectionCache(store).select(PKG, rule, list(tags), before).chosen
+    assert chosen is not None and chosen != before and len(counted) == 1
+    again = SelectionCache(store).select(PKG, rule, list(tags), chosen)
+    assert again.chosen == chosen and len(counted) == 1
+
+
+_SUFFIX_TAGS = st.lists(
+    st.builds(
+        "{}{}".format,
+        st.lists(st.integers(0, 12).map(str), min_size=1, max_size=4).map(".".join),
+        st.sampled_from(["", "-alpine", "-slim"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tags=_SUFFIX_TAGS,
+    current=st.one_of(st.none(), _SUFFIX_TAGS.filter(bool).map(lambda t: t[0])),
+    other=st.one_of(st.none(), _SUFFIX_TAGS.filter(bool).map(lambda t: t[0])),
+    same_precision=st.booleans(),
+    suffix=st.sampled_from([None, "alpine"]),
+)
+def test_current_tags_with_the_same_context_select_the_same(
+    tags, current, other, same_precision, suffix
+):
+    """The cache key's claim: selection takes nothing else from ``current``."""
+    rule = VersionRule(strategy="suffix", same_precision=same_precision, suffix=suffix)
+    if current_context(rule, current) == current_context(rule, other):
+        first = select(rule, tags, current=current)
+        second = select(rule, tags, current=other)
+        assert (first.chosen, first.accepted, first.rejected) == (
+            second.chosen,
+            second.accepted,
+            second.rejected,
+        )
