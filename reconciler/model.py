@@ -37,6 +37,7 @@ class Credentials:
     password_file: str | None = None  # mounted file holding the password/token
     docker_config: str | None = None  # path to a docker config.json
     provider: str | None = None  # aws | gcp | azure: the pod's cloud identity (feeds/cloud.py)
+    identity_file: str | None = None  # gcp: a mounted Google credential file for this feed
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,11 @@ CREDENTIALS = _obj(
             "enum": ["aws", "gcp", "azure"],
             "description": "the pod's cloud identity (ECR, Artifact Registry/GCR, ACR)",
         },
+        "identityFile": {
+            "type": "string",
+            "description": "with provider gcp: a mounted service-account key or "
+            "external-account (workload identity federation) file for this feed",
+        },
     },
     [],
     "where to find credentials; never the secret itself",

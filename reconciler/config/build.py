@@ -86,6 +86,7 @@ def _credentials(data: Any) -> Credentials | None:
         password_file=data.get("passwordFile"),
         docker_config=data.get("dockerConfig"),
         provider=data.get("provider"),
+        identity_file=data.get("identityFile"),
     )
 
 

@@ -197,6 +197,12 @@ def check_feed_credentials(doc: Doc, feed: Feed, policy: CredentialPolicy, out: 
         problem = provider_host_problem(creds.provider, host, os.environ)
         if problem is not None:
             out.at(doc, ["credentials", "provider"], f"not granted: {problem}")
+    if creds.identity_file is not None:
+        problem = policy.file_problem(creds.identity_file, host)
+        if creds.provider != "gcp":
+            out.at(doc, ["credentials", "identityFile"], "needs provider: gcp")
+        elif problem is not None:
+            out.at(doc, ["credentials", "identityFile"], f"not granted: {problem}")
     named_env = (("usernameEnv", creds.username_env), ("passwordEnv", creds.password_env))
     for key, name in named_env:
         problem = policy.env_problem(name, host) if name is not None else None

@@ -162,7 +162,7 @@ class CredentialResolver:
         if creds is None:
             return None
         if creds.provider is not None:
-            return self._from_cloud(creds.provider)
+            return self._from_cloud(creds.provider, creds.identity_file)
         username = creds.username
         if creds.username_env is not None:
             username = self._env_value(creds.username_env)
@@ -193,11 +193,19 @@ class CredentialResolver:
                 retry_after=3600.0,
             )
 
-    def _from_cloud(self, provider: str) -> Secret:
-        """The pod's cloud identity as this registry's credentials (feeds/cloud.py)."""
+    def _from_cloud(self, provider: str, identity_file: str | None) -> Secret:
+        """The pod's cloud identity, or the feed's granted ``identityFile``, as this
+        registry's credentials (feeds/cloud.py)."""
         self.refuse_in_clear(self._host, in_clear=self._scheme != "https")
+        if identity_file is not None:
+            self._granted_path(identity_file)
         user, secret = self._cloud.get(
-            self._feed, provider, self._host, self._environ(), scheme=self._scheme
+            self._feed,
+            provider,
+            self._host,
+            self._environ(),
+            scheme=self._scheme,
+            identity_file=identity_file,
         )
         return Secret(identity_token=secret) if not user else Secret(user, secret)
 

@@ -9,17 +9,23 @@ shortly before they expire (``CloudTokens``):
   or ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` -> ``ecr:GetAuthorizationToken``,
   signed with a small SigV4 signer (``sigv4_headers``; botocore would add ~20 MB and a
   slow import for one signed POST).
-- **gcp** (Artifact Registry, GCR): ``GOOGLE_APPLICATION_CREDENTIALS`` naming a
-  service-account key (a JWT-bearer grant signed with PyJWT) or, without it, the GKE
-  metadata server; user ``oauth2accesstoken``. External-account (federation) files are
-  not supported yet and say so.
+- **gcp** (Artifact Registry, GCR): a Google credential file (the feed's
+  ``identityFile``, granted like a password file, else ``GOOGLE_APPLICATION_CREDENTIALS``)
+  holding a service-account key (a JWT-bearer grant signed with PyJWT) or an external
+  account (workload identity federation: subject token -> Google STS -> optionally IAM
+  Credentials ``generateAccessToken``); without one, the GKE metadata server. User
+  ``oauth2accesstoken``. The URLs inside a credential file must be Google's own
+  endpoints (``GOOGLE_ENDPOINT_HOSTS``) or origins the operator lists in
+  ``RECONCILER_GCP_ENDPOINTS``, and a ``credential_source.url`` a node-local identity
+  endpoint; ``credential_source.executable`` is refused (it would run a command).
 - **azure** (ACR): the federated token file (``AZURE_FEDERATED_TOKEN_FILE``,
   ``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``) -> Entra ID client-credentials token -> the
   registry's ``/oauth2/exchange`` -> an ACR refresh token, used as an identity token.
 
 Every endpoint comes from the operator's environment (the SDKs' own variables:
 ``AWS_ENDPOINT_URL_STS``, ``AWS_ENDPOINT_URL_ECR``, ``GCE_METADATA_HOST``,
-``AZURE_AUTHORITY_HOST``), never from the config. A provider's credentials go only to
+``AZURE_AUTHORITY_HOST``) or from a credential file the operator mounted, never from
+the config. A provider's credentials go only to
 that provider's registry hosts (``*.dkr.ecr.*.amazonaws.com``, ``gcr.io``,
 ``*-docker.pkg.dev``, ``*.azurecr.io``, plus hosts the operator names in
 ``RECONCILER_CLOUD_REGISTRIES`` as ``provider=host``).
@@ -30,6 +36,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import threading
 import time
@@ -54,6 +61,7 @@ HTTP_TIMEOUT = 10.0
 
 ACR_USER = "00000000-0000-0000-0000-000000000000"
 GCP_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+IAM_SCOPE = "https://www.googleapis.com/auth/iam"
 AZURE_SCOPE = "https://containerregistry.azure.net/.default"
 
 
@@ -67,23 +75,43 @@ class CloudTokens:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._cached: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+        self._cached: dict[tuple[str, str, str], tuple[float, tuple[str, str]]] = {}
 
     def get(
-        self, feed: str, provider: str, host: str, env: Mapping[str, str], *, scheme: str = "https"
+        self,
+        feed: str,
+        provider: str,
+        host: str,
+        env: Mapping[str, str],
+        *,
+        scheme: str = "https",
+        identity_file: str | None = None,
     ) -> tuple[str, str]:
+        """``identity_file`` is a feed's own Google credential file (``identityFile``),
+        already granted by the caller; without it the pod's identity is used."""
         problem = provider_host_problem(provider, host, env)
         if problem is not None:
             raise FeedAuthError(feed, f"credentials refused: {problem}", retry_after=3600.0)
-        key = (provider, host)
+        key = (provider, host, identity_file or "")
         with self._lock:
             cached = self._cached.get(key)
             if cached is not None and self._clock() < cached[0]:
                 return cached[1]
             now = self._clock()
             try:
-                secret, expires_at = _FETCH[provider](host, env, now, scheme)
-            except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
+                secret, expires_at = _FETCH[provider](host, env, now, scheme, identity_file)
+            except CredentialFileRefused as exc:
+                raise FeedAuthError(
+                    feed, f"{provider} credentials refused: {exc}", retry_after=3600.0
+                ) from None
+            except (
+                httpx.HTTPError,
+                httpx.InvalidURL,
+                OSError,
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as exc:
                 raise FeedAuthError(
                     feed, f"{provider} credentials: {_reason(exc)}", retry_after=60.0
                 ) from None
@@ -197,7 +225,7 @@ def _aws_session(env: Mapping[str, str], region: str) -> tuple[str, str, str | N
 
 
 def _aws(
-    host: str, env: Mapping[str, str], now: float, scheme: str
+    host: str, env: Mapping[str, str], now: float, scheme: str, identity_file: str | None
 ) -> tuple[tuple[str, str], float]:
     region = env.get("AWS_REGION") or _aws_region(host)
     access, secret, session = _aws_session(env, region)
@@ -228,42 +256,216 @@ def _aws(
 
 # -- gcp ---------------------------------------------------------------------------
 
+GCP_USER = "oauth2accesstoken"
+EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105  # a URN
+GCP_ENDPOINTS_VAR = "RECONCILER_GCP_ENDPOINTS"
+GOOGLE_ENDPOINT_HOSTS = {
+    "token_uri": ("oauth2.googleapis.com", "accounts.google.com"),
+    "token_url": ("sts.googleapis.com",),
+    "service_account_impersonation_url": ("iamcredentials.googleapis.com",),
+}
+"""Where each URL of a Google credential file may point (``https`` only), unless the
+operator lists another origin in ``RECONCILER_GCP_ENDPOINTS``: a key's signed assertion,
+a federated subject token and an STS token must only ever reach Google."""
+IDENTITY_HOSTS = ("metadata.google.internal", "localhost")
+"""Besides loopback and link-local addresses, the hosts ``credential_source.url`` may
+name: the node-local identity endpoints (GCE/Azure IMDS, a sidecar)."""
+MAX_IDENTITY_FILE_BYTES = 1_000_000
+
+
+class CredentialFileRefused(ValueError):
+    """A Google credential file asks for something the reconciler will not do; the
+    message says what (it names keys and hosts, never secrets)."""
+
+
+def _read_small(path: str) -> str:
+    if Path(path).stat().st_size > MAX_IDENTITY_FILE_BYTES:
+        raise CredentialFileRefused(f"{path} is larger than {MAX_IDENTITY_FILE_BYTES} bytes")
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _operator_origins(env: Mapping[str, str]) -> set[tuple[str, str, int | None]]:
+    origins = set()
+    for item in env.get(GCP_ENDPOINTS_VAR, "").split(","):
+        if item.strip():
+            url = httpx.URL(item.strip())
+            origins.add((url.scheme, url.host, url.port))
+    return origins
+
+
+def _google_endpoint(document: Mapping[str, Any], key: str, env: Mapping[str, str]) -> str:
+    """The URL at ``document[key]`` if it is one of Google's (``GOOGLE_ENDPOINT_HOSTS``)
+    or on an origin the operator lists; CredentialFileRefused if not."""
+    value = document[key]
+    url = httpx.URL(value) if isinstance(value, str) else None
+    if url is not None and not url.userinfo:
+        if url.scheme == "https" and url.host in GOOGLE_ENDPOINT_HOSTS[key] and url.port is None:
+            return str(url)
+        if (url.scheme, url.host, url.port) in _operator_origins(env):
+            return str(url)
+    hosts = ", ".join(GOOGLE_ENDPOINT_HOSTS[key])
+    raise CredentialFileRefused(
+        f"{key} must be https://{hosts} (or an origin the operator lists in {GCP_ENDPOINTS_VAR})"
+    )
+
+
+def _identity_url(source: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """``credential_source.url`` if it names a node-local identity endpoint or an origin
+    the operator lists: the reconciler fetches it with the file's headers, so any other
+    host would make it a GET proxy into the cluster's network."""
+    url = httpx.URL(str(source["url"]))
+    if url.scheme in ("http", "https") and not url.userinfo:
+        if url.host in IDENTITY_HOSTS or (url.scheme, url.host, url.port) in _operator_origins(env):
+            return str(url)
+        try:
+            address = ipaddress.ip_address(url.host)
+        except ValueError:
+            address = None
+        if address is not None and (address.is_loopback or address.is_link_local):
+            return str(url)
+        if address == ipaddress.ip_address("fd00:ec2::254"):  # EC2 IMDS over IPv6
+            return str(url)
+    raise CredentialFileRefused(
+        "credential_source.url must be a loopback, link-local or metadata.google.internal"
+        f" address (or an origin the operator lists in {GCP_ENDPOINTS_VAR})"
+    )
+
+
+def _subject_token(source: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """The external identity's token, from a file or a local URL (AIP-4117 ``file`` and
+    ``url`` sources, ``format: text`` or ``json``)."""
+    if "executable" in source:
+        raise CredentialFileRefused(
+            "credential_source.executable would run a command the file names; not supported"
+        )
+    if "environment_id" in source or "certificate" in source:
+        raise CredentialFileRefused(
+            "credential_source: only file and url sources are supported (not AWS or X.509)"
+        )
+    if "file" in source:
+        if not Path(str(source["file"])).is_absolute():
+            raise CredentialFileRefused("credential_source.file must be an absolute path")
+        text = _read_small(str(source["file"]))
+    elif "url" in source:
+        headers = {str(k): str(v) for k, v in (source.get("headers") or {}).items()}
+        with httpx.Client(timeout=HTTP_TIMEOUT) as client:
+            answer = client.get(_identity_url(source, env), headers=headers)
+            answer.raise_for_status()
+        text = answer.text
+    else:
+        raise CredentialFileRefused("credential_source names neither file nor url")
+    form = source.get("format") or {}
+    kind = form.get("type", "text")
+    if kind == "json":
+        text = json.loads(text)[form["subject_token_field_name"]]
+    elif kind != "text":
+        raise CredentialFileRefused(f"credential_source.format.type {kind!r} is not supported")
+    token = str(text).strip()
+    if not token:
+        raise CredentialFileRefused("the credential source holds an empty subject token")
+    return token
+
+
+def _gcp_service_account(
+    key: Mapping[str, Any], env: Mapping[str, str], now: float
+) -> tuple[str, float]:
+    """A JWT-bearer grant signed with the key (Google "OAuth 2.0 for server to server
+    applications")."""
+    token_uri = _google_endpoint(key, "token_uri", env)
+    claims = {
+        "iss": key["client_email"],
+        "scope": GCP_SCOPE,
+        "aud": key["token_uri"],
+        "iat": int(now),
+        "exp": int(now) + 3600,
+    }
+    import jwt  # PyJWT pulls in cryptography's x509: only for a service-account key
+
+    assertion = jwt.encode(claims, key["private_key"], algorithm="RS256")
+    grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    data = _post(token_uri, data={"grant_type": grant, "assertion": assertion}).json()
+    return data["access_token"], now + float(data["expires_in"])
+
+
+def _gcp_external_account(
+    account: Mapping[str, Any], env: Mapping[str, str], now: float
+) -> tuple[str, float]:
+    """Workload identity federation: subject token -> STS token exchange (RFC 8693,
+    Google STS ``v1/token``) -> optionally IAM Credentials ``generateAccessToken`` for
+    the service account the file names. Hand-written like the other providers:
+    google-auth would add 110-260 ms of imports and a ``requests`` transport beside
+    httpx, and its URLs would still need the checks below."""
+    token_url = _google_endpoint(account, "token_url", env)
+    impersonate = None
+    if account.get("service_account_impersonation_url"):
+        impersonate = _google_endpoint(account, "service_account_impersonation_url", env)
+    form = {
+        "grant_type": EXCHANGE_GRANT,
+        "audience": str(account["audience"]),
+        # Only IAM Credentials sees the STS token when impersonating: scope it to that.
+        "scope": IAM_SCOPE if impersonate else GCP_SCOPE,
+        "requested_token_type": ACCESS_TOKEN_TYPE,
+        "subject_token": _subject_token(account["credential_source"], env),
+        "subject_token_type": str(account["subject_token_type"]),
+    }
+    headers = {}
+    if account.get("client_id"):
+        pair = f"{account['client_id']}:{account.get('client_secret') or ''}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    sts = _post(token_url, data=form, headers=headers).json()
+    if impersonate is None:
+        return sts["access_token"], now + float(sts["expires_in"])
+    lifetime = int(
+        (account.get("service_account_impersonation") or {}).get("token_lifetime_seconds", 3600)
+    )
+    answer = _post(
+        impersonate,
+        json={"scope": [GCP_SCOPE], "lifetime": f"{lifetime}s"},
+        headers={"Authorization": f"Bearer {sts['access_token']}"},
+    ).json()
+    return answer["accessToken"], _rfc3339(answer["expireTime"])
+
+
+def _rfc3339(stamp: str) -> float:
+    """``2014-10-02T15:01:23.045123456Z`` (Google's nanosecond timestamps) -> epoch."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp() + float(
+        f"0.{fraction or 0}"
+    )
+
 
 def _gcp(
-    host: str, env: Mapping[str, str], now: float, scheme: str
+    host: str, env: Mapping[str, str], now: float, scheme: str, identity_file: str | None
 ) -> tuple[tuple[str, str], float]:
-    key_file = env.get("GOOGLE_APPLICATION_CREDENTIALS")
-    if key_file:
-        key = json.loads(Path(key_file).read_text())
-        if key.get("type") != "service_account":
-            raise ValueError(f"credential type {key.get('type')!r} is not supported")
-        claims = {
-            "iss": key["client_email"],
-            "scope": GCP_SCOPE,
-            "aud": key["token_uri"],
-            "iat": int(now),
-            "exp": int(now) + 3600,
-        }
-        import jwt  # PyJWT pulls in cryptography's x509: only for a service-account key
-
-        assertion = jwt.encode(claims, key["private_key"], algorithm="RS256")
-        grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-        data = _post(key["token_uri"], data={"grant_type": grant, "assertion": assertion}).json()
-    else:
-        metadata = env.get("GCE_METADATA_HOST") or "metadata.google.internal"
-        url = f"http://{metadata}/computeMetadata/v1/instance/service-accounts/default/token"
-        with httpx.Client(timeout=HTTP_TIMEOUT) as client:
-            answer = client.get(url, headers={"Metadata-Flavor": "Google"})
-            answer.raise_for_status()
-        data = answer.json()
-    return ("oauth2accesstoken", data["access_token"]), now + float(data["expires_in"])
+    path = identity_file or env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if path:
+        document = json.loads(_read_small(path))
+        kind = document.get("type") if isinstance(document, dict) else None
+        if kind == "service_account":
+            token, expires_at = _gcp_service_account(document, env, now)
+        elif kind == "external_account":
+            token, expires_at = _gcp_external_account(document, env, now)
+        else:
+            raise CredentialFileRefused(
+                f"{path}: credential type {kind!r} is not supported"
+                " (service_account or external_account)"
+            )
+        return (GCP_USER, token), expires_at
+    metadata = env.get("GCE_METADATA_HOST") or "metadata.google.internal"
+    url = f"http://{metadata}/computeMetadata/v1/instance/service-accounts/default/token"
+    with httpx.Client(timeout=HTTP_TIMEOUT) as client:
+        answer = client.get(url, headers={"Metadata-Flavor": "Google"})
+        answer.raise_for_status()
+    data = answer.json()
+    return (GCP_USER, data["access_token"]), now + float(data["expires_in"])
 
 
 # -- azure -------------------------------------------------------------------------
 
 
 def _azure(
-    host: str, env: Mapping[str, str], now: float, scheme: str
+    host: str, env: Mapping[str, str], now: float, scheme: str, identity_file: str | None
 ) -> tuple[tuple[str, str], float]:
     authority = (env.get("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com/").rstrip(
         "/"
@@ -287,7 +489,8 @@ def _azure(
     return ("", refresh), now + float(entra["expires_in"])
 
 
-_FETCH: dict[str, Callable[[str, Mapping[str, str], float, str], tuple[tuple[str, str], float]]] = {
+Fetch = Callable[[str, Mapping[str, str], float, str, str | None], tuple[tuple[str, str], float]]
+_FETCH: dict[str, Fetch] = {
     "aws": _aws,
     "gcp": _gcp,
     "azure": _azure,

@@ -364,8 +364,14 @@ def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 @pytest.fixture(scope="session")
 def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """A registry with bearer-token auth; ``.token_server.requests`` logs token fetches."""
-    workdir = tmp_path_factory.mktemp("registry-token")
     tokens = TokenServer(users={USERNAME: PASSWORD}, refresh_tokens={REFRESH_TOKEN: USERNAME})
+    server = start_token_registry(tmp_path_factory.mktemp("registry-token"), tokens)
+    yield server
+    server.stop()
+
+
+def start_token_registry(workdir: Path, tokens: TokenServer) -> RegistryServer:
+    """A registry that trusts ``tokens`` (started here); pushes use its first user."""
     tokens.start(workdir)
     auth = {
         "token": {
@@ -375,12 +381,11 @@ def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
             "rootcertbundle": str(tokens.cert_path),
         }
     }
+    username, password = next(iter(tokens.users.items()))
     try:
-        server = start_registry(
-            workdir, auth, username=USERNAME, password=PASSWORD, token_server=tokens
+        return start_registry(
+            workdir, auth, username=username, password=password, token_server=tokens
         )
     except BaseException:
         tokens.stop()
         raise
-    yield server
-    server.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from reconciler.errors import ConfigError, FeedAuthError
 from reconciler.feeds.cloud import CloudTokens, sigv4_headers
 from reconciler.feeds.oci import RegistryClient
 from tests.helpers.configrepo import AppSpec, config_files, write_files
+from tests.helpers.registry import RegistryServer, TokenServer, start_token_registry, unique_repo
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -344,7 +346,11 @@ def test_gcp_service_account_key(fakes: list[Fake], tmp_path: Path) -> None:
             }
         )
     )
-    with _client(registry, "gcp", {"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)}) as client:
+    env = {
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key_file),
+        "RECONCILER_GCP_ENDPOINTS": f"http://{oauth.host}",  # the fake stands in for Google
+    }
+    with _client(registry, "gcp", env) as client:
         assert client.list_tags("app") == ["1.0.0"]
 
 
@@ -448,6 +454,367 @@ def test_validate_names_a_provider_on_a_foreign_host(
         "https://europe-docker.pkg.dev/proj",
         [AppSpec("api", "acme/api", "r/api")],
         feed_extra="credentials: {provider: gcp}\n",
+    )
+    (tmp_path / "feeds/reg.yaml").write_text(ok["feeds/reg.yaml"])
+    load_config(tmp_path)
+
+
+# -- gcp external account (workload identity federation) ----------------------------
+
+POOL = "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/p/providers/k8s"
+SA_EMAIL = "reconciler@proj.iam.gserviceaccount.com"
+IAM_PATH = f"/v1/projects/-/serviceAccounts/{SA_EMAIL}:generateAccessToken"
+SUBJECT_JWT = "eyJhbGciOiJSUzI1NiJ9.subject.sig"
+STS_TOKEN = "ya29.federated-sts"
+STS_IAM_TOKEN = "ya29.federated-iam-only"
+STS_SCOPES = {
+    "https://www.googleapis.com/auth/cloud-platform": STS_TOKEN,
+    "https://www.googleapis.com/auth/iam": STS_IAM_TOKEN,
+}
+IMPERSONATED = "ya29.impersonated-sa"
+
+
+def google_sts_iam_fake(expire_time: str = "2030-01-01T00:00:00Z") -> Fake:
+    """Google STS and IAM Credentials on one host.
+
+    STS ``POST /v1/token`` (Google Cloud "Security Token Service API", method
+    ``v1.token``; RFC 8693): form body ``grant_type=urn:ietf:params:oauth:grant-type:
+    token-exchange``, ``audience`` (the workload identity pool provider), ``scope``,
+    ``requested_token_type=urn:ietf:params:oauth:token-type:access_token``,
+    ``subject_token``, ``subject_token_type``; answer ``{access_token, issued_token_type,
+    token_type: Bearer, expires_in}``, or 400 ``{error: invalid_grant}``. The token is
+    scoped as asked (``STS_SCOPES``): google-auth asks for the ``iam`` scope alone when
+    it will only call IAM Credentials with it.
+    IAM Credentials ``POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken``
+    (IAM Service Account Credentials API reference): ``Authorization: Bearer <STS
+    token>``, JSON ``{scope: [...], lifetime: "3600s"}``; answer ``{accessToken,
+    expireTime}`` (RFC 3339, with 0, 3, 6 or 9 fraction digits); 401 for another bearer (here: one
+    not scoped for IAM).
+    """
+
+    def sts(request: Request) -> Answer:
+        form = dict(request.form)
+        expected = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "audience": POOL,
+            "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "subject_token": SUBJECT_JWT,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        }
+        issued = STS_SCOPES.get(form.pop("scope", ""))
+        if form != expected or issued is None:
+            return _json({"error": "invalid_grant"}, 400)
+        return _json(
+            {
+                "access_token": issued,
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "token_type": "Bearer",
+                "expires_in": 3599,
+            }
+        )
+
+    def generate(request: Request) -> Answer:
+        if request.headers.get("authorization") != f"Bearer {STS_IAM_TOKEN}":
+            return _json({"error": {"code": 401, "status": "UNAUTHENTICATED"}}, 401)
+        body = json.loads(request.body)
+        assert body["scope"] == ["https://www.googleapis.com/auth/cloud-platform"]
+        assert body["lifetime"] == "1800s"
+        return _json({"accessToken": IMPERSONATED, "expireTime": expire_time})
+
+    return Fake({("POST", "/v1/token"): sts, ("POST", IAM_PATH): generate})
+
+
+def external_account(google: Fake, source: dict[str, Any], *, impersonate: bool = True) -> dict:
+    """An external-account credential file as ``gcloud iam workload-identity-pools
+    create-cred-config`` writes it (google-auth "Workload identity federation" docs,
+    AIP-4117): ``type``, ``audience``, ``subject_token_type``, ``token_url``,
+    ``credential_source``, optional ``service_account_impersonation_url``."""
+    account: dict[str, Any] = {
+        "type": "external_account",
+        "audience": POOL,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": f"http://{google.host}/v1/token",
+        "credential_source": source,
+    }
+    if impersonate:
+        account["service_account_impersonation_url"] = f"http://{google.host}{IAM_PATH}"
+        account["service_account_impersonation"] = {"token_lifetime_seconds": 1800}
+    return account
+
+
+def _google_env(google: Fake) -> dict[str, str]:
+    """The operator lets the fakes stand in for Google's endpoints."""
+    return {"RECONCILER_GCP_ENDPOINTS": f"http://{google.host}"}
+
+
+@pytest.fixture(scope="module")
+def artifact_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """The real docker-registry behind a token server that, like Artifact Registry's
+    ``/v2/token``, takes Basic ``oauth2accesstoken:<Google access token>``."""
+    tokens = TokenServer(users={"oauth2accesstoken": IMPERSONATED})
+    server = start_token_registry(tmp_path_factory.mktemp("artifact-registry"), tokens)
+    yield server
+    server.stop()
+
+
+def test_gcp_external_account_file_to_impersonated_token_reads_the_real_registry(
+    fakes: list[Fake], artifact_registry: RegistryServer, tmp_path: Path
+) -> None:
+    google = google_sts_iam_fake()
+    fakes.append(google)
+    repo = unique_repo("gcp")
+    artifact_registry.push(repo, "1.2.3")
+    subject = tmp_path / "oidc.json"
+    subject.write_text(json.dumps({"id_token": SUBJECT_JWT}))
+    source = {
+        "file": str(subject),
+        "format": {"type": "json", "subject_token_field_name": "id_token"},
+    }
+    identity = tmp_path / "federation.json"
+    identity.write_text(json.dumps(external_account(google, source)))
+    env = {
+        **artifact_registry.operator_env(),
+        **_google_env(google),
+        "RECONCILER_CLOUD_REGISTRIES": f"gcp={artifact_registry.host}",
+    }
+    feed = artifact_registry.feed(
+        credentials=model.Credentials(provider="gcp", identity_file=str(identity))
+    )
+    with RegistryClient(feed, env=env) as client:
+        assert client.list_tags(repo) == ["1.2.3"]
+        assert client.list_tags(repo) == ["1.2.3"]
+    assert [r.path for r in google.seen] == ["/v1/token", IAM_PATH]  # cached: asked once
+    assert SUBJECT_JWT not in str([r.headers for r in google.seen if r.path == IAM_PATH])
+
+
+def test_gcp_external_account_url_source_uses_the_sts_token(fakes: list[Fake]) -> None:
+    """A ``url`` source with headers and a text answer (Azure IMDS style), no
+    impersonation: the STS token itself goes to the registry."""
+    google = google_sts_iam_fake()
+    identity_endpoint = Fake(
+        {
+            ("GET", "/token"): lambda r: (
+                (200, {}, SUBJECT_JWT.encode())
+                if r.headers.get("metadata") == "True"
+                else (400, {}, b"")
+            )
+        }
+    )
+    registry = Fake(
+        {
+            ("GET", "/v2/app/tags/list"): _registry(
+                lambda auth: auth == _basic("oauth2accesstoken", STS_TOKEN), 'Basic realm="ar"'
+            )
+        }
+    )
+    fakes += [google, identity_endpoint, registry]
+    source = {"url": f"http://{identity_endpoint.host}/token", "headers": {"Metadata": "True"}}
+    account = external_account(google, source, impersonate=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(account, file)
+        file.flush()
+        env = {"GOOGLE_APPLICATION_CREDENTIALS": file.name, **_google_env(google)}
+        with _client(registry, "gcp", env) as client:
+            assert client.list_tags("app") == ["1.0.0"]
+    assert [r.path for r in google.seen] == ["/v1/token"]
+
+
+def test_gcp_impersonated_token_is_renewed_before_its_expire_time(
+    fakes: list[Fake], tmp_path: Path
+) -> None:
+    google = google_sts_iam_fake(expire_time="2030-01-01T00:00:00.500000000Z")
+    fakes.append(google)
+    subject = tmp_path / "token"
+    subject.write_text(SUBJECT_JWT + "\n")
+    identity = tmp_path / "federation.json"
+    identity.write_text(json.dumps(external_account(google, {"file": str(subject)})))
+    expires = 1893456000.5  # 2030-01-01T00:00:00.5Z
+    now = [expires - 3600]
+    tokens = CloudTokens(clock=lambda: now[0])
+    env = {"RECONCILER_CLOUD_REGISTRIES": "gcp=r.test", **_google_env(google)}
+    assert tokens.get("f", "gcp", "r.test", env, identity_file=str(identity)) == (
+        "oauth2accesstoken",
+        IMPERSONATED,
+    )
+    now[0] = expires - 301
+    tokens.get("f", "gcp", "r.test", env, identity_file=str(identity))
+    assert len(google.seen) == 2  # still the cached token
+    now[0] = expires - 299
+    tokens.get("f", "gcp", "r.test", env, identity_file=str(identity))
+    assert len(google.seen) == 4  # renewed: STS and IAM again
+
+
+def test_google_auth_sends_what_the_fakes_expect(fakes: list[Fake], tmp_path: Path) -> None:
+    """Google's own library, given the same file, makes requests the fakes accept and
+    gets the same token: the fakes' shapes are the ones Google's clients speak."""
+    pytest.importorskip("google.auth")
+    pytest.importorskip("requests")
+    from google.auth import identity_pool
+    from google.auth.transport.requests import Request as GoogleRequest
+
+    google = google_sts_iam_fake()
+    fakes.append(google)
+    subject = tmp_path / "token"
+    subject.write_text(SUBJECT_JWT)
+    account = external_account(google, {"file": str(subject)})
+    credentials = identity_pool.Credentials.from_info(
+        account, scopes=["https://www.googleapis.com/auth/cloud-platform"]
+    )
+    credentials.refresh(GoogleRequest())
+    assert credentials.token == IMPERSONATED
+    theirs = _bodies(google.seen)
+    google.seen.clear()
+    identity = tmp_path / "federation.json"
+    identity.write_text(json.dumps(account))
+    env = {"RECONCILER_CLOUD_REGISTRIES": "gcp=r.test", **_google_env(google)}
+    assert CloudTokens().get("f", "gcp", "r.test", env, identity_file=str(identity))[1] == (
+        credentials.token
+    )
+    ours = _bodies(google.seen)
+    assert ours == theirs
+
+
+def _bodies(seen: list[Request]) -> list[tuple[str, dict[str, Any]]]:
+    """Each request's form or JSON fields; an optional field sent as null is left out."""
+    found = []
+    for r in seen:
+        fields = r.form if r.path == "/v1/token" else json.loads(r.body)
+        found.append((r.path, {k: v for k, v in fields.items() if v is not None}))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"token_url": "https://sts.attacker.example/v1/token"}, "token_url must be"),
+        ({"token_url": "http://sts.googleapis.com/v1/token"}, "token_url must be"),
+        ({"token_url": "https://sts.googleapis.com@attacker.example/"}, "token_url must be"),
+        (
+            {"service_account_impersonation_url": f"https://attacker.example{IAM_PATH}"},
+            "service_account_impersonation_url must be",
+        ),
+        (
+            {"credential_source": {"executable": {"command": "/bin/sh -c 'id'"}}},
+            "executable would run a command",
+        ),
+        (
+            {"credential_source": {"url": "http://10.0.0.7/token", "headers": {"A": "b"}}},
+            "credential_source.url must be",
+        ),
+        ({"credential_source": {"environment_id": "aws1"}}, "only file and url sources"),
+        ({"credential_source": {"file": "relative/token"}}, "must be an absolute path"),
+        ({"type": "authorized_user"}, "'authorized_user' is not supported"),
+    ],
+)
+def test_gcp_credential_file_refusals(
+    fakes: list[Fake], tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    """Without the operator's ``RECONCILER_GCP_ENDPOINTS``, the file's URLs must be
+    Google's own: a file pointing elsewhere would hand the pod's subject token (or the
+    STS token) to that host. Nothing is sent anywhere when a file is refused."""
+    subject = tmp_path / "token"
+    subject.write_text(SUBJECT_JWT)
+    google = google_sts_iam_fake()
+    fakes.append(google)
+    account = external_account(google, {"file": str(subject)})
+    account["token_url"] = "https://sts.googleapis.com/v1/token"
+    account["service_account_impersonation_url"] = (
+        f"https://iamcredentials.googleapis.com{IAM_PATH}"
+    )
+    account |= change
+    identity = tmp_path / "federation.json"
+    identity.write_text(json.dumps(account))
+    env = {"RECONCILER_CLOUD_REGISTRIES": "gcp=r.test"}
+    with pytest.raises(FeedAuthError, match=message) as info:
+        CloudTokens().get("f", "gcp", "r.test", env, identity_file=str(identity))
+    assert info.value.retry_after == 3600.0
+    assert SUBJECT_JWT not in str(info.value)
+    assert google.seen == []
+
+
+def test_gcp_service_account_key_token_uri_must_be_google(tmp_path: Path) -> None:
+    """A key's signed assertion is a credential for an hour: it goes only to Google's
+    OAuth endpoint unless the operator lists another origin."""
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": SA_EMAIL,
+                "private_key": "unused",
+                "token_uri": "https://oauth.attacker.example/token",
+            }
+        )
+    )
+    env = {"RECONCILER_CLOUD_REGISTRIES": "gcp=r.test"}
+    with pytest.raises(FeedAuthError, match=r"token_uri must be https://oauth2\.googleapis\.com"):
+        CloudTokens().get("f", "gcp", "r.test", env, identity_file=str(key_file))
+
+
+def test_identity_file_must_be_granted(fakes: list[Fake], tmp_path: Path) -> None:
+    """``identityFile`` comes from the untrusted config: the operator's grants decide
+    which files a feed may name, at validate time and again before reading."""
+    google = google_sts_iam_fake()
+    registry = Fake({})
+    fakes += [google, registry]
+    outside = tmp_path / "elsewhere" / "federation.json"
+    outside.parent.mkdir()
+    outside.write_text(json.dumps(external_account(google, {"file": "/dev/null"})))
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    env = {
+        "RECONCILER_CLOUD_REGISTRIES": f"gcp={registry.host}",
+        "RECONCILER_ALLOW_HTTP_CREDENTIALS": registry.host,
+        "RECONCILER_CREDENTIALS_DIR": str(granted),
+        **_google_env(google),
+    }
+    (granted / "link.json").symlink_to(outside)
+    for named in (outside, granted / "link.json"):
+        feed = model.Feed(
+            "cloud",
+            "oci",
+            f"http://{registry.host}",
+            insecure=True,
+            credentials=model.Credentials(provider="gcp", identity_file=str(named)),
+        )
+        with RegistryClient(feed, env=env) as client, pytest.raises(FeedAuthError) as info:
+            client.list_tags("app")
+        assert "credentials refused" in str(info.value)
+    assert google.seen == []
+
+
+def test_validate_checks_identity_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECONCILER_CREDENTIALS_DIR", raising=False)
+    monkeypatch.setenv("RECONCILER_CLOUD_REGISTRIES", "aws=registry.example.com")
+    files = config_files(
+        "https://europe-docker.pkg.dev/proj",
+        [AppSpec("api", "acme/api", "r/api")],
+        feed_extra="credentials: {provider: gcp, identityFile: /etc/gcp/federation.json}\n",
+    )
+    write_files(tmp_path, files)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        "feeds/reg.yaml:6: credentials.identityFile: not granted: /etc/gcp/federation.json is "
+        "outside the directories granted to feeds (/var/run/secrets/reconciler)"
+    ]
+    wrong = config_files(
+        "https://registry.example.com",
+        [AppSpec("api", "acme/api", "r/api")],
+        feed_extra="credentials:\n  provider: aws\n"
+        "  identityFile: /var/run/secrets/reconciler/gcp.json\n",
+    )
+    (tmp_path / "feeds/reg.yaml").write_text(wrong["feeds/reg.yaml"])
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        "feeds/reg.yaml:8: credentials.identityFile: needs provider: gcp"
+    ]
+    ok = config_files(
+        "https://europe-docker.pkg.dev/proj",
+        [AppSpec("api", "acme/api", "r/api")],
+        feed_extra="credentials:\n  provider: gcp\n"
+        "  identityFile: /var/run/secrets/reconciler/g.json\n",
     )
     (tmp_path / "feeds/reg.yaml").write_text(ok["feeds/reg.yaml"])
     load_config(tmp_path)
