@@ -37,6 +37,7 @@ from reconciler.dashboard import Dashboard
 from reconciler.errors import WebhookRejected
 from reconciler.logs import register_secret
 from reconciler.metrics import Metrics
+from reconciler.pubsubpush import PushTokenRules, PushTokenVerifier
 from reconciler.webhooks import (
     PATH_TOKEN_ENDPOINTS,
     ReplayGuard,
@@ -114,7 +115,9 @@ class WebhookSecrets:
     For endpoint ``github`` the lookup order is ``RECONCILER_WEBHOOK_SECRET_GITHUB``,
     ``RECONCILER_WEBHOOK_SECRET_GITHUB_FILE``, ``RECONCILER_WEBHOOK_SECRET``,
     ``RECONCILER_WEBHOOK_SECRET_FILE``. An endpoint without a secret is disabled
-    (404): webhooks are never accepted unauthenticated.
+    (404): webhooks are never accepted unauthenticated. ``artifactregistry`` may
+    instead be authenticated by Pub/Sub's push token (reconciler.pubsubpush), whose
+    rules are read from the same ``environ``.
     """
 
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
@@ -242,15 +245,19 @@ class _Handler(BaseHTTPRequestHandler):
                 raise WebhookRejected(404, "not found")
             body = self._read_body(app.max_body)
             secret = app.secrets.secret_for(endpoint)
-            if secret is None:
+            push_tokens = app.push_tokens() if endpoint == PUBSUB_ENDPOINT else None
+            if secret is None and push_tokens is None:
                 raise WebhookRejected(404, f"webhook endpoint {endpoint!r} is not enabled")
+            if push_tokens is not None:
+                push_tokens.verify(self.headers.get("Authorization"))
             events, replayed = receive_webhook(
                 endpoint,
                 dict(self.headers.items()),
                 body,
-                secret,
+                secret or "",
                 path_token=parts[2] if len(parts) == 3 else None,
                 replays=app.replays,
+                verified=secret is None,
             )
         except WebhookRejected as rejected:
             app.count_webhook(label, _OUTCOME_BY_STATUS.get(rejected.status, "malformed"))
@@ -305,6 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+PUBSUB_ENDPOINT = "artifactregistry"
+"""Artifact Registry notifications arrive through Pub/Sub push, which can sign them."""
+
 _OUTCOME_BY_STATUS = {401: "unauthorized", 413: "too-large", 400: "malformed", 411: "malformed"}
 
 
@@ -353,6 +363,8 @@ class ReconcilerServer:
         self.metrics = metrics
         self.max_body = max_body
         self.replays = replays if replays is not None else ReplayGuard()
+        self._push: PushTokenVerifier | None = None
+        self._push_lock = threading.Lock()
         server_class = _Server6 if ":" in address[0] else _Server  # IPv6 literal
         self._httpd = server_class(address, _Handler)
         self._httpd.app = self
@@ -366,6 +378,18 @@ class ReconcilerServer:
     def url(self) -> str:
         host = str(self._httpd.server_address[0])
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def push_tokens(self) -> PushTokenVerifier | None:
+        """The Pub/Sub push-token verifier for the operator's current rules (read from
+        the same environment as the secrets), or None when not enabled. One verifier
+        per set of rules, so its signing keys stay cached between deliveries."""
+        rules = PushTokenRules.from_env(self.secrets.environ)
+        with self._push_lock:
+            if rules is None:
+                self._push = None
+            elif self._push is None or self._push.rules != rules:
+                self._push = PushTokenVerifier(rules)
+            return self._push
 
     def count_webhook(self, source: str, outcome: str) -> None:
         if self.metrics is not None:

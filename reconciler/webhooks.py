@@ -20,8 +20,9 @@ Endpoints (``/hooks/<endpoint>``) and how each is authenticated:
     quay          Quay "Push to Repository"         secret token in the URL path
     acr           Azure Container Registry          Authorization: Bearer <secret>
                                                     (a custom header of the webhook)
-    artifactregistry  Artifact Registry via a       secret token in the URL path
-                  Pub/Sub push subscription
+    artifactregistry  Artifact Registry via a       secret token in the URL path, and/or
+                  Pub/Sub push subscription         Google's OIDC push token (checked by
+                                                    the server: reconciler.pubsubpush)
     ecr           ECR via an EventBridge API        Authorization: Bearer <secret>
                   destination                       (the connection's API key)
     artifactory   JFrog Artifactory Docker          X-JFrog-Event-Auth: <secret>, or its
@@ -536,15 +537,18 @@ def receive(
     *,
     path_token: str | None = None,
     replays: ReplayGuard | None = None,
+    verified: bool = False,
 ) -> tuple[list[WebhookEvent], int]:
     """Authenticate, parse and de-duplicate one delivery.
 
     Returns the new events and how many were dropped as replays. Header names
-    may have any case.
+    may have any case. ``verified`` means the caller authenticated the delivery
+    another way (a Pub/Sub push token, reconciler.pubsubpush) and no secret is set.
     """
     endpoint = normalize_endpoint(endpoint)
     lower = {name.lower(): value for name, value in headers.items()}
-    authenticate(endpoint, lower, body, secret, path_token=path_token)
+    if not verified:
+        authenticate(endpoint, lower, body, secret, path_token=path_token)
     events = parse_event(endpoint, lower, body)
     if replays is None:
         return events, 0
