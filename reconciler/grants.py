@@ -8,7 +8,8 @@ feed's ``credentials`` may only *name* secrets the operator set aside for feeds:
 - files under a granted directory (default the mounted secrets directory
   ``/var/run/secrets/reconciler``);
 - never one of the reconciler's own secrets (Git, webhook, pull-request API, cloud
-  identity tokens), refused by name even when a prefix or directory would match.
+  identity tokens, the kubeconfig), refused by name even when a prefix or directory
+  would match.
 
 A grant may be bound to one registry host (``ghcr.io=RECONCILER_FEED_GHCR_``,
 ``ghcr.io=/var/run/secrets/reconciler/ghcr``): then only feeds at that host may use it.
@@ -86,6 +87,7 @@ RESERVED_ENV_NAMES = frozenset(
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AZURE_CLIENT_SECRET",
+        "KUBECONFIG",
     }
 )
 
@@ -106,6 +108,10 @@ RESERVED_FILE_VARS = (
     "GOOGLE_APPLICATION_CREDENTIALS",
 )
 """Cloud workload-identity token files: the operator's identity, not a feed's."""
+
+KUBECONFIG_VAR = "KUBECONFIG"
+"""The kubeconfig files verified deployments read the cluster with (a ``:``-separated
+list; ``~/.kube/config`` when unset): cluster credentials, never a feed's."""
 
 RESERVED_DIRS = ("/var/run/secrets/kubernetes.io", "/run/secrets/kubernetes.io")
 """The pod's service-account token: never a feed credential."""
@@ -297,6 +303,8 @@ def policy_from_env(env: Mapping[str, str]) -> CredentialPolicy:
             or (name.startswith(RESERVED_FILE_VARS_PREFIXES) and name.endswith("_FILE"))
         )
     )
+    kubeconfigs = env.get(KUBECONFIG_VAR) or posixpath.join(env.get("HOME") or "/", ".kube/config")
+    reserved += tuple(path for path in kubeconfigs.split(":") if path)
     docker_dirs = (env.get("DOCKER_CONFIG"), posixpath.join(env.get("HOME") or "/", ".docker"))
     return _policy(
         env.get(ENV_PREFIX_VAR),

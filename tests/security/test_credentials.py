@@ -580,3 +580,40 @@ def test_user_info_in_a_feed_url_does_not_borrow_another_hosts_grant() -> None:
     assert host == "attacker.test"
     assert policy.env_problem("RECONCILER_FEED_GHCR_TOKEN", host) is not None
     assert policy.env_problem("RECONCILER_FEED_GHCR_TOKEN", "ghcr.io") is None
+
+
+def test_kubeconfig_is_never_a_feed_credential(tmp_path: Path) -> None:
+    """The kubeconfig verified deployments read the cluster with holds the cluster's
+    credentials: config can name neither the variable nor the files it lists (nor
+    ``~/.kube/config`` when it is unset), even where a grant would cover them."""
+    granted = tmp_path / "granted"
+    (granted / "kube").mkdir(parents=True)
+    for name in ("a", "kube/config"):
+        (granted / name).write_text("apiVersion: v1\nusers: [{user: {token: cluster}}]\n")
+    (granted / "innocent").symlink_to(granted / "a")
+    env = {
+        "RECONCILER_CREDENTIALS_DIR": str(granted),
+        "RECONCILER_FEED_ENV_PREFIX": "K",  # a careless grant that covers the variable
+        "KUBECONFIG": f"{granted}/a:{granted}/kube/config",
+    }
+    forms = [
+        (model.Credentials(username="x", password_env="KUBECONFIG"), env),
+        (model.Credentials(username="x", password_file=f"{granted}/a"), env),
+        (model.Credentials(username="x", password_file=f"{granted}/kube/config"), env),
+        (model.Credentials(username="x", password_file=f"{granted}/innocent"), env),
+        (model.Credentials(docker_config=f"{granted}/kube/config"), env),
+        (  # KUBECONFIG unset: lightkube reads ~/.kube/config
+            model.Credentials(username="x", password_file=str(tmp_path / "home/.kube/config")),
+            {"RECONCILER_CREDENTIALS_DIR": str(tmp_path), "HOME": str(tmp_path / "home")},
+        ),
+    ]
+    (tmp_path / "home/.kube").mkdir(parents=True)
+    (tmp_path / "home/.kube/config").write_text("users: [{user: {token: cluster}}]\n")
+    for credentials, environ in forms:
+        feed = model.Feed("f", "oci", "https://registry.invalid", credentials=credentials)
+        with pytest.raises(FeedAuthError, match="reconciler's own") as info:
+            open_feed(feed, base_dir=tmp_path, env=environ).list_tags("app")
+        assert "cluster" not in str(info.value)
+    policy = policy_from_env(env)
+    assert policy.password_file_problem(f"{granted}/a", "registry.invalid") is not None
+    assert policy.password_file_problem(f"{granted}/kube/other", "registry.invalid") is None
