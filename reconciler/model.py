@@ -86,6 +86,12 @@ class Package:
     new_name: str | None = None  # kustomize images[].newName to write, if any
     found_at: Location | None = None  # where the manifests name it, for discovered packages
     cosign_keys: tuple[str, ...] = ()  # verify.cosign: PEM public key files; () = no gate
+    helm_keyring: str | None = None  # verify.helm.keyring: OpenPGP keyring; None = no gate
+
+    @property
+    def signature_gate(self) -> bool:
+        """Whether a version must be signed to be selected (cosign or Helm provenance)."""
+        return bool(self.cosign_keys) or self.helm_keyring is not None
 
     @property
     def kind(self) -> PackageKind:

@@ -304,10 +304,23 @@ _package_verify = _obj(
             ),
             "oneOf": [{"required": ["key"]}, {"required": ["keys"]}],
         },
+        "helm": _obj(
+            {
+                "keyring": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "OpenPGP keyring (mounted)",
+                }
+            },
+            ["keyring"],
+            "a chart version is selected only if its .prov file is signed by a key of this "
+            "keyring and names the archive's SHA-256 (HTTP chart repositories)",
+        ),
     },
-    ["cosign"],
+    [],
     "supply-chain gates a version must pass before it is selected",
 )
+_package_verify["minProperties"] = 1
 
 PROJECT = _obj(
     {

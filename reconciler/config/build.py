@@ -193,6 +193,12 @@ def _rule(d: Any) -> VersionRule:
     )
 
 
+def _helm_keyring(verify: Any) -> str | None:
+    """A package's ``verify.helm.keyring`` file; None without a gate."""
+    keyring = ((verify or {}).get("helm") or {}).get("keyring")
+    return str(keyring) if keyring else None
+
+
 def _cosign_keys(verify: Any) -> tuple[str, ...]:
     """A package's ``verify.cosign`` key files (``key`` or ``keys``); () without a gate."""
     cosign = (verify or {}).get("cosign") or {}
@@ -280,6 +286,7 @@ def build_project(
                 manifest_name=manifest_name or p.get("image") or p.get("chart"),
                 new_name=p.get("newName"),
                 cosign_keys=_cosign_keys(p.get("verify")),
+                helm_keyring=_helm_keyring(p.get("verify")),
             )
         )
     listed = {p.name for p in packages} | {p.manifest_name for p in packages}

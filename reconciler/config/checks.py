@@ -291,6 +291,8 @@ def _check_packages(project: Project, doc: Doc, feeds: dict[str, Feed], out: Col
             )
         if feed is not None and pkg.cosign_keys:
             _check_cosign_keys(doc, i, feed, out)
+        if feed is not None and pkg.helm_keyring is not None:
+            _check_helm_keyring(doc, i, feed, pkg.helm_keyring, out)
 
 
 def _check_cosign_keys(doc: Doc, index: int, feed: Feed, out: Collector) -> None:
@@ -309,6 +311,23 @@ def _check_cosign_keys(doc: Doc, index: int, feed: Feed, out: Collector) -> None
         problem = policy.file_problem(str(file), feed_host(feed.url))
         if problem is not None:
             out.at(doc, [*path, *key_path], f"not granted: {problem}")
+
+
+def _check_helm_keyring(doc: Doc, index: int, feed: Feed, keyring: str, out: Collector) -> None:
+    """``verify.helm`` needs an HTTP(S) chart repository (provenance files are read next
+    to the archives), and its keyring is granted like a credential file."""
+    path: list[Any] = ["packages", index, "verify", "helm"]
+    if feed.type != "helm" or not feed.url.startswith(("http://", "https://")):
+        out.at(
+            doc,
+            path,
+            "Helm provenance is checked for HTTP(S) chart repositories (a helm feed with an "
+            f"http(s) URL); {feed.name!r} is {feed.type!r} at {feed.url}",
+        )
+        return
+    problem = policy_from_env(os.environ).file_problem(keyring, feed_host(feed.url))
+    if problem is not None:
+        out.at(doc, [*path, "keyring"], f"not granted: {problem}")
 
 
 def _check_channels(

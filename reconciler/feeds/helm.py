@@ -76,8 +76,16 @@ the next pass (minutes later) revalidates."""
 HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
 """``config.mediaType`` of a chart manifest pushed by ``helm push``."""
 
-STATE_FORMAT = 1
-"""Bumped when the layout of the persisted state file changes; other values are ignored."""
+STATE_FORMAT = 2
+"""Bumped when the layout of the persisted state file changes; other values are ignored.
+2: entries keep their archive URL (the signature gate downloads the archive)."""
+
+MAX_ARCHIVE_BYTES = 100 * 1024 * 1024
+"""A chart archive larger than this is refused (Helm itself refuses charts that
+decompress beyond 100 MB)."""
+
+MAX_PROVENANCE_BYTES = 1024 * 1024
+"""A provenance file is Chart.yaml, one hash and a signature: a few kilobytes."""
 
 _COPY_CHUNK = 1024 * 1024
 
@@ -89,6 +97,29 @@ def redacted_url(url: str | httpx.URL) -> str:
     """The URL without user info or query string (signed URLs carry secrets there)."""
     parsed = httpx.URL(str(url))
     return str(parsed.copy_with(username=None, password=None, query=None, fragment=None))
+
+
+def archive_url(repository_url: str, entry_url: str) -> httpx.URL:
+    """A chart archive's URL from its index entry's ``urls[0]``: absolute as it is, or
+    relative to the repository URL with the repository's query string (Helm's
+    ``repo.ResolveReferenceURL``; the query of a signed repository URL goes to no other
+    host)."""
+    reference = httpx.URL(entry_url)
+    if reference.is_absolute_url:
+        return reference
+    base = httpx.URL(repository_url)
+    resolved = base.copy_with(path=base.path.rstrip("/") + "/", query=None).join(entry_url)
+    return resolved.copy_with(query=base.query) if base.query else resolved
+
+
+@dataclass(frozen=True)
+class ChartFiles:
+    """What the signature gate judges a chart version by."""
+
+    name: str  # the archive's file name (what the provenance file's ``files:`` names)
+    sha256: str | None  # hex SHA-256 of the archive downloaded; None: it is not there
+    provenance: bytes | None  # ``<archive>.prov``; None: there is none
+    index_digest: str | None  # ``sha256:<hex>`` the index claims for the archive
 
 
 def index_url(repository_url: str) -> httpx.URL:
@@ -220,6 +251,47 @@ class HelmRepoClient:
 
     # --------------------------------------------------------------------- extras
 
+    def chart_files(self, chart: str, version: str) -> ChartFiles:
+        """The archive of ``chart`` at ``version`` (downloaded to hash it, not kept) and
+        its provenance file, for the signature gate. Credentials go only to the index's
+        own host, as Helm sends them (without ``--pass-credentials``)."""
+        entry = self._entry(chart, version)
+        if entry is None or not entry.url:
+            raise FeedNotFound(self._feed.name, f"{chart} {version} has no archive URL")
+        url = archive_url(self._feed.url, entry.url)
+        if url.scheme not in ("http", "https"):
+            raise FeedError(self._feed.name, f"{chart} {version}: archive URL is not HTTP(S)")
+        name = url.path.rsplit("/", 1)[-1]
+        archive = self._get_file(url, MAX_ARCHIVE_BYTES)
+        sha256 = None
+        if archive is not None:
+            sha256 = archive[1]
+            archive[0].close()
+        prov = self._get_file(url.copy_with(path=url.path + ".prov"), MAX_PROVENANCE_BYTES)
+        provenance = None
+        if prov is not None:
+            with prov[0]:
+                provenance = prov[0].read()
+        return ChartFiles(name, sha256, provenance, prefixed_digest(entry.digest))
+
+    def _get_file(self, url: httpx.URL, limit: int) -> tuple[IO[bytes], str] | None:
+        """(body, hex SHA-256) of ``url``, None on 404; size-limited like the index."""
+        if self._tls_error is not None:
+            raise self._tls_error
+        same_host = url.netloc == self._index_url.netloc and url.scheme == self._index_url.scheme
+        auth = self._basic_auth() if same_host else None
+        where = redacted_url(url)
+        try:
+            with self._http.stream("GET", url, auth=auth) as response:
+                if response.status_code == httpx.codes.NOT_FOUND:
+                    return None
+                self._raise_for_status(response, where)
+                return self._download(response, where, limit)
+        except httpx.HTTPError as exc:
+            raise FeedError(
+                self._feed.name, f"cannot read {where}: {http_error_text(exc)}", retry_after=30.0
+            ) from None
+
     def want(self, charts: Iterable[str]) -> None:
         """Declare more charts to extract from the next download."""
         with self._lock:
@@ -267,8 +339,8 @@ class HelmRepoClient:
                     self._checked_at = self._clock()
                     self._save_state()
                     return
-                self._raise_for_status(response)
-                body, sha256 = self._download(response)
+                self._raise_for_status(response, self._display_url)
+                body, sha256 = self._download(response, self._display_url, self._max_bytes)
         except httpx.TimeoutException:
             raise FeedError(
                 self._feed.name, f"timed out reading {self._display_url}", retry_after=30.0
@@ -299,11 +371,10 @@ class HelmRepoClient:
         self._credentials.refuse_in_clear(self._credentials.host, in_clear=in_clear)
         return httpx.BasicAuth(secret.username or "", secret.password or "")
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
+    def _raise_for_status(self, response: httpx.Response, where: str) -> None:
         status = response.status_code
         if status < 300:
             return
-        where = self._display_url
         name = self._feed.name
         if status in (401, 403):
             detail = "credentials rejected" if self._feed.credentials else "credentials required"
@@ -323,19 +394,19 @@ class HelmRepoClient:
         )
         raise FeedError(name, f"{where}: unexpected HTTP {status}", retry_after=retry)
 
-    def _download(self, response: httpx.Response) -> tuple[IO[bytes], str]:
+    def _download(self, response: httpx.Response, where: str, limit: int) -> tuple[IO[bytes], str]:
         """Stream the body to a temporary file, enforcing the size limit; (file, sha256)."""
         declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
-            raise self._too_big()
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_big(where, limit)
         body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_COPY_CHUNK)  # noqa: SIM115
         hasher = hashlib.sha256()
         size = 0
         try:
             for chunk in response.iter_bytes(_COPY_CHUNK):
                 size += len(chunk)
-                if size > self._max_bytes:  # also catches a small gzip that inflates hugely
-                    raise self._too_big()
+                if size > limit:  # also catches a small gzip that inflates hugely
+                    raise self._too_big(where, limit)
                 hasher.update(chunk)
                 body.write(chunk)
         except BaseException:
@@ -344,10 +415,10 @@ class HelmRepoClient:
         body.seek(0)
         return body, hasher.hexdigest()
 
-    def _too_big(self) -> FeedError:
+    def _too_big(self, where: str, limit: int) -> FeedError:
         return FeedError(
             self._feed.name,
-            f"{self._display_url} is larger than {self._max_bytes // (1024 * 1024)} MB; refused",
+            f"{where} is larger than {limit // (1024 * 1024)} MB; refused",
             retry_after=3600.0,
         )
 

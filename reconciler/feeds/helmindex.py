@@ -35,6 +35,7 @@ class ChartVersion(NamedTuple):
     version: str
     digest: str | None  # bare hex as in the index ("sha256:" is added on the way out)
     created: str | None  # RFC 3339 text as in the index; parsed on demand
+    url: str | None = None  # the first of ``urls``: the archive, maybe relative to the index
 
 
 ReducedIndex = dict[str, list[ChartVersion]]
@@ -79,7 +80,9 @@ def _reduce_json_object(obj: dict[str, Any]) -> Any:
     """
     version = obj.get("version")
     if isinstance(version, str):
-        return _JsonEntry(_chart_version(version, obj.get("digest"), obj.get("created")))
+        urls = obj.get("urls")
+        url = urls[0] if isinstance(urls, list) and urls else None
+        return _JsonEntry(_chart_version(version, obj.get("digest"), obj.get("created"), url))
     return obj
 
 
@@ -100,11 +103,12 @@ def _parse_json_index(stream: IO[bytes], wanted: set[str]) -> ReducedIndex:
     return reduced
 
 
-def _chart_version(version: str, digest: Any, created: Any) -> ChartVersion:
+def _chart_version(version: str, digest: Any, created: Any, url: Any = None) -> ChartVersion:
     return ChartVersion(
         version=version,
         digest=digest if isinstance(digest, str) and digest else None,
         created=created if isinstance(created, str) and created else None,
+        url=url if isinstance(url, str) and url else None,
     )
 
 
@@ -121,8 +125,8 @@ def _parse_yaml_index(stream: IO[bytes], wanted: set[str]) -> ReducedIndex:
 
 class _IndexEvents:
     """A small state machine over YAML parse events that picks out, for the wanted
-    charts only, the three scalars we need from each entry and skips everything else
-    without building it.
+    charts only, the three scalars we need from each entry and the first of its
+    ``urls``, and skips everything else without building it.
 
     Aliases are not resolved: Helm writes indexes with Go's YAML encoder, which never
     emits anchors, so an alias where a value is needed just counts as "absent".
@@ -197,10 +201,22 @@ class _IndexEvents:
             for key, value in self._mapping_items():
                 if key in self.FIELDS and isinstance(value, ScalarEvent):
                     fields[key] = value.value
+                elif key == "urls" and isinstance(value, SequenceStartEvent):
+                    first = self._next()
+                    if isinstance(first, ScalarEvent):
+                        fields["url"] = first.value
+                    if not isinstance(first, SequenceEndEvent):  # not an empty list
+                        self._skip(first)
+                        self._skip(value)  # the rest of the list
                 else:
                     self._skip(value)
             if fields.get("version"):
-                yield _chart_version(fields["version"], fields.get("digest"), fields.get("created"))
+                yield _chart_version(
+                    fields["version"],
+                    fields.get("digest"),
+                    fields.get("created"),
+                    fields.get("url"),
+                )
 
     def _skip(self, first: Event) -> None:
         """Consume the rest of the node that starts with ``first``."""

@@ -9,9 +9,7 @@ the channel's release holds for that very tag (writers would otherwise flip-flop
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
@@ -22,19 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from reconciler import environments, records, rendering, safepaths
 from reconciler.errors import FeedError, FeedNotFound, FeedRateLimited, ReconcilerError
-from reconciler.feeds import FeedClient, cosign, open_feed
+from reconciler.feeds import FeedClient, open_feed
 from reconciler.feeds._http import feed_transport
-from reconciler.feeds.auth import granted_file_problem
-from reconciler.feeds.gate import Verdict
+from reconciler.feeds.helm import HelmRepoClient
 from reconciler.feeds.oci import RegistryClient
-from reconciler.grants import feed_host, policy_from_env
+from reconciler.grants import feed_host
 from reconciler.model import Config, Feed, Package, Project, ReleasedPackage, VersionRule
 from reconciler.planning import PackageChoice, Refusal, failed_choice, rule_for
+from reconciler.reconcile import signatures
 from reconciler.reconcile.apply import previous_release
 from reconciler.reconcile.deadlines import (
     kept_deadline,
@@ -57,28 +53,6 @@ _DigestJob = tuple[tuple[str, str], str, Package, str, str | None]
 
 def _workers(items: Sized) -> int:
     return max(1, min(32, len(items)))
-
-
-def _cosign_keys(
-    pkg: Package, host: str, env: Mapping[str, str] | None
-) -> tuple[list[ec.EllipticCurvePublicKey], str]:
-    """A package's cosign public keys, read from the granted files (their resolved
-    paths checked too: validation judged only the text), and a name for the key set
-    (a hash of the keys' bytes) that kept verdicts are filed under."""
-    policy = policy_from_env(env if env is not None else os.environ)
-    keys: list[ec.EllipticCurvePublicKey] = []
-    digest = hashlib.sha256()
-    for file in pkg.cosign_keys:
-        problem = granted_file_problem(policy, file, host)
-        if problem is not None:
-            raise FeedError(pkg.feed, f"cosign key not granted: {problem}")
-        try:
-            pem = Path(file).read_bytes()
-            keys.append(cosign.load_public_key(pem))
-        except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            raise FeedError(pkg.feed, f"cosign key {file}: {type(exc).__name__}") from exc
-        digest.update(hashlib.sha256(pem).digest())
-    return keys, digest.hexdigest()[:24]
 
 
 def _trusted(pkg: Any, rule: VersionRule, recheck: frozenset[str]) -> bool:
@@ -119,16 +93,6 @@ def _head_followed(
         except FeedNotFound:
             return client.list_tags(repository)
     return sorted(tags)
-
-
-def _narrowed(selection: Selection, chosen: str | None, refused: list[Refusal]) -> Selection:
-    """``selection`` with ``chosen`` instead (None: no tag is left) and the ``refused``
-    tags moved to the rejected ones, with their reasons."""
-    gone = {r.tag for r in refused}
-    rejected = (*(Candidate(r.tag, r.reason) for r in refused), *selection.rejected)
-    if chosen is None:
-        return Selection(None, (), rejected)
-    return Selection(chosen, tuple(t for t in selection.accepted if t not in gone), rejected)
 
 
 @dataclass(frozen=True)
@@ -422,7 +386,7 @@ class Poller:
             elif rule.platform and selection.chosen is not None:
                 selection = self._on_platform(config, pkg, rule, selection, trust=trusted)
             refused: tuple[Refusal, ...] = ()
-            if pkg.cosign_keys and selection.chosen is not None:
+            if pkg.signature_gate and selection.chosen is not None:
                 selection, refused = self._signed(config, pkg, rule, selection, trust=trusted)
         except FeedError as exc:
             return failed_choice(pkg.name, exc)
@@ -556,61 +520,49 @@ class Poller:
     def _signed(
         self, config: Config, pkg: Package, rule: VersionRule, selection: Selection, *, trust: bool
     ) -> tuple[Selection, tuple[Refusal, ...]]:
-        """``selection`` narrowed to tags whose digest carries a cosign signature that
-        verifies with one of ``pkg.cosign_keys``: candidates are judged best first (at
-        most ``scanLimit``) and the first that verifies wins; the others are rejected
-        with the verifier's reason, which ``explain`` shows, and returned as refusals
-        (for the metric and the notification)."""
+        """``selection`` narrowed by the package's signature gate (signatures.py)."""
         client = self._client(config, pkg.feed)
-        if not isinstance(client, RegistryClient):
-            raise FeedError(pkg.feed, "cosign signatures need an OCI registry feed")
-        keys, key_set = _cosign_keys(pkg, feed_host(config.feeds[pkg.feed].url), self.feed_env)
+        host = feed_host(config.feeds[pkg.feed].url)
+        kept = self.local.kept("signatures")
+        if pkg.cosign_keys:
+            # cryptography's primitives load only for a package with cosign keys
+            from cryptography.exceptions import UnsupportedAlgorithm
 
-        judged: dict[str, tuple[str, Verdict]] = {}  # the best tag is judged once, not twice
+            from reconciler.feeds import cosign
 
-        def verdict(tag: str) -> tuple[str, Verdict]:
-            if tag not in judged:
-                judged[tag] = judge(tag)
-            return judged[tag]
-
-        def judge(tag: str) -> tuple[str, Verdict]:
-            at = f"{pkg.feed}|{pkg.repository}|{tag}"
-            digest = self._kept_answer(
-                "digests", at, lambda: client.digest(pkg.repository, tag), trust=trust
+            if not isinstance(client, RegistryClient):
+                raise FeedError(pkg.feed, "cosign signatures need an OCI registry feed")
+            pems, key_set = signatures.granted_bytes(
+                pkg, pkg.cosign_keys, host, self.feed_env, "cosign key"
             )
-            if digest is None:
-                return "", Verdict.refused("invalid", "the registry gave no digest for this tag")
-            return str(digest), self._signature_verdict(client, pkg, str(digest), keys, key_set)
+            try:
+                keys = [cosign.load_public_key(pem) for pem in pems]
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                raise FeedError(pkg.feed, f"cosign key: {type(exc).__name__}") from exc
 
-        if selection.chosen is not None and verdict(selection.chosen)[1].verified:
-            return selection, ()  # the usual case: the best tag is signed
-        refused: list[Refusal] = []
-        for tag in selection.accepted[: max(1, rule.scan_limit)]:
-            digest, found = verdict(tag)
-            if found.verified:
-                return _narrowed(selection, tag, refused), tuple(refused)
-            refused.append(Refusal(tag, digest, found.kind or "invalid", f"cosign: {found.reason}"))
-        return _narrowed(selection, None, refused), tuple(refused)
+            def digest_of(tag: str) -> str | None:
+                at = f"{pkg.feed}|{pkg.repository}|{tag}"
+                found = self._kept_answer(
+                    "digests", at, lambda: client.digest(pkg.repository, tag), trust=trust
+                )
+                return None if found is None else str(found)
 
-    def _signature_verdict(
-        self,
-        client: RegistryClient,
-        pkg: Package,
-        digest: str,
-        keys: list[ec.EllipticCurvePublicKey],
-        key_set: str,
-    ) -> Verdict:
-        """The cosign verdict for ``digest``. A digest is immutable, so a verified
-        verdict for this key set is kept in the work dir for good; a refusal is asked
-        again each pass (a signature may be pushed for the same digest later)."""
-        known = self.local.kept("signatures")
-        at = f"{pkg.feed}|{pkg.repository}|{digest}|{key_set}"
-        if at in known:
-            return Verdict(True, str(known[at][0]))
-        found = cosign.verify_image(client, pkg.repository, digest, keys)
-        if found.verified:
-            known[at] = [found.reason, self.wall()]
-        return found
+            judge = signatures.image_judge(client, pkg, keys, key_set, digest_of, kept, self.wall)
+            return signatures.gate(selection, rule, judge, "cosign")
+        from reconciler.feeds import provenance
+
+        assert pkg.helm_keyring is not None
+        if not isinstance(client, HelmRepoClient):
+            raise FeedError(pkg.feed, "Helm provenance needs an HTTP(S) chart repository")
+        [raw], key_set = signatures.granted_bytes(
+            pkg, (pkg.helm_keyring,), host, self.feed_env, "Helm keyring"
+        )
+        try:
+            keyring = provenance.dearmored(raw)
+        except ValueError as exc:
+            raise FeedError(pkg.feed, f"Helm keyring {pkg.helm_keyring}: {exc}") from exc
+        judge = signatures.chart_judge(client, pkg, keyring, key_set, kept, self.wall)
+        return signatures.gate(selection, rule, judge, "provenance")
 
     def _deployed_tag(self, project: Project, package: str) -> str | None:
         """The tag the environments' files hold now (first environment naming it).

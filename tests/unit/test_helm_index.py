@@ -70,12 +70,19 @@ def parse(text: str | bytes, charts: list[str]) -> dict[str, list[ChartVersion]]
 
 
 class TestParseIndex:
-    def test_yaml_keeps_only_wanted_charts_and_three_fields(self) -> None:
+    def test_yaml_keeps_only_wanted_charts_and_four_fields(self) -> None:
         reduced = parse(INDEX_YAML, ["web"])
         assert list(reduced) == ["web"]
         assert reduced["web"] == [
-            ChartVersion("1.0.0", DIGEST_A, "2024-03-01T10:00:00.123456789Z"),
-            ChartVersion("1.1.0+build.7", DIGEST_B, "2024-03-02T10:00:00-02:00"),
+            ChartVersion(
+                "1.0.0", DIGEST_A, "2024-03-01T10:00:00.123456789Z", "charts/web-1.0.0.tgz"
+            ),
+            ChartVersion(
+                "1.1.0+build.7",
+                DIGEST_B,
+                "2024-03-02T10:00:00-02:00",
+                "https://other.example.com/web-1.1.0+build.7.tgz",
+            ),
             # `version: 1.0` is a float to a YAML loader; we keep the text as written
             ChartVersion("1.0", None, None),
         ]
@@ -106,7 +113,7 @@ class TestParseIndex:
         reduced = parse(json.dumps(document), ["web", "version"])
         assert reduced == {
             "web": [
-                ChartVersion("1.0.0", DIGEST_A, "2024-03-01T10:00:00Z"),
+                ChartVersion("1.0.0", DIGEST_A, "2024-03-01T10:00:00Z", "web-1.0.0.tgz"),
                 ChartVersion("2.0.0+meta", None, None),
             ],
             # a chart literally named "version" is still a chart, not an entry
@@ -377,7 +384,7 @@ class TestHelmRepoClient:
         client.list_tags("web")
         (state_file,) = tmp_path.glob("helm-*.json")
         url = "https://charts.example.com/stable/index.yaml"
-        damaged = json.dumps({"format": 1, "url": url, "etag": '"x"', "charts": {"web": [[1]]}})
+        damaged = json.dumps({"format": 2, "url": url, "etag": '"x"', "charts": {"web": [[1]]}})
         for text in ("{not json", damaged):
             state_file.write_text(text)
             sent: list[httpx.Request] = []

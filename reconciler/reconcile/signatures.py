@@ -1,0 +1,162 @@
+"""The signature gate in a pass: a package with ``verify`` is released only at a version
+whose signature verifies (cosign for images, a Helm provenance file for charts).
+
+Candidates are judged best first (at most the rule's ``scanLimit``) and the first that
+verifies wins; the others are rejected with the verifier's reason, which ``explain``
+shows, and returned as refusals for the metric and the notification. A verified verdict
+is kept in the work dir's ``signatures`` table for good (a digest is immutable) under
+the key set it was verified with; a refusal is judged again each pass, since a
+signature may be published later for the same content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import FeedError
+from reconciler.feeds.auth import granted_file_problem
+from reconciler.feeds.gate import Verdict
+from reconciler.grants import policy_from_env
+from reconciler.model import Package, VersionRule
+from reconciler.planning import Refusal
+from reconciler.selection import Candidate, Selection
+
+if TYPE_CHECKING:  # cryptography's primitives load only for a package with cosign keys
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from reconciler.feeds.helm import HelmRepoClient
+    from reconciler.feeds.oci import RegistryClient
+
+__all__ = ["Judge", "chart_judge", "gate", "granted_bytes", "image_judge"]
+
+Judge = Callable[[str], tuple[str, Verdict]]
+"""tag -> (the digest judged, or "" when there is none; the verdict)."""
+
+Kept = dict[str, list[Any]]
+"""The work dir's ``signatures`` table: feed|repository|digest|key set -> [reason, at]."""
+
+
+def gate(
+    selection: Selection, rule: VersionRule, judge: Judge, label: str
+) -> tuple[Selection, tuple[Refusal, ...]]:
+    """``selection`` narrowed to the best candidate that ``judge`` verifies, and the
+    better ones it refused (their reasons prefixed with ``label``)."""
+    judged: dict[str, tuple[str, Verdict]] = {}  # the best tag is judged once, not twice
+
+    def verdict(tag: str) -> tuple[str, Verdict]:
+        if tag not in judged:
+            judged[tag] = judge(tag)
+        return judged[tag]
+
+    if selection.chosen is not None and verdict(selection.chosen)[1].verified:
+        return selection, ()  # the usual case: the best tag is signed
+    refused: list[Refusal] = []
+    for tag in selection.accepted[: max(1, rule.scan_limit)]:
+        digest, found = verdict(tag)
+        if found.verified:
+            return _narrowed(selection, tag, refused), tuple(refused)
+        refused.append(Refusal(tag, digest, found.kind or "invalid", f"{label}: {found.reason}"))
+    return _narrowed(selection, None, refused), tuple(refused)
+
+
+def _narrowed(selection: Selection, chosen: str | None, refused: list[Refusal]) -> Selection:
+    """``selection`` with ``chosen`` instead (None: no tag is left) and the ``refused``
+    tags moved to the rejected ones, with their reasons."""
+    gone = {r.tag for r in refused}
+    rejected = (*(Candidate(r.tag, r.reason) for r in refused), *selection.rejected)
+    if chosen is None:
+        return Selection(None, (), rejected)
+    return Selection(chosen, tuple(t for t in selection.accepted if t not in gone), rejected)
+
+
+def granted_bytes(
+    pkg: Package, files: tuple[str, ...], host: str, env: Mapping[str, str] | None, what: str
+) -> tuple[list[bytes], str]:
+    """The contents of a package's key files, read only when granted to the feed's
+    host (their resolved paths checked too: validation judged only the text), and a
+    name for the key set (a hash of their bytes) that kept verdicts are filed under."""
+    policy = policy_from_env(env if env is not None else os.environ)
+    contents: list[bytes] = []
+    digest = hashlib.sha256()
+    for file in files:
+        problem = granted_file_problem(policy, file, host)
+        if problem is not None:
+            raise FeedError(pkg.feed, f"{what} not granted: {problem}")
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise FeedError(pkg.feed, f"{what} {file}: {exc.strerror or exc}") from exc
+        contents.append(data)
+        digest.update(hashlib.sha256(data).digest())
+    return contents, digest.hexdigest()[:24]
+
+
+def _kept_verdict(
+    kept: Kept, at: str, wall: Callable[[], float], verify: Callable[[], Verdict]
+) -> Verdict:
+    """A verified verdict kept under ``at``, else ``verify()`` (kept when verified)."""
+    if at in kept:
+        return Verdict(True, str(kept[at][0]))
+    found = verify()
+    if found.verified:
+        kept[at] = [found.reason, wall()]
+    return found
+
+
+def image_judge(
+    client: RegistryClient,
+    pkg: Package,
+    keys: list[ec.EllipticCurvePublicKey],
+    key_set: str,
+    digest_of: Callable[[str], str | None],
+    kept: Kept,
+    wall: Callable[[], float],
+) -> Judge:
+    """Judges a tag by the cosign signatures over its digest (``digest_of``: the
+    poller's kept tag -> digest answers)."""
+    from reconciler.feeds import cosign
+
+    def judge(tag: str) -> tuple[str, Verdict]:
+        digest = digest_of(tag)
+        if digest is None:
+            return "", Verdict.refused("invalid", "the registry gave no digest for this tag")
+        at = f"{pkg.feed}|{pkg.repository}|{digest}|{key_set}"
+        return digest, _kept_verdict(
+            kept, at, wall, lambda: cosign.verify_image(client, pkg.repository, digest, keys)
+        )
+
+    return judge
+
+
+def chart_judge(
+    client: HelmRepoClient,
+    pkg: Package,
+    keyring: bytes,
+    key_set: str,
+    kept: Kept,
+    wall: Callable[[], float],
+) -> Judge:
+    """Judges a chart version by its provenance file. A verified verdict is kept under
+    the index's digest, which verification proved is the archive's: while the index
+    says the same, an idle pass downloads nothing."""
+    from reconciler.feeds import provenance
+
+    def judge(tag: str) -> tuple[str, Verdict]:
+        claimed = client.digest(pkg.repository, tag)
+        at = f"{pkg.feed}|{pkg.repository}|{claimed}|{key_set}"
+        if claimed is not None and at in kept:
+            return claimed, Verdict(True, str(kept[at][0]))
+        files = client.chart_files(pkg.repository, tag)
+        try:
+            found = provenance.judge_chart(files, keyring)
+        except provenance.GpgvMissing as exc:
+            raise FeedError(pkg.feed, f"Helm provenance: {exc}") from exc
+        if found.verified and claimed is not None:
+            kept[at] = [found.reason, wall()]
+        return (f"sha256:{files.sha256}" if files.sha256 else claimed or ""), found
+
+    return judge
