@@ -290,6 +290,24 @@ _ENVIRONMENT = {
 }
 
 _key_file = {"type": "string", "minLength": 1, "description": "PEM public key (mounted)"}
+
+KEYLESS_FIELDS = frozenset(
+    {
+        "keyless", "sigstore", "identity", "identities", "matchOIDCIdentity", "issuer",
+        "subject", "certificateIdentity", "certificateIdentityRegexp",
+        "certificateOidcIssuer", "certificateOidcIssuerRegexp", "certificate",
+        "certificateChain", "rekorURL", "rekorUrl", "fulcioURL", "fulcioUrl",
+        "trustedRoot", "attestors",
+    }
+)  # fmt: skip
+"""Fields of keyless verification as cosign, Flux and Kyverno spell them: ``verify``
+names them in a clear refusal (``config/read.py``) rather than as unknown fields."""
+
+KEYLESS_REFUSAL = (
+    "keyless signatures (Fulcio certificates, Rekor entries) are not supported: "
+    "verify.cosign takes the signer's public keys (key or keys); see "
+    "docs/config-reference.md, 'Signed images'"
+)
 _package_verify = _obj(
     {
         "cosign": {

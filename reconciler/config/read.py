@@ -178,9 +178,23 @@ def _jsonschema_text(err: ValidationError) -> str:
     return message if len(message) <= 4 * BRIEF_CHARS else message[: 4 * BRIEF_CHARS] + "..."
 
 
+def _keyless_field(err: ValidationError) -> str | None:
+    """A keyless-verification field in the ``verify`` (or ``verify.cosign``) mapping
+    that ``err`` is about, if any."""
+    path = list(err.absolute_path)
+    if "verify" not in path or path[-1] not in ("verify", "cosign"):
+        return None
+    if not isinstance(err.instance, dict):
+        return None
+    return next((str(k) for k in err.instance if k in schema.KEYLESS_FIELDS), None)
+
+
 def _schema_message(err: ValidationError) -> tuple[list[Any], str]:
     """Turn a jsonschema error into (key path, readable message)."""
     path = list(err.absolute_path)
+    keyless = _keyless_field(err)
+    if keyless is not None:
+        return [*path, keyless], schema.KEYLESS_REFUSAL
     sub: dict[str, Any] = err.schema if isinstance(err.schema, dict) else {}
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         allowed = list(sub.get("properties", {}))
@@ -312,10 +326,13 @@ def _schema_problems(doc: Doc, out: Collector) -> bool:
         out.at(doc, ["apiVersion"], f"must be {API_VERSION!r}")
         return False
     ok = True
+    said: set[tuple[str, str]] = set()  # two errors may read the same (keyless fields)
     for err in _validator(kind).iter_errors(doc.data):
         path, message = _schema_message(err)
-        out.at(doc, path, message)
         ok = False
+        if (repr(path), message) not in said:
+            said.add((repr(path), message))
+            out.at(doc, path, message)
     return ok
 
 

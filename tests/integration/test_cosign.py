@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -62,9 +64,8 @@ def simple_signing(reference: str, digest: str) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def signature_manifest(payload: bytes, key: ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:
-    """(config blob, manifest) of a cosign signature over ``payload``."""
-    signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+def signature_manifest(payload: bytes, signature: str) -> tuple[bytes, bytes]:
+    """(config blob, manifest) of a cosign signature (base64) over ``payload``."""
     config = json.dumps(
         {
             "architecture": "",
@@ -96,6 +97,18 @@ def signature_manifest(payload: bytes, key: ec.EllipticCurvePrivateKey) -> tuple
     return config, json.dumps(manifest).encode()
 
 
+def push_signature(
+    registry: RegistryServer, repo: str, digest: str, payload: bytes, signature: bytes
+) -> None:
+    """Push ``signature`` (DER) of ``payload`` under ``digest``'s .sig tag."""
+    config, manifest = signature_manifest(payload, base64.b64encode(signature).decode())
+    for blob in (payload, config):
+        _upload_blob(registry.client, registry.url, repo, blob, _sha(blob))
+    _put_manifest(
+        registry.client, registry.url, repo, signature_tag(digest), manifest, OCI_MANIFEST
+    )
+
+
 def sign(
     registry: RegistryServer,
     repo: str,
@@ -106,12 +119,7 @@ def sign(
 ) -> None:
     """Push a cosign signature of ``claims`` (a digest) under ``digest``'s .sig tag."""
     payload = simple_signing(f"{registry.host}/{repo}", claims)
-    config, manifest = signature_manifest(payload, key)
-    for blob in (payload, config):
-        _upload_blob(registry.client, registry.url, repo, blob, _sha(blob))
-    _put_manifest(
-        registry.client, registry.url, repo, signature_tag(digest), manifest, OCI_MANIFEST
-    )
+    push_signature(registry, repo, digest, payload, key.sign(payload, ec.ECDSA(hashes.SHA256())))
 
 
 def public(key: ec.EllipticCurvePrivateKey) -> ec.EllipticCurvePublicKey:
@@ -151,7 +159,8 @@ def test_signature_found_through_oci_referrers() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     digest = "sha256:" + "a" * 64
     payload = simple_signing("registry.test/app", digest)
-    config, manifest = signature_manifest(payload, key)
+    signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    config, manifest = signature_manifest(payload, signature)
     blobs = {_sha(payload): payload, _sha(config): config, _sha(manifest): manifest}
     seen: list[str] = []
 
@@ -350,3 +359,61 @@ def test_refusals_are_counted_each_pass_and_notified_once_even_across_restarts(
     finally:
         restarted.close()
     assert _refusal_notes(sent) == sorted([*expected, (f"{PROJECT}/api 1.3.0", "unsigned")])
+
+
+def test_a_signature_made_by_openssl_verifies(registry: RegistryServer, tmp_path: Path) -> None:
+    """No cosign or sigstore verifier of key-based image signatures installs here; the
+    cross-check is the other way round: a signature made by another implementation
+    (the OpenSSL command line: ``openssl dgst -sha256 -sign``, an ECDSA P-256 DER
+    signature, which is what ``cosign sign --key`` writes) verifies with our gate."""
+    key_file, pub_file = tmp_path / "cosign.key", tmp_path / "cosign.pub"
+    openssl = ["openssl"]
+    subprocess.run([*openssl, "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                    "-out", str(key_file)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*openssl, "ec", "-in", str(key_file), "-pubout", "-out", str(pub_file)],
+                   check=True, capture_output=True)  # fmt: skip
+    repo = unique_repo("openssl")
+    digest = registry.push(repo, "1.0.0")
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_bytes(simple_signing(f"{registry.host}/{repo}", digest))
+    signature = subprocess.run(
+        [*openssl, "dgst", "-sha256", "-sign", str(key_file), str(payload_file)],
+        check=True,
+        capture_output=True,
+    ).stdout
+    push_signature(registry, repo, digest, payload_file.read_bytes(), signature)
+    keys = [load_public_key(pub_file.read_bytes())]
+    with RegistryClient(registry.feed()) as client:
+        assert verify_image(client, repo, digest, keys).verified
+        other = registry.push(repo, "1.1.0")  # the same signature under another digest
+        push_signature(registry, repo, other, payload_file.read_bytes(), signature)
+        verdict = verify_image(client, repo, other, keys)
+    assert (verdict.kind, verdict.verified) == ("digest-mismatch", False)
+
+
+@pytest.mark.parametrize(
+    ("verify", "field"),
+    [
+        (
+            "      cosign:\n        certificateIdentity: https://github.com/acme/api/x.yml@main\n"
+            "        certificateOidcIssuer: https://token.actions.githubusercontent.com\n",
+            "verify.cosign.certificateIdentity",
+        ),
+        ("      keyless: {issuer: https://accounts.google.com}\n", "verify.keyless"),
+    ],
+)
+def test_keyless_verification_is_refused_by_validate_with_a_reason(
+    registry: RegistryServer, tmp_path: Path, verify: str, field: str
+) -> None:
+    app = AppSpec("api", "acme/api", "example.com/shop/api")
+    files = config_files(registry.url, [app])
+    project = f"projects/{PROJECT}/project.yaml"
+    files[project] = files[project].replace(
+        f"    manifestName: {app.manifest_name}\n",
+        f"    manifestName: {app.manifest_name}\n    verify:\n{verify}",
+    )
+    proc = run_cli("validate", str(write_files(tmp_path / "cfg", files)))
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert f"packages[0].{field}: keyless signatures (Fulcio certificates, Rekor" in out, out
+    assert "1 problem(s) found" in out, out
