@@ -263,17 +263,23 @@ def test_release_takes_the_best_signed_version_and_explain_says_why(
     assert _record(remote, "1.0.1")["packages"]["api"]["digest"] == v110
 
 
-def test_a_key_file_outside_the_granted_directories_fails_validation(
-    registry: RegistryServer, tmp_path: Path
-) -> None:
+def _verified_files(registry: RegistryServer, verify: str) -> dict[str, str]:
+    """Config files whose ``api`` package has ``verify:`` with the lines ``verify``."""
     app = AppSpec("api", "acme/api", "example.com/shop/api")
     files = config_files(registry.url, [app])
     project = f"projects/{PROJECT}/project.yaml"
     files[project] = files[project].replace(
         f"    manifestName: {app.manifest_name}\n",
-        f"    manifestName: {app.manifest_name}\n    verify:\n      cosign:\n"
-        "        key: /etc/passwd\n",
+        f"    manifestName: {app.manifest_name}\n    verify:\n{verify}",
     )
+    return files
+
+
+def test_a_key_file_outside_the_granted_directories_fails_validation(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    files = _verified_files(registry, "      cosign:\n        key: /etc/passwd\n")
+    project = f"projects/{PROJECT}/project.yaml"
     root = write_files(tmp_path / "cfg", files)
     proc = run_cli("validate", str(root), env={CREDENTIALS_DIR_VAR: str(tmp_path / "keys")})
     assert proc.returncode == 1
@@ -405,13 +411,7 @@ def test_a_signature_made_by_openssl_verifies(registry: RegistryServer, tmp_path
 def test_keyless_verification_is_refused_by_validate_with_a_reason(
     registry: RegistryServer, tmp_path: Path, verify: str, field: str
 ) -> None:
-    app = AppSpec("api", "acme/api", "example.com/shop/api")
-    files = config_files(registry.url, [app])
-    project = f"projects/{PROJECT}/project.yaml"
-    files[project] = files[project].replace(
-        f"    manifestName: {app.manifest_name}\n",
-        f"    manifestName: {app.manifest_name}\n    verify:\n{verify}",
-    )
+    files = _verified_files(registry, verify)
     proc = run_cli("validate", str(write_files(tmp_path / "cfg", files)))
     assert proc.returncode == 1
     out = proc.stdout + proc.stderr
