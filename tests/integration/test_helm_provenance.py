@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from reconciler.errors import FeedAuthError
 from reconciler.feeds.gate import Verdict
 from reconciler.feeds.helm import ChartFiles, HelmRepoClient
 from reconciler.feeds.provenance import dearmored, judge_chart
 from reconciler.grants import CREDENTIALS_DIR_VAR
-from reconciler.model import Feed
+from reconciler.model import Credentials, Feed
 from tests.helpers.configrepo import (
     DEV_ONLY,
     config_files,
@@ -288,3 +290,42 @@ def test_a_keyring_outside_the_granted_directories_or_on_an_oci_feed_fails_valid
     assert proc.returncode == 1
     assert "Helm provenance is checked for HTTP(S) chart repositories" in proc.stdout + proc.stderr
     assert os.path.exists(root / project)
+
+
+def test_credentials_go_to_the_index_host_only(
+    signers: tuple[Signer, Signer], helm: Helm, helm_http_repo: HelmHttpRepo, tmp_path: Path
+) -> None:
+    """Behind basic auth, the archive and its .prov are fetched with the feed's
+    credentials from the index's host; an index naming another host (``localhost``
+    for the same server) gets none, as Helm without ``--pass-credentials``."""
+    trusted, _ = signers
+    archive = signed_chart(helm, tmp_path, "demo", "1.0.0", trusted)
+    helm_http_repo.add_chart(archive)
+    helm_http_repo.add_chart(archive.with_name(archive.name + ".prov"))
+    helm_http_repo.index_charts(helm)
+    helm_http_repo.auth = ("alice", "s3cret")
+    netloc = httpx.URL(helm_http_repo.url).netloc.decode()
+    env = {"RECONCILER_FEED_PW": "s3cret", "RECONCILER_ALLOW_HTTP_CREDENTIALS": netloc}
+    credentials = Credentials(username="alice", password_env="RECONCILER_FEED_PW")
+    feed = Feed("charts", "helm", helm_http_repo.url, insecure=True, credentials=credentials)
+    keyring = trusted.pubring.read_bytes()
+    client = HelmRepoClient(feed, env=env)
+    try:
+        assert judge_chart(client.chart_files("demo", "1.0.0"), keyring).verified
+    finally:
+        client.close()
+    elsewhere = helm_http_repo.url.replace("127.0.0.1", "localhost")
+    helm_http_repo.auth = None
+    helm_http_repo.index_charts(helm, base_url=elsewhere)
+    helm_http_repo.auth = ("alice", "s3cret")
+    helm_http_repo.clear_log()
+    client = HelmRepoClient(feed, env=env)
+    try:
+        with pytest.raises(FeedAuthError):
+            client.chart_files("demo", "1.0.0")
+    finally:
+        client.close()
+    with helm_http_repo.lock:
+        sent = {r.path: r.headers for r in helm_http_repo.requests}
+    assert "authorization" in sent["/charts/index.yaml"]
+    assert "authorization" not in sent["/charts/demo-1.0.0.tgz"]
