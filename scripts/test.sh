@@ -17,7 +17,8 @@ command -v git >/dev/null || need+=(git)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v chromium >/dev/null || need+=(chromium)  # the dashboard's browser tests (Selenium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
-command -v gpg >/dev/null || need+=(gnupg)  # signed commits (OpenPGP keys)
+command -v gpg >/dev/null || need+=(gnupg)  # signed commits (OpenPGP keys), Helm .prov tests
+command -v gpgv >/dev/null || need+=(gpgv)  # the Helm provenance gate verifies with gpgv
 command -v ssh-keygen >/dev/null || need+=(openssh-client)  # signed commits (SSH keys)
 if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
