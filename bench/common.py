@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -59,9 +60,35 @@ def log(message: str) -> None:
 # -- registry --------------------------------------------------------------------
 
 
-def open_registry(workdir: Path) -> RegistryServer:
-    """The real docker-registry on 127.0.0.1 (port 0), as the integration tests use it."""
-    return start_registry(workdir)
+def open_registry(workdir: Path, tags: int = 100_000) -> RegistryServer:
+    """The real docker-registry on 127.0.0.1 (port 0), as the integration tests use it.
+
+    Its storage goes to memory (/dev/shm) when there is room: seeding a million tags on
+    this machine's virtual disk takes ~20 minutes and deleting them as long, on tmpfs
+    ~25 s. The registry reads tag lists from its page cache either way once seeded, and
+    the floor asks the same server, so ratios do not depend on where it keeps them.
+    """
+    return start_registry(registry_storage(workdir, inodes_needed=2 * tags + 100_000))
+
+
+def registry_storage(workdir: Path, inodes_needed: int) -> Path:
+    """A scratch directory in /dev/shm if it has ``inodes_needed`` free, else ``workdir``
+    (a seeded tag takes two directories; its link file is a hard link).
+
+    The caller removes it (``remove_registry_storage``)."""
+    shm = Path("/dev/shm")  # memory-backed scratch, removed after the run
+    try:
+        stats = os.statvfs(shm)
+        if stats.f_favail >= inodes_needed and os.access(shm, os.W_OK):
+            return Path(tempfile.mkdtemp(prefix="bench-registry-", dir=shm))
+    except OSError:
+        pass
+    return workdir
+
+
+def remove_registry_storage(server: RegistryServer) -> None:
+    if server.root.parent == Path("/dev/shm"):
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 def fleet_tags(index: int, count: int) -> list[str]:
@@ -98,29 +125,40 @@ def seed_repository(server: RegistryServer, repo: str, tags: Sequence[str]) -> s
     """Push ``tags[0]`` over HTTP, then tag the same manifest as every other tag.
 
     Extra tags are written straight into the registry's filesystem storage: a tag is
-    just ``_manifests/tags/<tag>/current/link`` + ``index/sha256/<hex>/link`` pointing
-    at an already stored manifest, which is exactly what a manifest PUT writes. This
-    seeds 100,000 tags in seconds instead of minutes; the server still answers every
-    request itself (distribution keeps no tag cache unless configured to).
+    ``_manifests/tags/<tag>/current/link`` holding the digest of an already stored
+    manifest, which is what a manifest PUT writes and all that tags/list and a manifest
+    GET/HEAD by tag read (the ``index/`` link a PUT also writes serves only deletes by
+    digest, which the benchmarks never make). One link file per repository is hard-linked
+    under each tag: a million tags take ~25 s on tmpfs instead of hours over HTTP, and
+    the server still answers every request itself (distribution keeps no tag cache
+    unless configured to). Returns the digest.
     """
     digest = server.push(repo, tags[0])
-    tags_dir = _storage_repo(server, repo) / "_manifests" / "tags"
-    template = tags_dir / tags[0]
-    algorithm, hexdigest = digest.split(":", 1)
-    for tag in tags[1:]:
-        current = tags_dir / tag / "current"
-        index = tags_dir / tag / "index" / algorithm / hexdigest
-        current.mkdir(parents=True, exist_ok=True)
-        index.mkdir(parents=True, exist_ok=True)
-        (current / "link").write_text(digest)
-        (index / "link").write_text(digest)
-    assert template.is_dir()
+    add_tags(server, repo, tags[1:], digest)
     return digest
 
 
-def seed_fleet(server: RegistryServer, repos: dict[str, list[str]], workers: int = 8) -> None:
+def add_tags(server: RegistryServer, repo: str, tags: Iterable[str], digest: str) -> None:
+    """Tag the stored manifest ``digest`` of ``repo`` as each of ``tags`` (see above)."""
+    tags_dir = _storage_repo(server, repo) / "_manifests" / "tags"
+    source = server.root / "seed-links" / digest.replace(":", "-")  # outside the storage tree
+    source.parent.mkdir(exist_ok=True)
+    if not source.exists():
+        source.write_text(digest)
+    for tag in tags:
+        tag_dir = tags_dir / tag
+        os.mkdir(tag_dir)
+        os.mkdir(tag_dir / "current")
+        os.link(source, tag_dir / "current" / "link")
+
+
+def seed_fleet(
+    server: RegistryServer, repos: dict[str, list[str]], workers: int = 8
+) -> dict[str, str]:
+    """Seed every repository; returns repository -> the digest all its tags point at."""
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda item: seed_repository(server, *item), repos.items()))
+        digests = pool.map(lambda item: seed_repository(server, *item), repos.items())
+        return dict(zip(repos, digests, strict=True))
 
 
 # -- config repositories ---------------------------------------------------------
@@ -349,3 +387,200 @@ def table(rows: Sequence[Sequence[str]]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# -- the sidecar: `reconciler run` as a long-running process ----------------------
+
+_PASS_LINE = re.compile(
+    r"^pass (?P<outcome>\w+) in [\d.]+s: (?P<releases>\d+) release\(s\), "
+    r"(?P<promotions>\d+) promotion\(s\), (?P<errors>\d+) error\(s\)$"
+)
+
+
+@dataclass(frozen=True)
+class PassSample:
+    """One pass of a sidecar, as the process itself reported it."""
+
+    seconds: float  # reconciler_pass_duration_seconds: the loop's own timing of the pass
+    outcome: str  # ok / partial / failed / crashed
+    releases: int
+    promotions: int
+    push_retries: float  # reconciler_git_push_retries_total during this pass
+
+
+def prometheus_totals(text: str) -> dict[str, float]:
+    """metric name -> value, summed over label sets (``# HELP``/``# TYPE`` skipped)."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        name = name_labels.split("{", 1)[0]
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
+class Sidecar:
+    """``reconciler run`` as a pod runs it, one pass at a time on the benchmark's cue.
+
+    The interval is a day, so passes start only when the benchmark posts a GitLab push
+    webhook: a full pass, the same as the interval's (sync, load, poll every project),
+    and never overlapping the floor measured between passes. A pass's end is read from
+    its log line (no polling of the process, which would compete with the pass for
+    the GIL), its duration and push retries from the process's own /metrics.
+    """
+
+    SECRET = "bench-webhook-secret"  # a throwaway loopback secret
+
+    def __init__(
+        self,
+        remote_url: str,
+        work: Path,
+        log_path: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.log_path = log_path
+        self._log_file = log_path.open("wb")
+        self.process = subprocess.Popen(
+            reconciler_cli(
+                "run",
+                "--repo",
+                remote_url,
+                "--work-dir",
+                str(work),
+                "--interval",
+                "86400",
+                "--jitter",
+                "0",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+                *extra,
+            ),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={
+                **os.environ,
+                **GIT_ENV,
+                "RECONCILER_WEBHOOK_SECRET_GITLAB": self.SECRET,
+                **(env or {}),
+            },
+        )
+        self._lines_read = 0
+        self._totals: dict[str, float] = {}
+        self.url = self._wait_for_url()
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def _log_records(self) -> list[dict[str, Any]]:
+        """Log records not read before (the process writes whole lines)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        complete = lines[self._lines_read :]
+        if complete and not self.log_path.read_bytes().endswith(b"\n"):
+            complete = complete[:-1]
+        self._lines_read += len(complete)
+        records = []
+        for line in complete:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                records.append({"msg": line})
+        return records
+
+    def _wait_for_url(self, timeout: float = 120.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self._log_records():
+                match = re.match(r"serving on (\S+?),", record.get("msg", ""))
+                if match:
+                    return match.group(1)
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"reconciler run did not start:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def metrics(self) -> dict[str, float]:
+        response = self.client.get("/metrics")
+        response.raise_for_status()
+        return prometheus_totals(response.text)
+
+    def trigger(self) -> None:
+        """A GitLab push webhook: the loop runs one full pass."""
+        body = {
+            "object_kind": "push",
+            "ref": "refs/heads/main",
+            "after": os.urandom(20).hex(),
+            "project": {"path_with_namespace": "bench/config"},
+        }
+        response = self.client.post(
+            "/hooks/gitlab",
+            json=body,
+            headers={"X-Gitlab-Token": self.SECRET, "X-Gitlab-Event-UUID": os.urandom(16).hex()},
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"webhook refused: {response.status_code} {response.text}")
+
+    def wait_pass(self, timeout: float = 1800.0) -> PassSample:
+        """The next pass's end (a pass in progress or queued counts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self._log_records():
+                message = record.get("msg", "")
+                if message.startswith("pass crashed"):
+                    raise RuntimeError(f"the sidecar's pass crashed:\n{self.log_tail()}")
+                match = _PASS_LINE.match(message)
+                if match:
+                    return self._sample(match)
+            if self.process.poll() is not None:
+                raise RuntimeError(f"reconciler run exited:\n{self.log_tail()}")
+            time.sleep(0.02)
+        raise RuntimeError(f"no pass ended within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _sample(self, match: re.Match[str]) -> PassSample:
+        totals = self.metrics()
+
+        def delta(name: str) -> float:
+            return totals.get(name, 0.0) - self._totals.get(name, 0.0)
+
+        sample = PassSample(
+            seconds=delta("reconciler_pass_duration_seconds_sum"),
+            outcome=match["outcome"],
+            releases=int(match["releases"]),
+            promotions=int(match["promotions"]),
+            push_retries=delta("reconciler_git_push_retries_total"),
+        )
+        if delta("reconciler_pass_duration_seconds_count") != 1:
+            raise RuntimeError("passes and log lines disagree: a pass ended unseen")
+        self._totals = totals
+        return sample
+
+    def run_pass(self, timeout: float = 1800.0) -> PassSample:
+        self.trigger()
+        return self.wait_pass(timeout)
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident set (VmHWM) so far."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+    def stop(self) -> None:
+        """SIGTERM: the loop finishes a pass in progress and exits."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if hasattr(self, "client"):
+            self.client.close()
+        self._log_file.close()
