@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -233,8 +233,6 @@ def _release_view(
     known: Mapping[tuple[str, str], ReleaseView],
 ) -> ReleaseView | None:
     """The release page's data; the record is read once (records are immutable)."""
-    from dataclasses import replace
-
     from reconciler import records
 
     mine = tuple(e for e in events if version in e.detail.split())
@@ -283,8 +281,6 @@ def snapshot_of(
     """The whole dashboard after a pass: the matrix, release pages, each environment's
     history and feed health. ``previous``: the last snapshot, whose release records are
     reused (they are immutable)."""
-    from dataclasses import replace
-
     from reconciler import records
     from reconciler.audit import entries
     from reconciler.pullrequests.urls import commit_web_url
@@ -453,9 +449,11 @@ class Page:
 
 
 def render(snapshot: Snapshot, template: str = "matrix.html", **values: Any) -> str:
-    """The page ``template`` for ``snapshot`` (the matrix by default); ``csrf``: the
-    token the page's forms carry."""
-    values.setdefault("csrf", "")
+    """The page ``template`` for ``snapshot`` (the matrix by default). ``csrf``: the
+    token the page's forms carry; ``login``: offer to sign in; ``refused`` and
+    ``proposed``: what an action answered."""
+    for name in ("csrf", "refused", "proposed", "login"):
+        values.setdefault(name, "")
     return _environment().get_template(template).render(snap=snapshot, **values)
 
 
@@ -491,6 +489,7 @@ class Dashboard:
 
     snapshot: Snapshot = field(default_factory=Snapshot)
     version: int = 0
+    actions_on: bool = False  # "propose promotion" is configured (snapshots say so)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def update(self, snapshot: Snapshot) -> None:
@@ -506,6 +505,32 @@ class Dashboard:
     def page(self, path: str = "/", **values: Any) -> Page | None:
         """The page at ``path`` from the latest snapshot (None: no such page)."""
         return render_path(self.current(), path, **values)
+
+    def note_proposal(self, project: str, environment: str, text: str) -> None:
+        """Show a proposal just opened in its cell (until the next pass says it too)."""
+        with self._changed:
+            snapshot = self.snapshot
+            rows = tuple(
+                replace(
+                    row,
+                    cells=tuple(
+                        replace(c, proposal=text) if c.environment == environment else c
+                        for c in row.cells
+                    ),
+                )
+                if row.project == project
+                else row
+                for row in snapshot.rows
+            )
+        self.update(replace(snapshot, rows=rows))
+
+    def proposable(self, project: str, environment: str) -> str | None:
+        """The release the latest snapshot says may be proposed for the cell."""
+        for row in self.current().rows:
+            for cell in row.cells:
+                if row.project == project and cell.environment == environment:
+                    return cell.proposable if cell.proposal is None else None
+        return None
 
     def wait_for_change(self, seen: int, timeout: float) -> int:
         """The version after ``seen`` once there is one, or ``seen`` after ``timeout``."""

@@ -16,6 +16,8 @@ Routes:
     GET  /                            the dashboard (run mode), read-only, from the last pass;
                                       also /releases/…, /environments/…, /feeds
     GET  /events                      Server-Sent Events: one message per finished pass
+    POST /propose, /login             the dashboard's "propose promotion" (when configured;
+                                      see dashboard_actions.py)
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.dashboard import Dashboard
+from reconciler.dashboard_actions import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    ActionRefused,
+    Actions,
+    cookie_header,
+    form_fields,
+    read_cookies,
+)
 from reconciler.errors import WebhookRejected
 from reconciler.logs import register_secret
 from reconciler.metrics import Metrics
@@ -57,6 +68,7 @@ _REQUEST_TIMEOUT = 10.0  # seconds per socket operation; stops slow clients hold
 _STREAM_SECONDS = 600.0  # an event stream ends after this; EventSource reconnects by itself
 _STREAM_KEEPALIVE = 15.0  # seconds between comments on an idle event stream
 _MAX_STREAMS = 32  # concurrent event streams (each holds a thread)
+_MAX_FORM = 16 * 1024  # a dashboard form: a few short fields
 
 
 class Health:
@@ -169,9 +181,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -198,10 +218,45 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body, content_type)
         elif path == "/events" and app.dashboard is not None:
             self._stream_events(app)
-        elif app.dashboard is not None and (page := app.dashboard.page(path)) is not None:
-            self._send(page.status, page.html.encode(), "text/html; charset=utf-8")
+        elif app.dashboard is not None:
+            self._dashboard_page(app.dashboard, app.actions, path)
         else:
             self._send_text(404, "not found")
+
+    def _dashboard_page(
+        self, dashboard: Dashboard, actions: Actions | None, path: str, status: int = 0,
+        **values: Any,
+    ) -> None:  # fmt: skip
+        """A dashboard page; with actions on, its forms' CSRF token (and cookie)."""
+        headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
+        if actions is not None:
+            cookie = read_cookies(self.headers.get("Cookie")).get(CSRF_COOKIE)
+            if not cookie:
+                cookie = actions.auth.new_csrf_cookie()
+                headers.append(("Set-Cookie", cookie_header(CSRF_COOKIE, cookie,
+                                                            secure=self._secure())))  # fmt: skip
+            values["csrf"] = actions.auth.csrf_token(cookie)
+            values["login"] = actions.auth.secret() is not None and not self._signed_in(actions)
+        page = dashboard.page(path, **values)
+        if page is None:
+            self._send_text(404, "not found")
+            return
+        self._send(status or page.status, page.html.encode(), "text/html; charset=utf-8",
+                   tuple(headers))  # fmt: skip
+
+    def _secure(self) -> bool:
+        """Whether the browser reached us over https (through a proxy that says so)."""
+        return self.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https"
+
+    def _lower_headers(self) -> dict[str, str]:
+        return {name.lower(): value for name, value in self.headers.items()}
+
+    def _signed_in(self, actions: Actions) -> bool:
+        try:
+            actions.auth.who(self._lower_headers(), read_cookies(self.headers.get("Cookie")))
+        except ActionRefused:
+            return False
+        return True
 
     def _stream_events(self, app: ReconcilerServer) -> None:
         """Server-Sent Events: one ``data:`` line per finished pass, comments to keep
@@ -233,6 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         app = self.server.app
+        if self.path.split("?", 1)[0] in ("/propose", "/login"):
+            self._dashboard_action(app, self.path.split("?", 1)[0])
+            return
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         if len(parts) not in (2, 3) or parts[0] != "hooks":
             self._send_text(404, "not found")
@@ -270,6 +328,55 @@ class _Handler(BaseHTTPRequestHandler):
         app.count_webhook(label, outcome)
         log.debug("webhook %s: %d event(s), %d replayed", label, len(events), replayed)
         self._send_json(202, {"accepted": len(events), "replayed": replayed})
+
+    def _dashboard_action(self, app: ReconcilerServer, path: str) -> None:
+        """``POST /login`` (the secret, for a session cookie) and ``POST /propose``:
+        authenticated (401), CSRF-checked for ambient credentials (403), and only for a
+        cell the last pass left waiting for a manual promotion (409)."""
+        actions, dashboard = app.actions, app.dashboard
+        if actions is None or dashboard is None:
+            self._send_text(404, "dashboard actions are off")
+            return
+        auth = actions.auth
+        headers = self._lower_headers()
+        cookies = read_cookies(headers.get("cookie"))
+        try:
+            try:
+                body = self._read_body(_MAX_FORM)
+            except WebhookRejected as rejected:
+                raise ActionRefused(rejected.status, rejected.message) from None
+            if path == "/login":
+                fields = form_fields(body, ("token",), ("csrf",))
+                auth.check_origin(headers)
+                auth.check_csrf(cookies, fields.get("csrf", ""))
+                session = auth.session_cookie()
+                if session is None or not auth.check_secret(fields["token"]):
+                    raise ActionRefused(401, "token wrong")
+                cookie = cookie_header(SESSION_COOKIE, session, secure=self._secure(),
+                                       max_age=12 * 3600)  # fmt: skip
+                self._send(303, b"", "text/plain", (("Location", "/"), ("Set-Cookie", cookie)))
+                return
+            fields = form_fields(body, ("project", "environment", "release"), ("csrf",))
+            who, ambient = auth.who(headers, cookies)
+            if ambient:
+                auth.check_origin(headers)
+                auth.check_csrf(cookies, fields.get("csrf", ""))
+            project, environment, release = (fields["project"], fields["environment"],
+                                             fields["release"])  # fmt: skip
+            if dashboard.proposable(project, environment) != release:
+                raise ActionRefused(409, f"{project}/{environment} is not waiting for a "
+                                    f"manual promotion of {release}")  # fmt: skip
+        except ActionRefused as refused:
+            log.info("dashboard %s refused: %s", path, refused.message)
+            self._dashboard_page(dashboard, actions, "/", refused.status,
+                                 refused=refused.message)  # fmt: skip
+            return
+        log.info("dashboard: %s proposes %s %s to %s", who, project, release, environment)
+        outcome = actions.propose(project, environment, release, who)
+        if outcome.opened:
+            dashboard.note_proposal(project, environment, outcome.message)
+        self._dashboard_page(dashboard, actions, "/", 201 if outcome.opened else 502,
+                             proposed=outcome)  # fmt: skip
 
     def _read_body(self, limit: int) -> bytes:
         length_header = self.headers.get("Content-Length")
@@ -353,9 +460,11 @@ class ReconcilerServer:
         max_body: int = DEFAULT_MAX_BODY,
         replays: ReplayGuard | None = None,
         dashboard: Dashboard | None = None,
+        actions: Actions | None = None,
     ) -> None:
         self.on_event = on_event
         self.dashboard = dashboard  # None: no dashboard at /
+        self.actions = actions  # None: the dashboard is read-only
         self.event_streams = threading.BoundedSemaphore(_MAX_STREAMS)
         self.stopping = threading.Event()
         self.secrets = secrets if secrets is not None else WebhookSecrets()

@@ -45,6 +45,7 @@ def usable_interval(seconds: float) -> bool:
 
 if TYPE_CHECKING:  # imported lazily at run time: `reconciler --help` stays fast
     from reconciler.dashboard import Dashboard
+    from reconciler.dashboard_actions import Actions
     from reconciler.loop import Backoff, PassOutcome, PassRequest
     from reconciler.reconcile import Reconciler, Shard
     from reconciler.server import Health, ReconcilerServer
@@ -125,7 +126,11 @@ def _update_dashboard(dashboard: Dashboard, reconciler: Reconciler, result: Any)
     from reconciler.errors import ReconcilerError
 
     try:
-        dashboard.update(snapshot_after_pass(reconciler, result, dashboard.current()))
+        dashboard.update(
+            snapshot_after_pass(
+                reconciler, result, dashboard.current(), can_propose=dashboard.actions_on
+            )
+        )
     except (ReconcilerError, OSError) as error:  # a damaged state file: keep the last page
         log.warning("dashboard not updated: %s", error)
 
@@ -136,6 +141,7 @@ def _serve(
     health: Health,
     metrics: Any,
     dashboard: Dashboard | None = None,
+    actions: Actions | None = None,
 ) -> ReconcilerServer:
     """Start the HTTP server; an address that cannot be bound is a usage error (exit 2)."""
     import errno
@@ -144,7 +150,12 @@ def _serve(
 
     try:
         server = ReconcilerServer(
-            listen, on_event=events.put, health=health, metrics=metrics, dashboard=dashboard
+            listen,
+            on_event=events.put,
+            health=health,
+            metrics=metrics,
+            dashboard=dashboard,
+            actions=actions,
         )
     except OSError as exc:
         why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
@@ -198,6 +209,7 @@ def command(
 ) -> None:
     from reconciler.config import load_config
     from reconciler.dashboard import Dashboard
+    from reconciler.dashboard_actions import actions_for
     from reconciler.errors import ReconcilerError
     from reconciler.gitrepo import local_branch_files, local_branch_head
     from reconciler.loop import (
@@ -208,7 +220,7 @@ def command(
         watch_paths,
     )
     from reconciler.metrics import Metrics
-    from reconciler.server import Health
+    from reconciler.server import Health, WebhookSecrets
 
     start_logging(log_level, log_format)
     stop = threading.Event()
@@ -228,8 +240,13 @@ def command(
     # Serve /healthz before the first clone, which can take a while on a big repo;
     # /readyz stays "not ready" until a pass succeeds.
     health = Health(max_age=3 * (interval or DEFAULT_INTERVAL) + 60)
-    dashboard = Dashboard()  # `/`: read-only, from the last pass's snapshot
-    server = _serve(listen, events, health, metrics, dashboard)
+    # `/`: from the last pass's snapshot; read-only but for "propose promotion" when
+    # a Git host token and an authentication are configured
+    actions = actions_for(
+        reconciler, lambda: WebhookSecrets().secret_for("dashboard"), dict(os.environ)
+    )
+    dashboard = Dashboard(actions_on=actions is not None)
+    server = _serve(listen, events, health, metrics, dashboard, actions)
     every = interval
     feed_files: list[str] = []  # feeds' passwordFile mounts, watched like the env-named ones
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +41,7 @@ from reconciler.notify import NotificationTarget, Notifier
 from reconciler.planning import PackageChoice
 from reconciler.publish import guarded_paths, hook, publish
 from reconciler.pullrequests import host_for
+from reconciler.pullrequests.client import DEFAULT_TOKEN_ENV
 from reconciler.reconcile import drift
 from reconciler.reconcile.apply import apply_all
 from reconciler.reconcile.polling import Poller
@@ -157,6 +159,8 @@ class Reconciler:
             wall=lambda: options.injected.clock().timestamp(),
         )
         self.last_config: Config | None = None
+        # Held by a pass and by a dashboard proposal: one at a time uses the work tree.
+        self.work_lock = threading.Lock()
         self._notifier: Any = None
 
     @property
@@ -180,21 +184,51 @@ class Reconciler:
         (a webhook said they changed)."""
         started = time.monotonic()
         result = PassResult()
-        try:
-            self._run(result, dry_run=dry_run, only_projects=only_projects, recheck=recheck)
-        except GitError as exc:
-            result.ok = False
-            result.git_error = str(exc)
-            log.error("git: %s", exc)
-            # What polling learned (digests, Retry-After deadlines, creation times) is
-            # about the registry, not the repository: keep it for the next pass.
-            self.local.save()
-        finally:
-            result.duration = time.monotonic() - started
-            self._count(result)
-            if not dry_run:
-                self._notify(result)
+        with self.work_lock:
+            try:
+                self._run(result, dry_run=dry_run, only_projects=only_projects, recheck=recheck)
+            except GitError as exc:
+                result.ok = False
+                result.git_error = str(exc)
+                log.error("git: %s", exc)
+                # What polling learned (digests, Retry-After deadlines, creation times) is
+                # about the registry, not the repository: keep it for the next pass.
+                self.local.save()
+            finally:
+                result.duration = time.monotonic() - started
+                self._count(result)
+                if not dry_run:
+                    self._notify(result)
         return result
+
+    def propose_promotion(
+        self, project: str, environment: str, version: str, *, by: str
+    ) -> PassResult:
+        """Open the pull request ``promotion: pull-request`` opens, for ``version`` of
+        ``project`` into ``environment`` (the dashboard's "propose promotion" for a
+        release waiting for a manual approval). The merge stays the approval."""
+        result = PassResult(proposals=[(project, environment, version)])
+        with self.work_lock:
+            config = self.last_config
+            if config is None or project not in config.projects:
+                result.ok = False
+                result.git_error = f"no project {project!r} in the last pass"
+                return result
+            try:
+                self._sync()
+                self._propose(config, result, self.options.injected.clock(), requested_by=by)
+            except GitError as exc:
+                result.ok = False
+                result.git_error = str(exc)
+            self.local.save()
+        return result
+
+    def can_open_pull_requests(self) -> bool:
+        """Whether a Git host token is configured (or a test injected a host)."""
+        env = self.options.settings.git_env or os.environ
+        return self.options.injected.pr_host is not None or bool(
+            env.get(DEFAULT_TOKEN_ENV) or env.get(f"{DEFAULT_TOKEN_ENV}_FILE")
+        )
 
     def _notify(self, result: PassResult) -> None:
         """Tell people what happened (release, promotion, waiting, drift, failures)."""
@@ -367,13 +401,15 @@ class Reconciler:
         self.configure_tree(config)
         return config
 
-    def _propose(self, config: Config, result: PassResult, now: datetime) -> None:
+    def _propose(
+        self, config: Config, result: PassResult, now: datetime, requested_by: str | None = None
+    ) -> None:
         def host() -> Any:
             if self.options.injected.pr_host is not None:
                 return self.options.injected.pr_host
             return host_for(self.options.settings.repo_url, env=self.options.settings.git_env)
 
-        propose(self.workspace, config, result, now, host)
+        propose(self.workspace, config, result, now, host, requested_by=requested_by)
 
     def configure_tree(self, config: Config) -> None:
         """Commit as reconciler.yaml's author unless the operator named one."""

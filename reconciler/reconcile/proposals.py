@@ -32,13 +32,16 @@ def propose(
     result: PassResult,
     now: datetime,
     host_for: Callable[[], PullRequestHost],
+    *,
+    requested_by: str | None = None,
 ) -> None:
     """Pull-request mode: propose each promotion as a branch + pull request.
 
     The merge is the approval: the next pass sees the overlay match the release
     and records the deployment. A newer release supersedes (closes) an open
     proposal for the same environment; a proposal closed without merging is not
-    reopened for that release.
+    reopened for that release. ``requested_by``: who asked for it from the dashboard
+    (said in the body).
     """
     if not result.proposals:
         return
@@ -100,6 +103,11 @@ def propose(
                         "the deployment on its next pass.",
                         "",
                     ]
+                    + (
+                        [f"Proposed from the dashboard by {requested_by}.", ""]
+                        if requested_by
+                        else []
+                    )
                     + [f"- {p.name}: {p.version}" for p in release.packages]
                 )
                 existing = host.open(
