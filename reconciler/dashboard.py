@@ -507,7 +507,9 @@ class Dashboard:
         return render_path(self.current(), path, **values)
 
     def note_proposal(self, project: str, environment: str, text: str) -> None:
-        """Show a proposal just opened in its cell (until the next pass says it too)."""
+        """Show a proposal just opened in its cell (until the next pass says it too).
+        Open pages are not told (no event): a reload in the middle of the proposing
+        form's own answer would hide that answer."""
         with self._changed:
             snapshot = self.snapshot
             rows = tuple(
@@ -522,7 +524,7 @@ class Dashboard:
                 else row
                 for row in snapshot.rows
             )
-        self.update(replace(snapshot, rows=rows))
+            self.snapshot = replace(snapshot, rows=rows)
 
     def proposable(self, project: str, environment: str) -> str | None:
         """The release the latest snapshot says may be proposed for the cell."""
