@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -411,8 +411,10 @@ def deadline_parts(reason: str) -> tuple[str, str, str] | None:
     return (match["head"], match["at"], match["tail"]) if match else None
 
 
+@lru_cache(maxsize=4096)
 def _segment(value: str) -> str:
-    """One URL path segment (names from config may hold any character)."""
+    """One URL path segment (names from config may hold any character; the same names
+    recur on every page, hence the cache)."""
     return quote(value, safe="")
 
 
