@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from reconciler.model import TENANT_SEPARATOR
+
 if TYPE_CHECKING:
     import jinja2
 
@@ -64,11 +66,19 @@ class Cell:
     proposable: str | None = None
     proposal: str | None = None
 
+    @property
+    def column(self) -> str:
+        """The matrix column: a tenant's ``prod@acme`` is in column ``prod``."""
+        return self.environment.partition(TENANT_SEPARATOR)[0]
+
 
 @dataclass(frozen=True)
 class Row:
+    """A project's row, or a sub-row of one of its tenants (``tenant`` set)."""
+
     project: str
     cells: tuple[Cell, ...]
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,14 +180,17 @@ def snapshot_from(config: Any, root: Path, result: Any, *, now: datetime | None 
     rows = []
     for name, project in sorted(config.projects.items()):
         state = records.read_state(root, name)
-        cells = []
+        by_tenant: dict[str | None, list[Cell]] = {None: []}
         for env_name, env in project.environments.items():
-            if env_name not in environments:
-                environments.append(env_name)
+            column, _, tenant = env_name.partition(TENANT_SEPARATOR)
+            if column not in environments:
+                environments.append(column)
             history = state.history.get(env_name, [])
             reasons = waiting.get((name, env_name), [])
-            cells.append(_cell(env_name, history, env.verify is not None, reasons))
-        rows.append(Row(name, tuple(cells)))
+            cell = _cell(env_name, history, env.verify is not None, reasons)
+            by_tenant.setdefault(tenant or None, []).append(cell)
+        rows.append(Row(name, tuple(by_tenant.pop(None))))
+        rows.extend(Row(name, tuple(by_tenant[t]), t) for t in sorted(t for t in by_tenant if t))
     return Snapshot(
         rows=tuple(rows),
         environments=tuple(environments),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +24,7 @@ from reconciler.dashboard import (
     deadline_parts,
     render,
     render_path,
+    snapshot_from,
 )
 from reconciler.pullrequests.urls import commit_web_url
 from reconciler.reconcile.polling import FeedPoll, next_feed_poll
@@ -226,3 +229,23 @@ def test_commit_pages_are_derived_from_the_clone_url() -> None:
     assert commit_web_url("https://git.corp/acme/config", "abc") is None  # kind unknown
     assert commit_web_url("file:///srv/config.git", "abc") is None
     assert commit_web_url("/srv/config.git", "abc") is None
+
+
+def test_tenants_are_sub_rows_under_their_environments_column(tmp_path: Path) -> None:
+    env = SimpleNamespace(verify=None)
+    project = SimpleNamespace(environments={"dev": env, "prod@acme": env, "prod@globex": env})
+    config = SimpleNamespace(projects={"shop": project})
+    result = SimpleNamespace(waiting=[("shop", "prod@globex", "manual approval pending")],
+                             failed_feeds={}, retry_after={}, commit=None)  # fmt: skip
+    snap = snapshot_from(config, tmp_path, result)
+    assert snap.environments == ("dev", "prod")
+    assert [(r.project, r.tenant, [c.environment for c in r.cells]) for r in snap.rows] == [
+        ("shop", None, ["dev"]), ("shop", "acme", ["prod@acme"]),
+        ("shop", "globex", ["prod@globex"]),
+    ]  # fmt: skip
+    page = render(replace(snap, histories={("shop", "prod@globex"): EnvironmentHistory(
+        "shop", "prod@globex")}))  # fmt: skip
+    globex = page.split('<span class="tenant">· globex</span></th>', 1)[1].split("</tr>", 1)[0]
+    assert globex.count("<td") == 2 and globex.startswith("<td></td>")  # under prod
+    assert "manual approval pending" in globex
+    assert 'href="/environments/shop/prod%40globex">history</a>' in globex
