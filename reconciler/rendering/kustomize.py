@@ -11,6 +11,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from reconciler.errors import RenderError
+from reconciler.rendering import located
 from reconciler.rendering.artifacts import Artifact, Current, validate_artifacts
 from reconciler.rendering.yamlsplice import (
     APPEND,
@@ -18,6 +19,8 @@ from reconciler.rendering.yamlsplice import (
     Plan,
     Source,
     Style,
+    check_limits,
+    could_be_other_than_string,
     get,
     is_flow,
     key_end,
@@ -57,6 +60,10 @@ def render_kustomization(
     if not artifacts:
         return text
     plan = Plan(text, file)
+    if _plan_located(plan, artifacts, digest):
+        return plan.result()
+    plan.edits.clear()  # what the event reader planned is redone by the round-trip path
+    plan.mutations.clear()
     unmatched: list[Artifact] = []
     for artifact in artifacts:
         if artifact.kind == "image":
@@ -67,6 +74,80 @@ def render_kustomization(
     if unmatched:
         _append_images(plan, unmatched, digest)
     return plan.result()
+
+
+def _plan_located(plan: Plan, artifacts: Sequence[Artifact], digest: bool) -> bool:
+    """Plan the edits from libyaml's events alone (``located``), without the round-trip
+    parse; False where only that parse can decide: an entry to append, a key to add,
+    a value written in a way the event reader leaves to it, an error to explain."""
+    docs = located.read(plan.src.text)
+    if docs is None:
+        return False
+    try:
+        for artifact in artifacts:
+            if not _set_located(plan, docs, artifact, digest):
+                return False  # no entry yet: appending needs the round-trip positions
+    except located.Undecided:
+        return False
+    return True
+
+
+def _set_located(plan: Plan, docs: list[located.Node], artifact: Artifact, digest: bool) -> bool:
+    """Edits for ``artifact`` in every entry naming it; False when no entry does."""
+    section = "images" if artifact.kind == "image" else "helmCharts"
+    found = False
+    for doc_index, doc in enumerate(docs):
+        entries = doc.items.get(section) if isinstance(doc, located.Map) else None
+        if not isinstance(entries, located.Seq):
+            continue
+        for item_index, entry in enumerate(entries.items):
+            if not isinstance(entry, located.Map):
+                continue
+            name = entry.items.get("name")
+            if not isinstance(name, located.Scalar) or name.is_null():
+                continue
+            if name.string() != artifact.name:
+                continue
+            found = True
+            values = (
+                _located_image_values(artifact, entry, digest)
+                if artifact.kind == "image"
+                else {"version": artifact.version}
+            )
+            flow = entries.flow or entry.flow
+            for key, value in values.items():
+                node = entry.items.get(key)
+                if not isinstance(node, located.Scalar) or node.is_null():
+                    raise located.Undecided  # a key to add, or not a value
+                span = node.span()
+                if node.style == "plain" and could_be_other_than_string(node.value):
+                    if node.value == value:
+                        raise located.Undecided  # equal text, but maybe not a string
+                elif node.value == value:
+                    continue
+                plan.set_scalar(span, value, (doc_index, section, item_index, key), flow)
+    return found
+
+
+def _located_image_values(artifact: Artifact, entry: located.Map, digest: bool) -> dict[str, str]:
+    """``_image_values`` for an entry read by the event reader."""
+    pinned = entry.items.get("digest")
+    if isinstance(pinned, located.Scalar) and pinned.is_null():
+        pinned = None
+    differs = pinned is not None and (
+        not isinstance(pinned, located.Scalar) or pinned.string() != artifact.digest
+    )
+    if differs and not digest:
+        raise located.Undecided  # a pinned digest: the round-trip path judges it
+    values: dict[str, str] = {}
+    if artifact.new_name:
+        values["newName"] = artifact.new_name
+    values["newTag"] = artifact.version
+    if digest:
+        if artifact.digest is None:
+            raise located.Undecided  # the round-trip path raises the error
+        values["digest"] = artifact.digest
+    return values
 
 
 def _image_values(
@@ -259,7 +340,15 @@ def _block_mapping(
 
 
 def read_kustomization(text: str, *, file: str) -> KustomizationVersions:
-    """What ``images[]`` and ``helmCharts[]`` currently say, by name."""
+    """What ``images[]`` and ``helmCharts[]`` currently say, by name: from libyaml's
+    events where they decide it, else from the round-trip parse."""
+    check_limits(text, file)
+    docs = located.read(text)
+    if docs is not None:
+        try:
+            return _read_located(docs)
+        except located.Undecided:
+            pass
     src = Source(text)
     images: dict[str, Current] = {}
     charts: dict[str, Current] = {}
@@ -275,3 +364,34 @@ def read_kustomization(text: str, *, file: str) -> KustomizationVersions:
             if isinstance(entry.get("name"), str):
                 charts[entry["name"]] = Current(version=scalar_text(src, entry, "version", file))
     return KustomizationVersions(images=images, charts=charts)
+
+
+def _read_located(docs: list[located.Node]) -> KustomizationVersions:
+    """``read_kustomization`` from the event reader's documents."""
+    found = KustomizationVersions(images={}, charts={})
+    for doc in docs:
+        if not isinstance(doc, located.Map):
+            continue
+        for section, by_name in (("images", found.images), ("helmCharts", found.charts)):
+            entries = doc.items.get(section)
+            for entry in entries.items if isinstance(entries, located.Seq) else ():
+                name = entry.items.get("name") if isinstance(entry, located.Map) else None
+                if not isinstance(name, located.Scalar) or name.is_null():
+                    continue
+                assert isinstance(entry, located.Map)
+                if section == "images":
+                    by_name[name.string()] = Current(
+                        version=_written(entry, "newTag"),
+                        digest=_written(entry, "digest"),
+                        name=_written(entry, "newName"),
+                    )
+                else:
+                    by_name[name.string()] = Current(version=_written(entry, "version"))
+    return found
+
+
+def _written(entry: located.Map, key: str) -> str | None:
+    """``scalar_text`` for the event reader: the value as written, None for null or
+    a collection."""
+    node = entry.items.get(key)
+    return node.as_written() if isinstance(node, located.Scalar) else None

@@ -13,6 +13,7 @@ text in, text out. It knows nothing about Kubernetes kinds: the format modules
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ __all__ = [
     "Source",
     "Span",
     "Style",
+    "check_limits",
+    "could_be_other_than_string",
     "get",
     "is_flow",
     "key_end",
@@ -71,6 +74,13 @@ string. Over-matching only costs a pair of quotes; under-matching would let
 _PLAIN_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@+:-]*")
 
 Style = Literal["plain", "single", "double"]
+
+
+def could_be_other_than_string(plain: str) -> bool:
+    """Whether a plain scalar might be read as something other than a string (null,
+    a number, a boolean, a date, a merge key): over-matching only sends a reader
+    down the round-trip path."""
+    return plain == "" or _NOT_A_STRING.fullmatch(plain) is not None
 
 
 def _plain_ok(value: str, flow: bool) -> bool:
@@ -319,11 +329,17 @@ class Plan:
     """Edits to one file's text and the data change they must produce."""
 
     def __init__(self, text: str, file: str) -> None:
+        check_limits(text, file)
         self.src = Source(text)
         self.file = file
-        self.docs = load(text, file)
         self.edits: list[Edit] = []
         self.mutations: list[tuple[tuple[Any, ...], Any]] = []
+
+    @functools.cached_property
+    def docs(self) -> list[Any]:
+        """The round-trip documents, parsed when a format module first asks (a render
+        that ``located`` could plan alone never does)."""
+        return _load_checked(self.src.text, self.file)
 
     # Scalars ---------------------------------------------------------------------
 
@@ -490,13 +506,27 @@ def _apply(data: Any, path: tuple[Any, ...], value: Any) -> None:
 def load(text: str, file: str) -> list[Any]:
     """All documents of a target file; hostile shapes (huge, alias bombs, deep
     nesting that would exhaust the stack) are refused before building any data."""
+    check_limits(text, file)
+    return _load_checked(text, file)
+
+
+def check_limits(text: str, file: str) -> None:
+    """Refuse hostile shapes (huge, alias bombs, deep nesting) before any reader builds
+    data: a RenderError naming the file and line."""
     if len(text) > yamlio.MAX_FILE_BYTES:
         raise RenderError(file, f"larger than {yamlio.MAX_FILE_BYTES} bytes")
     try:
         problem = yamlio.limit_problem(text)
-        if problem is not None:
-            line, message = problem
-            raise RenderError(file, f"line {line}: {message}" if line else message)
+    except YAMLError as error:
+        raise RenderError(file, f"not valid YAML: {error}") from error
+    if problem is not None:
+        line, message = problem
+        raise RenderError(file, f"line {line}: {message}" if line else message)
+
+
+def _load_checked(text: str, file: str) -> list[Any]:
+    """``load`` after ``check_limits`` passed."""
+    try:
         return yamlio.load_all(text)
     except YAMLError as error:
         raise RenderError(file, f"not valid YAML: {error}") from error
