@@ -58,7 +58,39 @@ def load_all_fast(text: str) -> list[Any]:
     """Every document as plain dicts/lists, parsed by libyaml (ruamel.yaml.clib) when
     available: ~6x faster than round-trip, but without positions. Duplicate keys are
     still refused."""
-    return [doc for doc in YAML(typ="safe").load_all(text) if doc is not None]
+    if _CSafeLoader is None:
+        return [doc for doc in YAML(typ="safe").load_all(text) if doc is not None]
+    loader = _CSafeLoader(text)
+    try:
+        docs = []
+        while loader.check_data():
+            doc = loader.get_data()
+            if doc is not None:
+                docs.append(doc)
+        return docs
+    finally:
+        loader.dispose()
+
+
+try:  # libyaml through ruamel.yaml.clib, as ``YAML(typ="safe")`` uses it
+    from ruamel.yaml.constructor import SafeConstructor
+    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
+    from ruamel.yaml.resolver import VersionedResolver
+
+    class _CSafeLoader(CParser, SafeConstructor, VersionedResolver):  # type: ignore[misc]
+        """What ``YAML(typ="safe").load_all`` builds for each call (ruamel.yaml.main's
+        ``XLoader``), made once: a ``YAML()`` object costs more than parsing a small
+        overlay (it looks for plug-ins on disk each time)."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            self._parser = self._composer = self
+            SafeConstructor.__init__(self, loader=self)
+            self.allow_duplicate_keys = False
+            VersionedResolver.__init__(self, version=None, loadumper=self)
+
+except ImportError:  # pragma: no cover - the pure-Python parser is the fallback
+    _CSafeLoader = None  # type: ignore[assignment,misc]
 
 
 _CONSTANTS: dict[str, Any] = {
@@ -180,8 +212,21 @@ def position(node: Any, key: str | int | None = None) -> int:
 
 
 def events(text: str) -> Any:
-    """Low-level parse events (used to count aliases before composing)."""
-    return YAML(typ="safe").parse(text)
+    """Low-level parse events (used to count aliases before composing, and to locate
+    scalars): libyaml's C parser, as ``YAML(typ="safe").parse`` runs it, without
+    building a ``YAML()`` object per call."""
+    if _CSafeLoader is None:
+        return YAML(typ="safe").parse(text)
+    return _c_events(text)
+
+
+def _c_events(text: str) -> Any:
+    parser = CParser(text)
+    try:
+        while parser.check_event():
+            yield parser.get_event()
+    finally:
+        parser.dispose()
 
 
 def limit_problem(text: str) -> tuple[int, str] | None:
