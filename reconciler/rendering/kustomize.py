@@ -139,15 +139,10 @@ def _located_image_values(artifact: Artifact, entry: located.Map, digest: bool) 
     )
     if differs and not digest:
         raise located.Undecided  # a pinned digest: the round-trip path judges it
-    values: dict[str, str] = {}
-    if artifact.new_name:
-        values["newName"] = artifact.new_name
-    values["newTag"] = artifact.version
-    if digest:
-        if artifact.digest is None:
-            raise located.Undecided  # the round-trip path raises the error
-        values["digest"] = artifact.digest
-    return values
+    try:
+        return _image_values(artifact, None, digest, "")
+    except RenderError:
+        raise located.Undecided from None  # the round-trip path raises it, naming the file
 
 
 def _image_values(
