@@ -19,12 +19,14 @@ from reconciler.dashboard import Dashboard, snapshot_after_pass
 from reconciler.grants import OCI_LAYOUT_DIRS_VAR
 from reconciler.reconcile import PassOptions, PassSettings, Reconciler
 from reconciler.server import ReconcilerServer, WebhookSecrets
+from tests.helpers.gitserver import run_git
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Dashboard]]:
     base = tmp_path_factory.mktemp("demo")
     assert run_demo(base) == 0
+    _push_hostile_commit(base)
     os.environ[OCI_LAYOUT_DIRS_VAR] = str(base / "feed")
     reconciler = Reconciler(
         PassOptions(PassSettings(repo_url=(base / "remote.git").as_uri(), work_dir=base / "d"))
@@ -37,6 +39,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Dashb
         reconciler.close()
         del os.environ[OCI_LAYOUT_DIRS_VAR]
     yield base, dashboard
+
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+def _push_hostile_commit(base: Path) -> None:
+    """A person's commit whose subject, author and trailers are markup (anyone who can
+    push to the config repository can write them)."""
+    clone = base / "hostile"
+    run_git("clone", "-q", (base / "remote.git").as_uri(), str(clone))
+    (clone / "releases" / "shop" / "NOTES.md").write_text("notes\n")
+    run_git("add", "-A", cwd=clone)
+    message = (f"<script>alert(2)</script> notes\n\nDeployed: shop 1.0.1 {HOSTILE}\n"
+               f"Promoted-By: <b>mallory</b>\n")  # fmt: skip
+    run_git("-c", "user.name=<i>eve</i>", "-c", "user.email=eve@example.com",
+            "commit", "-q", "-m", message, cwd=clone)  # fmt: skip
+    run_git("push", "-q", "origin", "HEAD:main", cwd=clone)
 
 
 def _git_log(base: Path, *args: str) -> str:
@@ -109,3 +128,16 @@ def test_feed_health_and_the_matrix_come_from_the_pass(demo: tuple[Path, Dashboa
     assert "manual approval pending" in matrix
     assert pages["/events-not-here"].status_code == 404
     assert outbound == 0
+
+
+def test_commit_messages_authors_and_trailers_render_as_text(
+    demo: tuple[Path, Dashboard],
+) -> None:
+    _, dashboard = demo
+    pages, _ = _pages(dashboard, ["/releases/shop/1.0.1", "/environments/shop/prod"])
+    release = pages["/releases/shop/1.0.1"].text
+    assert "&lt;script&gt;alert(2)&lt;/script&gt; notes" in release
+    assert "&lt;img" in release and "&lt;b&gt;mallory&lt;/b&gt;" in release
+    for page in pages.values():
+        assert "<script>alert" not in page.text and "<img" not in page.text
+        assert "<b>mallory" not in page.text and "<i>eve" not in page.text
