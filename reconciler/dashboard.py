@@ -392,24 +392,25 @@ def snapshot_after_pass(
     from reconciler.errors import GitError
     from reconciler.pullrequests import ENV_HOST_KIND
 
-    settings = reconciler.options.settings
-    try:
-        commits = reconciler.tree.log(paths=["state", "releases", "pins"], max_count=LOG_LIMIT)
-    except GitError:
-        commits = []
-    sources = PassSources(
-        root=reconciler.tree.root,
-        commits=commits,
-        repo_url=settings.repo_url,
-        host_kind=(settings.git_env or os.environ).get(ENV_HOST_KIND) or None,
-        feed_polls=dict(reconciler.poller.feed_polls),
-        retry_after=dict(reconciler.local.data.get("retryAfter", {})),
-        pull_requests={
-            k: dict(v) for k, v in reconciler.local.data.get("pullRequests", {}).items()
-        },
-        can_propose=can_propose,
-    )
-    return snapshot_of(reconciler.last_config, result, sources, previous=previous)
+    with reconciler.work_lock:  # not while a proposal commits and resets the tree
+        settings = reconciler.options.settings
+        try:
+            commits = reconciler.tree.log(paths=["state", "releases", "pins"], max_count=LOG_LIMIT)
+        except GitError:
+            commits = []
+        sources = PassSources(
+            root=reconciler.tree.root,
+            commits=commits,
+            repo_url=settings.repo_url,
+            host_kind=(settings.git_env or os.environ).get(ENV_HOST_KIND) or None,
+            feed_polls=dict(reconciler.poller.feed_polls),
+            retry_after=dict(reconciler.local.data.get("retryAfter", {})),
+            pull_requests={
+                k: dict(v) for k, v in reconciler.local.data.get("pullRequests", {}).items()
+            },
+            can_propose=can_propose,
+        )
+        return snapshot_of(reconciler.last_config, result, sources, previous=previous)
 
 
 # --------------------------------------------------------------------------- rendering
