@@ -75,6 +75,18 @@ class Feed:
 
 
 @dataclass(frozen=True)
+class KeylessPolicy:
+    """``verify.cosign.keyless``: who must have signed (a Fulcio certificate's OIDC
+    issuer, and its identity exactly or by an RE2 pattern) under which trusted root
+    (sigstore's ``trusted_root.json``, an operator-mounted file)."""
+
+    issuer: str
+    trusted_root: str
+    identity: str | None = None
+    identity_regexp: str | None = None
+
+
+@dataclass(frozen=True)
 class Package:
     """One image or chart a project deploys."""
 
@@ -87,11 +99,12 @@ class Package:
     found_at: Location | None = None  # where the manifests name it, for discovered packages
     cosign_keys: tuple[str, ...] = ()  # verify.cosign: PEM public key files; () = no gate
     helm_keyring: str | None = None  # verify.helm.keyring: OpenPGP keyring; None = no gate
+    keyless: KeylessPolicy | None = None  # verify.cosign.keyless; None = no keyless gate
 
     @property
     def signature_gate(self) -> bool:
         """Whether a version must be signed to be selected (cosign or Helm provenance)."""
-        return bool(self.cosign_keys) or self.helm_keyring is not None
+        return bool(self.cosign_keys) or self.helm_keyring is not None or self.keyless is not None
 
     @property
     def kind(self) -> PackageKind:

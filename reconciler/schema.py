@@ -293,21 +293,52 @@ _key_file = {"type": "string", "minLength": 1, "description": "PEM public key (m
 
 KEYLESS_FIELDS = frozenset(
     {
-        "keyless", "sigstore", "identity", "identities", "matchOIDCIdentity", "issuer",
-        "subject", "certificateIdentity", "certificateIdentityRegexp",
-        "certificateOidcIssuer", "certificateOidcIssuerRegexp", "certificate",
-        "certificateChain", "rekorURL", "rekorUrl", "fulcioURL", "fulcioUrl",
+        "keyless", "sigstore", "identity", "identities", "identityRegexp",
+        "matchOIDCIdentity", "issuer", "subject", "certificateIdentity",
+        "certificateIdentityRegexp", "certificateOidcIssuer", "certificateOidcIssuerRegexp",
+        "certificate", "certificateChain", "rekorURL", "rekorUrl", "fulcioURL", "fulcioUrl",
         "trustedRoot", "attestors",
     }
 )  # fmt: skip
-"""Fields of keyless verification as cosign, Flux and Kyverno spell them: ``verify``
-names them in a clear refusal (``config/read.py``) rather than as unknown fields."""
+"""Fields of keyless verification as cosign, Flux and Kyverno spell them: written
+beside ``verify`` or ``verify.cosign``'s keys, ``validate`` points to where keyless
+verification is spelled (``config/read.py``) rather than calling them unknown."""
 
 KEYLESS_REFUSAL = (
-    "keyless signatures (Fulcio certificates, Rekor entries) are not supported: "
-    "verify.cosign takes the signer's public keys (key or keys); see "
-    "docs/config-reference.md, 'Signed images'"
+    "keyless verification is written verify.cosign.keyless: {issuer, identity or "
+    "identityRegexp, trustedRoot}; see docs/config-reference.md, 'Keyless signatures'"
 )
+_keyless = _obj(
+    {
+        "issuer": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the certificate's OIDC issuer, exactly (cosign "
+            "--certificate-oidc-issuer)",
+        },
+        "identity": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the certificate's identity (SAN email or URI), exactly "
+            "(cosign --certificate-identity)",
+        },
+        "identityRegexp": {
+            "type": "string",
+            "minLength": 1,
+            "description": "an RE2 pattern found in the certificate's identity "
+            "(cosign --certificate-identity-regexp)",
+        },
+        "trustedRoot": {
+            "type": "string",
+            "minLength": 1,
+            "description": "sigstore trusted_root.json: Fulcio CA, CT log and Rekor keys (mounted)",
+        },
+    },
+    ["issuer", "trustedRoot"],
+    "keyless cosign signatures: a Sigstore bundle whose Fulcio certificate names this "
+    "issuer and identity, checked offline against the trusted root",
+)
+_keyless["oneOf"] = [{"required": ["identity"]}, {"required": ["identityRegexp"]}]
 _package_verify = _obj(
     {
         "cosign": {
@@ -315,12 +346,13 @@ _package_verify = _obj(
                 {
                     "key": _key_file,
                     "keys": {"type": "array", "minItems": 1, "items": _key_file},
+                    "keyless": _keyless,
                 },
                 [],
                 "a version is selected only if a cosign signature over its digest "
-                "verifies with one of these keys",
+                "verifies with one of these keys, or (keyless) was made by this identity",
             ),
-            "oneOf": [{"required": ["key"]}, {"required": ["keys"]}],
+            "oneOf": [{"required": ["key"]}, {"required": ["keys"]}, {"required": ["keyless"]}],
         },
         "helm": _obj(
             {

@@ -22,6 +22,7 @@ from reconciler.model import (
     Feed,
     FreezeWindow,
     HelmValuesImage,
+    KeylessPolicy,
     Lifecycle,
     Limits,
     Location,
@@ -206,6 +207,20 @@ def _cosign_keys(verify: Any) -> tuple[str, ...]:
     return tuple(str(k) for k in keys)
 
 
+def _keyless(verify: Any) -> KeylessPolicy | None:
+    """A package's ``verify.cosign.keyless`` policy; None without one."""
+    keyless = ((verify or {}).get("cosign") or {}).get("keyless")
+    if not keyless:
+        return None
+    identity, pattern = keyless.get("identity"), keyless.get("identityRegexp")
+    return KeylessPolicy(
+        issuer=str(keyless["issuer"]),
+        trusted_root=str(keyless["trustedRoot"]),
+        identity=None if identity is None else str(identity),
+        identity_regexp=None if pattern is None else str(pattern),
+    )
+
+
 def _verify_check(data: Any) -> Check | None:
     kind = data.get("kind")
     if kind == "argocd":
@@ -287,6 +302,7 @@ def build_project(
                 new_name=p.get("newName"),
                 cosign_keys=_cosign_keys(p.get("verify")),
                 helm_keyring=_helm_keyring(p.get("verify")),
+                keyless=_keyless(p.get("verify")),
             )
         )
     listed = {p.name for p in packages} | {p.manifest_name for p in packages}

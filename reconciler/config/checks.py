@@ -7,6 +7,7 @@ symlinks). Each check reports through the ``Collector`` with file, line and key.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,6 +25,7 @@ from reconciler.config.read import (
     Doc,
     brief,
 )
+from reconciler.feeds.keyless import KEYLESS_NOT_INSTALLED
 from reconciler.grants import (
     CredentialPolicy,
     feed_host,
@@ -34,6 +36,7 @@ from reconciler.grants import (
 from reconciler.model import (
     TENANT_SEPARATOR,
     Feed,
+    KeylessPolicy,
     Lifecycle,
     Location,
     Project,
@@ -43,6 +46,7 @@ from reconciler.model import (
     project_lifecycle,
 )
 from reconciler.selection import unused_rule_fields, validate_rule
+from reconciler.userregex import UnsupportedRegex, compile_user_regex
 from reconciler.verify.template import TemplateError, unknown_variables
 
 __all__ = [
@@ -291,6 +295,8 @@ def _check_packages(project: Project, doc: Doc, feeds: dict[str, Feed], out: Col
             )
         if feed is not None and pkg.cosign_keys:
             _check_cosign_keys(doc, i, feed, out)
+        if feed is not None and pkg.keyless is not None:
+            _check_keyless(doc, i, feed, pkg.keyless, out)
         if feed is not None and pkg.helm_keyring is not None:
             _check_helm_keyring(doc, i, feed, pkg.helm_keyring, out)
 
@@ -311,6 +317,28 @@ def _check_cosign_keys(doc: Doc, index: int, feed: Feed, out: Collector) -> None
         problem = policy.file_problem(str(file), feed_host(feed.url))
         if problem is not None:
             out.at(doc, [*path, *key_path], f"not granted: {problem}")
+
+
+def _check_keyless(
+    doc: Doc, index: int, feed: Feed, keyless: KeylessPolicy, out: Collector
+) -> None:
+    """``verify.cosign.keyless`` needs an OCI registry feed, sigstore-python (the
+    ``keyless`` extra), an identity pattern RE2 takes, and a trusted root granted like
+    a credential file."""
+    path: list[Any] = ["packages", index, "verify", "cosign", "keyless"]
+    if feed.type != "oci":
+        out.at(doc, path, f"cosign signatures need an oci feed; {feed.name!r} is {feed.type!r}")
+        return
+    if importlib.util.find_spec("sigstore") is None:
+        out.at(doc, path, KEYLESS_NOT_INSTALLED)
+    if keyless.identity_regexp is not None:
+        try:
+            compile_user_regex(keyless.identity_regexp)
+        except UnsupportedRegex as exc:
+            out.at(doc, [*path, "identityRegexp"], str(exc))
+    problem = policy_from_env(os.environ).file_problem(keyless.trusted_root, feed_host(feed.url))
+    if problem is not None:
+        out.at(doc, [*path, "trustedRoot"], f"not granted: {problem}")
 
 
 def _check_helm_keyring(doc: Doc, index: int, feed: Feed, keyring: str, out: Collector) -> None:

@@ -179,14 +179,18 @@ def _jsonschema_text(err: ValidationError) -> str:
 
 
 def _keyless_field(err: ValidationError) -> str | None:
-    """A keyless-verification field in the ``verify`` (or ``verify.cosign``) mapping
-    that ``err`` is about, if any."""
+    """A keyless-verification field misplaced in the ``verify``, ``verify.cosign`` or
+    ``verify.cosign.keyless`` mapping that ``err`` is about, if any (the fields each
+    mapping takes are not misplaced)."""
     path = list(err.absolute_path)
-    if "verify" not in path or path[-1] not in ("verify", "cosign"):
+    if "verify" not in path or path[-1] not in ("verify", "cosign", "keyless"):
         return None
     if not isinstance(err.instance, dict):
         return None
-    return next((str(k) for k in err.instance if k in schema.KEYLESS_FIELDS), None)
+    taken = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+    return next(
+        (str(k) for k in err.instance if k in schema.KEYLESS_FIELDS and k not in taken), None
+    )
 
 
 def _schema_message(err: ValidationError) -> tuple[list[Any], str]:

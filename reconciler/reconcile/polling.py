@@ -540,15 +540,31 @@ class Poller:
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 raise FeedError(pkg.feed, f"cosign key: {type(exc).__name__}") from exc
 
-            def digest_of(tag: str) -> str | None:
-                at = f"{pkg.feed}|{pkg.repository}|{tag}"
-                found = self._kept_answer(
-                    "digests", at, lambda: client.digest(pkg.repository, tag), trust=trust
-                )
-                return None if found is None else str(found)
-
-            judge = signatures.image_judge(client, pkg, keys, key_set, digest_of, kept, self.wall)
+            judge = signatures.image_judge(
+                pkg,
+                key_set,
+                self._digest_of(client, pkg, trust=trust),
+                lambda digest: cosign.verify_image(client, pkg.repository, digest, keys),
+                kept,
+                self.wall,
+            )
             return signatures.gate(selection, rule, judge, "cosign")
+        if pkg.keyless is not None:
+            if not isinstance(client, RegistryClient):
+                raise FeedError(pkg.feed, "cosign signatures need an OCI registry feed")
+            [root], key_set = signatures.granted_bytes(
+                pkg, (pkg.keyless.trusted_root,), host, self.feed_env, "trusted root"
+            )
+            verify = signatures.keyless_verify(client, pkg, root)
+            judge = signatures.image_judge(
+                pkg,
+                signatures.keyless_key_set(pkg.keyless, key_set),
+                self._digest_of(client, pkg, trust=trust),
+                verify,
+                kept,
+                self.wall,
+            )
+            return signatures.gate(selection, rule, judge, "cosign keyless")
         from reconciler.feeds import provenance
 
         assert pkg.helm_keyring is not None
@@ -563,6 +579,20 @@ class Poller:
             raise FeedError(pkg.feed, f"Helm keyring {pkg.helm_keyring}: {exc}") from exc
         judge = signatures.chart_judge(client, pkg, keyring, key_set, kept, self.wall)
         return signatures.gate(selection, rule, judge, "provenance")
+
+    def _digest_of(
+        self, client: RegistryClient, pkg: Package, *, trust: bool
+    ) -> Callable[[str], str | None]:
+        """tag -> digest for the signature gate, through the kept ``digests`` answers."""
+
+        def digest_of(tag: str) -> str | None:
+            at = f"{pkg.feed}|{pkg.repository}|{tag}"
+            found = self._kept_answer(
+                "digests", at, lambda: client.digest(pkg.repository, tag), trust=trust
+            )
+            return None if found is None else str(found)
+
+        return digest_of
 
     def _deployed_tag(self, project: Project, package: str) -> str | None:
         """The tag the environments' files hold now (first environment naming it).

@@ -1,5 +1,5 @@
 """The signature gate in a pass: a package with ``verify`` is released only at a version
-whose signature verifies (cosign for images, a Helm provenance file for charts).
+whose signature verifies (cosign for images, by keys or keyless; a Helm provenance file for charts).
 
 Candidates are judged best first (at most the rule's ``scanLimit``) and the first that
 verifies wins; the others are rejected with the verifier's reason, which ``explain``
@@ -21,17 +21,23 @@ from reconciler.errors import FeedError
 from reconciler.feeds.auth import granted_file_problem
 from reconciler.feeds.gate import Verdict
 from reconciler.grants import policy_from_env
-from reconciler.model import Package, VersionRule
+from reconciler.model import KeylessPolicy, Package, VersionRule
 from reconciler.planning import Refusal
 from reconciler.selection import Candidate, Selection
 
-if TYPE_CHECKING:  # cryptography's primitives load only for a package with cosign keys
-    from cryptography.hazmat.primitives.asymmetric import ec
-
+if TYPE_CHECKING:
     from reconciler.feeds.helm import HelmRepoClient
     from reconciler.feeds.oci import RegistryClient
 
-__all__ = ["Judge", "chart_judge", "gate", "granted_bytes", "image_judge"]
+__all__ = [
+    "Judge",
+    "chart_judge",
+    "gate",
+    "granted_bytes",
+    "image_judge",
+    "keyless_key_set",
+    "keyless_verify",
+]
 
 Judge = Callable[[str], tuple[str, Verdict]]
 """tag -> (the digest judged, or "" when there is none; the verdict)."""
@@ -108,28 +114,64 @@ def _kept_verdict(
 
 
 def image_judge(
-    client: RegistryClient,
     pkg: Package,
-    keys: list[ec.EllipticCurvePublicKey],
     key_set: str,
     digest_of: Callable[[str], str | None],
+    verify: Callable[[str], Verdict],
     kept: Kept,
     wall: Callable[[], float],
 ) -> Judge:
     """Judges a tag by the cosign signatures over its digest (``digest_of``: the
-    poller's kept tag -> digest answers)."""
-    from reconciler.feeds import cosign
+    poller's kept tag -> digest answers; ``verify``: digest -> verdict, by keys or
+    keyless)."""
 
     def judge(tag: str) -> tuple[str, Verdict]:
         digest = digest_of(tag)
         if digest is None:
             return "", Verdict.refused("invalid", "the registry gave no digest for this tag")
         at = f"{pkg.feed}|{pkg.repository}|{digest}|{key_set}"
-        return digest, _kept_verdict(
-            kept, at, wall, lambda: cosign.verify_image(client, pkg.repository, digest, keys)
-        )
+        return digest, _kept_verdict(kept, at, wall, lambda: verify(digest))
 
     return judge
+
+
+def keyless_key_set(policy: KeylessPolicy, root_set: str) -> str:
+    """The name kept keyless verdicts are filed under: the trusted root's bytes and
+    the identity policy (a verdict for one signer says nothing of another)."""
+    text = "|".join((root_set, policy.issuer, policy.identity or "", policy.identity_regexp or ""))
+    return "keyless-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def keyless_verify(
+    client: RegistryClient, pkg: Package, trusted_root: bytes
+) -> Callable[[str], Verdict]:
+    """digest -> the keyless verdict for ``pkg`` (feeds/keyless.py). sigstore-python
+    loads at the first digest judged, so a pass whose verdicts are all kept skips it."""
+    from reconciler.feeds import keyless
+    from reconciler.userregex import UnsupportedRegex, compile_user_regex
+
+    policy = pkg.keyless
+    assert policy is not None
+    try:
+        pattern = policy.identity_regexp
+        signer = keyless.Signer(
+            policy.issuer, policy.identity, None if pattern is None else compile_user_regex(pattern)
+        )
+    except UnsupportedRegex as exc:
+        raise FeedError(pkg.feed, f"verify.cosign.keyless.identityRegexp: {exc}") from exc
+    verifiers: list[Any] = []
+
+    def verify(digest: str) -> Verdict:
+        if not verifiers:
+            try:
+                verifiers.append(keyless.load_verifier(trusted_root))
+            except ImportError as exc:
+                raise FeedError(pkg.feed, keyless.KEYLESS_NOT_INSTALLED) from exc
+            except ValueError as exc:
+                raise FeedError(pkg.feed, f"trusted root {policy.trusted_root}: {exc}") from exc
+        return keyless.verify_image_keyless(client, pkg.repository, digest, verifiers[0], signer)
+
+    return verify
 
 
 def chart_judge(
