@@ -8,8 +8,8 @@ bytes in the layer annotation ``dev.cosignproject.cosign/signature``. The manife
 found under the tag ``sha256-<hex>.sig`` or, on registries with the OCI 1.1 referrers
 API, as a referrer of artifact type ``application/vnd.dev.cosign.artifact.sig.v1+json``.
 
-Only key-based verification (PEM public keys, ECDSA P-256 / SHA-256) is supported;
-keyless (Fulcio certificates, Rekor entries) is not.
+Key-based verification (PEM public keys, ECDSA P-256 / SHA-256); keyless signatures
+(Fulcio certificates, Rekor entries) are read by ``feeds/keyless.py``.
 """
 
 from __future__ import annotations

@@ -308,11 +308,13 @@ def dsse_bundle(
     identity: str = "release@example.com",
     issuer: str = "https://issuer.example.com",
     at: dt.datetime | None = None,
+    log_delay: dt.timedelta = dt.timedelta(0),
     tamper: bool = False,
 ) -> bytes:
     """A Sigstore bundle v0.3 whose DSSE envelope signs ``payload`` (an in-toto
-    statement) by a fresh key certified for ``identity`` by ``issuer``. ``tamper``
-    changes the payload after signing and logging it."""
+    statement) by a fresh key certified for ``identity`` by ``issuer``, logged
+    ``log_delay`` after the certificate was issued. ``tamper`` changes the payload after
+    signing and logging it."""
     when = at or dt.datetime.now(dt.UTC).replace(microsecond=0)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = authority.signing_certificate(key, identity, issuer, when)
@@ -327,7 +329,7 @@ def dsse_bundle(
             "signatures": [{"signature": _b64(signature), "verifier": _b64(cert_pem)}],
         },
     }
-    entry = authority.log_entry("dsse", body, int(when.timestamp()))
+    entry = authority.log_entry("dsse", body, int((when + log_delay).timestamp()))
     if tamper:
         payload = payload.replace(b"}", b" }", 1)
     bundle = {

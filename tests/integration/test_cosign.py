@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -395,25 +394,3 @@ def test_a_signature_made_by_openssl_verifies(registry: RegistryServer, tmp_path
         push_signature(registry, repo, other, payload_file.read_bytes(), signature)
         verdict = verify_image(client, repo, other, keys)
     assert (verdict.kind, verdict.verified) == ("digest-mismatch", False)
-
-
-@pytest.mark.parametrize(
-    ("verify", "field"),
-    [
-        (
-            "      cosign:\n        certificateIdentity: https://github.com/acme/api/x.yml@main\n"
-            "        certificateOidcIssuer: https://token.actions.githubusercontent.com\n",
-            "verify.cosign.certificateIdentity",
-        ),
-        ("      keyless: {issuer: https://accounts.google.com}\n", "verify.keyless"),
-    ],
-)
-def test_keyless_verification_is_refused_by_validate_with_a_reason(
-    registry: RegistryServer, tmp_path: Path, verify: str, field: str
-) -> None:
-    files = _verified_files(registry, verify)
-    proc = run_cli("validate", str(write_files(tmp_path / "cfg", files)))
-    assert proc.returncode == 1
-    out = proc.stdout + proc.stderr
-    assert f"packages[0].{field}: keyless signatures (Fulcio certificates, Rekor" in out, out
-    assert "1 problem(s) found" in out, out
