@@ -55,7 +55,7 @@ IN_TOTO = "application/vnd.in-toto+json"
 SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 KEYLESS_NOT_INSTALLED = (
     "keyless signatures are verified by sigstore-python, which is not installed: "
-    "install the reconciler with its 'keyless' extra (reconciler[keyless])"
+    "install the 'keyless' extra (pip install 'gitops-release-reconciler[keyless]')"
 )
 
 _ISSUER_OID = "1.3.6.1.4.1.57264.1.1"  # raw string (fulcio docs/oid-info.md)

@@ -382,4 +382,4 @@ def test_validate_says_when_the_keyless_extra_is_missing(
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "verify.cosign.keyless: keyless signatures are verified by sigstore-python" in out
-    assert "reconciler[keyless]" in out
+    assert "gitops-release-reconciler[keyless]" in out

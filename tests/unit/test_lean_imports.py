@@ -14,6 +14,8 @@ SIGNING_ONLY = "jwt"
 # cryptography's primitives check cosign signatures: a pass without a cosign-gated
 # package never imports them.
 COSIGN_ONLY = "cryptography"
+# sigstore-python (the optional keyless extra) verifies keyless cosign signatures only.
+KEYLESS_ONLY = "sigstore"
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -30,7 +32,9 @@ def test_the_pass_machinery_does_not_import_sidecar_or_validator_libraries():
         "import reconciler.reconcile, reconciler.commands.once, reconciler.commands.plan"
     )
     assert "reconciler.reconcile" in loaded
-    assert not [name for name in (*DEFERRED, SIGNING_ONLY, COSIGN_ONLY) if name in loaded]
+    assert not [
+        name for name in (*DEFERRED, SIGNING_ONLY, COSIGN_ONLY, KEYLESS_ONLY) if name in loaded
+    ]
 
 
 def test_the_cli_help_imports_no_heavy_library():
