@@ -69,6 +69,21 @@ def _der_utf8(text: str) -> bytes:
     return b"\x0c" + _der_length(len(raw)) + raw
 
 
+def _key_usage(*, certifies: bool) -> x509.KeyUsage:
+    """A CA's key usage (certificates and CRLs) or a signer's (digital signatures)."""
+    return x509.KeyUsage(
+        digital_signature=not certifies,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=certifies,
+        crl_sign=certifies,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 @dataclass
 class Authority:
     """A test Fulcio CA, CT log and Rekor log (their private keys)."""
@@ -102,20 +117,7 @@ class Authority:
             .not_valid_before(_EPOCH)
             .not_valid_after(_EPOCH + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(certifies=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(self.ca_key, hashes.SHA256())
         )
@@ -178,20 +180,7 @@ class Authority:
                 .serial_number(serial)
                 .not_valid_before(at - dt.timedelta(seconds=30))
                 .not_valid_after(at + dt.timedelta(minutes=10))
-                .add_extension(
-                    x509.KeyUsage(
-                        digital_signature=True,
-                        content_commitment=False,
-                        key_encipherment=False,
-                        data_encipherment=False,
-                        key_agreement=False,
-                        key_cert_sign=False,
-                        crl_sign=False,
-                        encipher_only=False,
-                        decipher_only=False,
-                    ),
-                    critical=True,
-                )
+                .add_extension(_key_usage(certifies=False), critical=True)
                 .add_extension(
                     x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
                 )
@@ -217,7 +206,7 @@ class Authority:
 
         # The SCT signs the TBS certificate without the SCT list, which the placeholder
         # shares with the final certificate (same serial, validity and extension order).
-        placeholder = build(self._sct(b"", 0, b"\x00" * 8))
+        placeholder = build(self._sct(b"", 0))
         tbs = placeholder.tbs_precertificate_bytes
         millis = int(at.timestamp() * 1000)
         issuer_key_hash = hashlib.sha256(_spki(self.ca_key)).digest()
@@ -228,9 +217,9 @@ class Authority:
             + tbs
             + b"\x00\x00"  # no CT extensions
         )
-        return build(self._sct(_sign(self.ct_key, signed), millis, b""))
+        return build(self._sct(_sign(self.ct_key, signed), millis))
 
-    def _sct(self, signature: bytes, millis: int, _unused: bytes) -> bytes:
+    def _sct(self, signature: bytes, millis: int) -> bytes:
         """A TLS-encoded SignedCertificateTimestampList holding one SCT."""
         log_id = hashlib.sha256(_spki(self.ct_key)).digest()
         sct = (

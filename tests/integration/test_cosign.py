@@ -38,6 +38,7 @@ from tests.helpers.configrepo import (
     write_files,
 )
 from tests.helpers.oci import _put_manifest, _upload_blob
+from tests.helpers.refusals import HOOK_URL, NOTIFY_SETTINGS, Watched, refusals
 from tests.helpers.registry import RegistryServer, unique_repo
 
 PROJECT = "shop"
@@ -291,12 +292,6 @@ def test_a_key_file_outside_the_granted_directories_fails_validation(
 # ------------------------------------------------- refusals: the metric, a notification once
 
 
-def _refusal_notes(sent: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return sorted(
-        (n["subject"], n["details"]["refusal"]) for n in sent if n["event"] == "signature-refused"
-    )
-
-
 def test_refusals_are_counted_each_pass_and_notified_once_even_across_restarts(
     registry: RegistryServer, bare_remote: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
@@ -304,7 +299,6 @@ def test_refusals_are_counted_each_pass_and_notified_once_even_across_restarts(
     1.0.0; each pass counts both refusals in the metric, but each (package, digest,
     reason) is notified once, in the sidecar's passes and in a restarted process."""
     from reconciler.metrics import Metrics
-    from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler, SidecarWiring
 
     trusted, stranger = (
         ec.generate_private_key(ec.SECP256R1()),
@@ -317,53 +311,42 @@ def test_refusals_are_counted_each_pass_and_notified_once_even_across_restarts(
     registry.push(repo, "1.1.0")
     sign(registry, repo, v100, trusted, claims=v100)
     sign(registry, repo, v120, stranger, claims=v120)
-    notify = "notifications:\n  - {kind: webhook, urlEnv: HOOK_URL}\n"
-    remote = _gated_repo(registry, bare_remote, repo, f"{{key: {key}}}", notify)
+    remote = _gated_repo(registry, bare_remote, repo, f"{{key: {key}}}", NOTIFY_SETTINGS)
     monkeypatch.setenv(CREDENTIALS_DIR_VAR, str(keys_dir))
-    monkeypatch.setenv("HOOK_URL", "https://hooks.example.test/refusals")
-    sent: list[dict[str, Any]] = []
+    monkeypatch.setenv("HOOK_URL", HOOK_URL)
+    watched = Watched(remote.url, tmp_path / "work")
 
-    def receive(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
-        return httpx.Response(200)
-
-    def sidecar(metrics: Metrics) -> Reconciler:
-        return Reconciler(
-            PassOptions(
-                PassSettings(repo_url=remote.url, work_dir=tmp_path / "work"),
-                Injected(notify_transport=httpx.MockTransport(receive)),
-                SidecarWiring(metrics=metrics),
-            )
+    def counted(metrics: Metrics) -> tuple[float | None, float | None]:
+        return (
+            refusals(metrics, PROJECT, "api", "no-matching-key"),
+            refusals(metrics, PROJECT, "api", "unsigned"),
         )
 
-    def refusals(metrics: Metrics, reason: str) -> float | None:
-        labels = {"project": PROJECT, "package": "api", "reason": reason}
-        return metrics.registry.get_sample_value("reconciler_signature_refusals_total", labels)
-
     metrics = Metrics()
-    first = sidecar(metrics)
+    first = watched.start(metrics)
     try:
         result = first.run_pass()
         assert [r.packages[0].version for r in result.releases] == ["1.0.0"]
-        assert (refusals(metrics, "no-matching-key"), refusals(metrics, "unsigned")) == (1, 1)
+        assert counted(metrics) == (1, 1)
         first.run_pass()
-        assert (refusals(metrics, "no-matching-key"), refusals(metrics, "unsigned")) == (2, 2)
+        assert counted(metrics) == (2, 2)
     finally:
         first.close()
     expected = [(f"{PROJECT}/api 1.1.0", "unsigned"), (f"{PROJECT}/api 1.2.0", "no-matching-key")]
-    assert _refusal_notes(sent) == expected
+    assert watched.refusal_notes() == expected
+    sent = watched.sent
     assert {n["severity"] for n in sent if n["event"] == "signature-refused"} == {"warning"}
     assert any(v120 in json.dumps(n) for n in sent)  # the digest is in the details
 
-    restarted = sidecar(Metrics())  # a new process with the same work dir
+    restarted = watched.start(Metrics())  # a new process with the same work dir
     try:
         restarted.run_pass()
-        assert _refusal_notes(sent) == expected  # remembered: not notified again
+        assert watched.refusal_notes() == expected  # remembered: not notified again
         registry.push(repo, "1.3.0")  # a new unsigned version is news
         restarted.run_pass()
     finally:
         restarted.close()
-    assert _refusal_notes(sent) == sorted([*expected, (f"{PROJECT}/api 1.3.0", "unsigned")])
+    assert watched.refusal_notes() == sorted([*expected, (f"{PROJECT}/api 1.3.0", "unsigned")])
 
 
 def test_a_signature_made_by_openssl_verifies(registry: RegistryServer, tmp_path: Path) -> None:

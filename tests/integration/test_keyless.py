@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from reconciler.feeds.keyless import BUNDLE_ARTIFACT, Signer, load_verifier, verify_image_keyless
@@ -32,6 +31,7 @@ from tests.helpers.configrepo import (
     write_files,
 )
 from tests.helpers.oci import _put_manifest, _upload_blob
+from tests.helpers.refusals import HOOK_URL, NOTIFY_SETTINGS, Watched, refusals
 from tests.helpers.registry import RegistryServer, unique_repo
 from tests.helpers.sigstore_material import COSIGN_SIGN_PREDICATE, Authority, dsse_bundle, statement
 
@@ -251,7 +251,6 @@ def test_keyless_refusals_are_counted_and_notified(
     authority: Authority,
 ) -> None:
     from reconciler.metrics import Metrics
-    from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler, SidecarWiring
 
     granted = tmp_path / "granted"
     root = _root_file(granted, authority)
@@ -260,40 +259,24 @@ def test_keyless_refusals_are_counted_and_notified(
     registry.push(repo, "1.1.0")
     sign(registry, repo, v100, authority)
     sign(registry, repo, v120, Authority("stranger"))
-    notify = "notifications:\n  - {kind: webhook, urlEnv: HOOK_URL}\n"
-    remote = bare_remote(seed=_keyless_files(registry, repo, _policy(root), notify))
+    remote = bare_remote(seed=_keyless_files(registry, repo, _policy(root), NOTIFY_SETTINGS))
     monkeypatch.setenv(CREDENTIALS_DIR_VAR, str(granted))
-    monkeypatch.setenv("HOOK_URL", "https://hooks.example.test/refusals")
-    sent: list[dict[str, Any]] = []
-
-    def receive(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
-        return httpx.Response(200)
-
+    monkeypatch.setenv("HOOK_URL", HOOK_URL)
+    watched = Watched(remote.url, tmp_path / "work")
     metrics = Metrics()
-    sidecar = Reconciler(
-        PassOptions(
-            PassSettings(repo_url=remote.url, work_dir=tmp_path / "work"),
-            Injected(notify_transport=httpx.MockTransport(receive)),
-            SidecarWiring(metrics=metrics),
-        )
-    )
+    sidecar = watched.start(metrics)
     try:
         result = sidecar.run_pass()
         sidecar.run_pass()
     finally:
         sidecar.close()
     assert [r.packages[0].version for r in result.releases] == ["1.0.0"]
-
-    def refusals(reason: str) -> float | None:
-        labels = {"project": PROJECT, "package": "api", "reason": reason}
-        return metrics.registry.get_sample_value("reconciler_signature_refusals_total", labels)
-
-    assert (refusals("invalid"), refusals("unsigned")) == (2, 2)
-    notes = sorted(
-        (n["subject"], n["details"]["refusal"]) for n in sent if n["event"] == "signature-refused"
-    )
-    assert notes == [(f"{PROJECT}/api 1.1.0", "unsigned"), (f"{PROJECT}/api 1.2.0", "invalid")]
+    counted = [refusals(metrics, PROJECT, "api", kind) for kind in ("invalid", "unsigned")]
+    assert counted == [2, 2]
+    assert watched.refusal_notes() == [
+        (f"{PROJECT}/api 1.1.0", "unsigned"),
+        (f"{PROJECT}/api 1.2.0", "invalid"),
+    ]
 
 
 # ------------------------------------------------------------------------ validation
