@@ -36,7 +36,9 @@ The last line printed is machine-readable; JSON goes to bench/results/fleet-<tim
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import pstats
 import re
 import shutil
 import sys
@@ -107,6 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="feed limits.concurrency")
     parser.add_argument("--shards", type=int, default=2, help="shard count to compare (0: off)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile a cold and a warm `once`; print the top"
+    )
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -313,6 +318,8 @@ class Bench:
             history_s, _ = self._warm(url, work, remote, "warm pass with history")
 
         cli_figures = self._cli_costs()
+        if args.profile:
+            self.figures["profiles"] = self._profiles(pristine, url, work)
         run_figures = self._run_mode(registry, url, work, fleet, repos)
 
         ratios = {
@@ -352,6 +359,29 @@ class Bench:
             targets=TARGETS,
         )
         return ratios
+
+    def _profiles(self, pristine: Path, url: str, work: Path) -> dict[str, str]:
+        """cProfile's top cumulative entries of a cold `once` (a fresh copy of the seed
+        remote, a new work dir) and a warm one (the benchmark's work dir)."""
+        remote = self.scratch / "profile.git"
+        shutil.copytree(pristine, remote)
+        found = {}
+        for name, repo, work_dir in (
+            ("cold", remote.resolve().as_uri(), self.scratch / "profile-work"),
+            ("warm", url, work),
+        ):
+            out = self.scratch / f"{name}.prof"
+            once = ["once", "--repo", repo, "--work-dir", str(work_dir), "--json"]
+            profiler = [sys.executable, "-m", "cProfile", "-o", str(out)]
+            run = run_process([*profiler, *reconciler_cli(*once)[1:], "--log-level", "warning"])
+            if run.returncode != 0:
+                raise RuntimeError(f"profiled {name} pass failed:\n{run.stderr[-3000:]}")
+            text = io.StringIO()
+            pstats.Stats(str(out), stream=text).sort_stats("cumulative").print_stats(25)
+            found[name] = text.getvalue()
+            print(f"--- cProfile, {name} `once` ({run.seconds:.2f} s under the profiler)")
+            print(text.getvalue().split("\n\n", 1)[-1].strip())
+        return found
 
     def _run_mode(
         self,
