@@ -63,21 +63,18 @@ def log(message: str) -> None:
 def open_registry(workdir: Path, tags: int = 100_000) -> RegistryServer:
     """The real docker-registry on 127.0.0.1 (port 0), as the integration tests use it.
 
-    Its storage goes to memory (/dev/shm) when there is room: a seeded tag costs ~0.3 ms
-    on this machine's virtual disk (and as much again to delete) against ~25 us on tmpfs
-    (idle machine; the 10x fleet's million tags took 224 s at load average 15). The
-    registry reads tag lists from its page cache either way once seeded, and
-    the floor asks the same server, so ratios do not depend on where it keeps them.
+    Its storage goes to memory (/dev/shm) when there is room: this machine's virtual
+    disk is slow to create and delete a million small files, tmpfs is not. The registry
+    reads tag lists from its page cache either way once seeded, and the floor asks the
+    same server, so ratios do not depend on where it keeps them.
     """
-    return start_registry(registry_storage(workdir, inodes_needed=3 * tags + 40_000))
+    return start_registry(registry_storage(workdir, inodes_needed=tags + 100_000))
 
 
 def registry_storage(workdir: Path, inodes_needed: int) -> Path:
     """A scratch directory in /dev/shm if it has ``inodes_needed`` free, else ``workdir``
-    (a seeded tag takes three: two directories and a hard link, which tmpfs counts too;
-    the 10x fleet's million tags just fit the 3.08M inodes of this machine's /dev/shm).
-
-    The caller removes it (``remove_registry_storage``)."""
+    (a seeded tag takes one: a symlink; see ``seed_repository``). The caller removes it
+    (``remove_registry_storage``)."""
     shm = Path("/dev/shm")  # memory-backed scratch, removed after the run
     try:
         stats = os.statvfs(shm)
@@ -126,14 +123,16 @@ def _storage_repo(server: RegistryServer, repo: str) -> Path:
 def seed_repository(server: RegistryServer, repo: str, tags: Sequence[str]) -> str:
     """Push ``tags[0]`` over HTTP, then tag the same manifest as every other tag.
 
-    Extra tags are written straight into the registry's filesystem storage: a tag is
-    ``_manifests/tags/<tag>/current/link`` holding the digest of an already stored
-    manifest, which is what a manifest PUT writes and all that tags/list and a manifest
-    GET/HEAD by tag read (the ``index/`` link a PUT also writes serves only deletes by
-    digest, which the benchmarks never make). One link file per repository is hard-linked
-    under each tag: a million tags take minutes on tmpfs instead of hours over HTTP, and
-    the server still answers every request itself (distribution keeps no tag cache
-    unless configured to). Returns the digest.
+    Extra tags are written straight into the registry's filesystem storage. A manifest
+    PUT writes ``_manifests/tags/<tag>/current/link`` (the manifest's digest) and an
+    ``index/`` link that serves only deletes by digest, which the benchmarks never make;
+    tags/list reads the names in ``_manifests/tags`` and a manifest GET/HEAD by tag reads
+    ``current/link``. So each extra tag is one symlink ``_manifests/tags/<tag>`` to a
+    directory holding ``current/link`` for the digest: the server follows it like any
+    path, and a million tags cost a million inodes (tmpfs counts every inode, and
+    /dev/shm has 3M here) and minutes instead of hours over HTTP. The server still
+    answers every request itself (distribution keeps no tag cache unless configured
+    to). Returns the digest.
     """
     digest = server.push(repo, tags[0])
     add_tags(server, repo, tags[1:], digest)
@@ -143,15 +142,12 @@ def seed_repository(server: RegistryServer, repo: str, tags: Sequence[str]) -> s
 def add_tags(server: RegistryServer, repo: str, tags: Iterable[str], digest: str) -> None:
     """Tag the stored manifest ``digest`` of ``repo`` as each of ``tags`` (see above)."""
     tags_dir = _storage_repo(server, repo) / "_manifests" / "tags"
-    source = server.root / "seed-links" / digest.replace(":", "-")  # outside the storage tree
-    source.parent.mkdir(exist_ok=True)
-    if not source.exists():
-        source.write_text(digest)
+    target = server.root / "seed-tags" / digest.replace(":", "-")  # outside the storage tree
+    if not target.exists():
+        (target / "current").mkdir(parents=True, exist_ok=True)
+        (target / "current" / "link").write_text(digest)
     for tag in tags:
-        tag_dir = tags_dir / tag
-        os.mkdir(tag_dir)
-        os.mkdir(tag_dir / "current")
-        os.link(source, tag_dir / "current" / "link")
+        os.symlink(target, tags_dir / tag, target_is_directory=True)
 
 
 def seed_fleet(
