@@ -134,7 +134,7 @@ def seed_repository(server: RegistryServer, repo: str, tags: Sequence[str]) -> s
     answers every request itself (distribution keeps no tag cache unless configured
     to). Returns the digest.
     """
-    digest = server.push(repo, tags[0])
+    digest = push_image(server, repo, tags[0])
     add_tags(server, repo, tags[1:], digest)
     return digest
 
@@ -148,6 +148,19 @@ def add_tags(server: RegistryServer, repo: str, tags: Iterable[str], digest: str
         (target / "current" / "link").write_text(digest)
     for tag in tags:
         os.symlink(target, tags_dir / tag, target_is_directory=True)
+
+
+def push_image(server: RegistryServer, repo: str, tag: str, attempts: int = 3) -> str:
+    """``server.push`` that survives a dropped connection (a loaded machine's loopback
+    registry now and then closes one mid-upload); the push is idempotent."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return server.push(repo, tag)
+        except httpx.TransportError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
 
 
 def seed_fleet(

@@ -68,6 +68,7 @@ from common import (
     newest_stable,
     open_registry,
     precompile,
+    push_image,
     python_startup,
     reconciler_cli,
     remote_head,
@@ -411,7 +412,7 @@ class Bench:
             # A new image (not another name for the current one: same digest, no release).
             started = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda repo: registry.push(repo, WAVE_TAG), repos))
+                list(pool.map(lambda repo: push_image(registry, repo, WAVE_TAG), repos))
             log(
                 f"wave: pushed {WAVE_TAG} to {len(repos)} repositories "
                 f"({time.perf_counter() - started:.1f} s)"

@@ -49,6 +49,7 @@ from common import (
     newest_stable,
     open_registry,
     precompile,
+    push_image,
     remove_registry_storage,
     seed_fleet,
     table,
@@ -127,7 +128,9 @@ class Contention:
                 chosen = rng.sample(sorted(repos), max(1, int(len(repos) * args.fraction)))
                 tag = f"2.{n}.0"
                 with ThreadPoolExecutor(8) as pool:
-                    list(pool.map(registry.push, chosen, [tag] * len(chosen)))
+                    list(
+                        pool.map(push_image, [registry] * len(chosen), chosen, [tag] * len(chosen))
+                    )
                 for repo in chosen:
                     tags[repo].append(tag)
                 rounds.append(self._round(sidecars, f"round {n + 1}", started=time.perf_counter()))
