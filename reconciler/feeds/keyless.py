@@ -58,6 +58,12 @@ KEYLESS_NOT_INSTALLED = (
     "install the 'keyless' extra (pip install 'gitops-release-reconciler[keyless]')"
 )
 
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+COSIGN2_UNREAD = (
+    "a cosign 2 keyless signature (.sig tag) is there but not read: its Rekor bundle has "
+    "no inclusion proof; sign with cosign 3 (a Sigstore bundle)"
+)
+
 _ISSUER_OID = "1.3.6.1.4.1.57264.1.1"  # raw string (fulcio docs/oid-info.md)
 _ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"  # DER UTF8String
 _OTHERNAME_OID = "1.3.6.1.4.1.57264.1.7"  # a username SAN
@@ -168,6 +174,20 @@ def _bundle_documents(client: RegistryClient, repository: str, digest: str) -> l
     return found
 
 
+def _has_cosign2_keyless(client: RegistryClient, repository: str, digest: str) -> bool:
+    """Whether ``digest`` has a cosign 2 keyless signature: a ``.sig`` tag whose layer
+    carries a certificate annotation (read only to say why it is not used)."""
+    algorithm, _, hex_part = digest.partition(":")
+    try:
+        manifest = client.manifest(repository, f"{algorithm}-{hex_part}.sig")[1]
+    except FeedNotFound:
+        return False
+    return any(
+        isinstance(layer, dict) and CERTIFICATE_ANNOTATION in (layer.get("annotations") or {})
+        for layer in manifest.get("layers") or ()
+    )
+
+
 def _statement(document: bytes) -> dict[str, Any] | None:
     """The in-toto statement a bundle's DSSE envelope carries (unverified); None for a
     bundle without one (a ``cosign sign-blob`` message signature)."""
@@ -241,6 +261,10 @@ def verify_image_keyless(
     try:
         documents = _bundle_documents(client, repository, digest)
     except FeedNotFound:
+        documents = []
+    if not documents:
+        if _has_cosign2_keyless(client, repository, digest):
+            return Verdict.refused("unsigned", f"{verdict.reason}; {COSIGN2_UNREAD}")
         return verdict
     for document in documents:
         statement = _statement(document)

@@ -9,6 +9,7 @@ spec's referrers tag schema says.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -17,8 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from reconciler.feeds.keyless import BUNDLE_ARTIFACT, Signer, load_verifier, verify_image_keyless
+from reconciler.feeds.cosign import SIMPLE_SIGNING
+from reconciler.feeds.keyless import (
+    BUNDLE_ARTIFACT,
+    CERTIFICATE_ANNOTATION,
+    COSIGN2_UNREAD,
+    Signer,
+    load_verifier,
+    verify_image_keyless,
+)
 from reconciler.feeds.oci import OCI_MANIFEST, RegistryClient
 from reconciler.grants import CREDENTIALS_DIR_VAR
 from reconciler.userregex import compile_user_regex
@@ -177,6 +188,61 @@ def test_a_signature_logged_outside_the_certificate_lifetime_is_refused(
             client, repo, digest, _verifier(authority), Signer(ISSUER, IDENTITY)
         )
     assert found.kind == "invalid", found.reason
+
+
+def test_a_cosign_2_keyless_signature_is_named_as_unread(
+    registry: RegistryServer, authority: Authority
+) -> None:
+    """cosign 2 kept a keyless signature in the ``.sig`` layer's annotations (certificate,
+    chain, Rekor SET bundle); it is not verified, and the refusal says why."""
+    repo = unique_repo("keyless-cosign2")
+    digest = registry.push(repo, "1.0.0")
+    plain = registry.push(repo, "1.1.0")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = authority.signing_certificate(key, IDENTITY, ISSUER, dt.datetime.now(dt.UTC))
+    payload = json.dumps(
+        {
+            "critical": {
+                "image": {"docker-manifest-digest": digest},
+                "type": "cosign container image signature",
+            }
+        }
+    ).encode()
+    config = b"{}"
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": EMPTY, "size": len(config), "digest": _sha(config)},
+            "layers": [
+                {
+                    "mediaType": SIMPLE_SIGNING,
+                    "size": len(payload),
+                    "digest": _sha(payload),
+                    "annotations": {
+                        "dev.cosignproject.cosign/signature": base64.b64encode(
+                            key.sign(payload, ec.ECDSA(hashes.SHA256()))
+                        ).decode(),
+                        CERTIFICATE_ANNOTATION: cert.public_bytes(
+                            serialization.Encoding.PEM
+                        ).decode(),
+                        "dev.sigstore.cosign/bundle": '{"SignedEntryTimestamp": "", "Payload": {}}',
+                    },
+                }
+            ],
+        }
+    ).encode()
+    for blob in (config, payload):
+        _upload_blob(registry.client, registry.url, repo, blob, _sha(blob))
+    tag = digest.replace(":", "-") + ".sig"
+    _put_manifest(registry.client, registry.url, repo, tag, manifest, OCI_MANIFEST)
+    signer, verifier = Signer(ISSUER, IDENTITY), _verifier(authority)
+    with RegistryClient(registry.feed()) as client:
+        found = verify_image_keyless(client, repo, digest, verifier, signer)
+        unsigned = verify_image_keyless(client, repo, plain, verifier, signer)
+    assert found.kind == "unsigned"
+    assert found.reason.endswith(COSIGN2_UNREAD)
+    assert "cosign 2" in found.reason and "cosign 2" not in unsigned.reason
 
 
 def test_an_unusable_trusted_root_is_a_clear_error() -> None:
