@@ -70,7 +70,9 @@ def release_to_text(release: Release) -> str:
         "created": iso(release.created),
         "packages": packages,
     }
-    return yamlio.dump_new(data, _HEADER.format(what="release records are immutable"))
+    text = yamlio.dump_new(data, _HEADER.format(what="release records are immutable"))
+    _remember_written(text, release_from_data(data))
+    return text
 
 
 def release_from_data(data: Any) -> Release:
@@ -100,6 +102,25 @@ def release_from_data(data: Any) -> Release:
 _RELEASE_MEMO: dict[Path, tuple[str, Release]] = {}
 _RELEASE_MEMO_LIMIT = 4096
 
+_WRITTEN: dict[str, Any] = {}
+"""Text this process serialised -> what reading that text gives, built from the very
+data that was dumped (the dump round-trips its scalars, which tests/unit/
+test_records_written.py checks): the pass after the one that wrote a record or state
+file does not parse it (issue 22). Keyed by the text alone, so an entry is right
+whether or not the pass that wrote it got its commit pushed."""
+
+
+def _remember_written(text: str, value: Any) -> None:
+    if len(_WRITTEN) >= _RELEASE_MEMO_LIMIT:
+        _WRITTEN.clear()
+    _WRITTEN[text] = value
+
+
+def _written(text: str, kind: type, project: str) -> Any:
+    """What this process wrote as ``text``, if it was a ``kind`` of ``project``."""
+    value: Any = _WRITTEN.get(text)
+    return value if isinstance(value, kind) and getattr(value, "project", None) == project else None
+
 
 def read_release(root: Path, project: str, version: str) -> Release | None:
     """The release record, or None. One pass asks for the same record from several
@@ -113,8 +134,9 @@ def read_release(root: Path, project: str, version: str) -> Release | None:
     memo = _RELEASE_MEMO.get(path)
     if memo is not None and memo[0] == text:
         return memo[1]
+    written = _written(text, Release, project)
     try:
-        release = release_from_data(yamlio.load_one_fast(text))
+        release = written or release_from_data(yamlio.load_one_fast(text))
     except (KeyError, TypeError, ValueError, AttributeError, YAMLError) as exc:
         raise ReconcilerError(
             f"{release_path(project, version)}: unreadable release: {exc}"
@@ -203,8 +225,9 @@ def read_state(root: Path, project: str) -> ProjectState:
     memo = _STATE_MEMO.get(path)
     if memo is not None and memo[0] == text:
         return _copy_state(memo[1])
+    written = _written(text, ProjectState, project)
     try:
-        state = _parse_state(project, text)
+        state = _copy_state(written) if written else _parse_state(project, text)
     except (KeyError, TypeError, ValueError, AttributeError, YAMLError) as exc:
         # A hand-edited or damaged state file: stop this project, say which file.
         raise ReconcilerError(f"{state_path(project)}: unreadable state: {exc}") from exc
@@ -215,8 +238,11 @@ def read_state(root: Path, project: str) -> ProjectState:
 
 
 def _parse_state(project: str, text: str) -> ProjectState:
+    return _state_from_data(project, yamlio.load_one_fast(text) or {})
+
+
+def _state_from_data(project: str, data: Any) -> ProjectState:
     state = ProjectState(project)
-    data = yamlio.load_one_fast(text) or {}
     state.channels = {str(k): str(v) for k, v in (data.get("channels") or {}).items()}
     for env, entries in (data.get("environments") or {}).items():
         state.history[str(env)] = [
@@ -282,7 +308,9 @@ def state_to_text(state: ProjectState) -> str:
         {"version": r.version, "channel": r.channel, "created": iso(r.created)}
         for r in state.recent
     ]
-    return yamlio.dump_new(data, _HEADER.format(what="the reconciler keeps this file"))
+    text = yamlio.dump_new(data, _HEADER.format(what="the reconciler keeps this file"))
+    _remember_written(text, _state_from_data(state.project, data))
+    return text
 
 
 class WriteJournal:
