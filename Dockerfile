@@ -18,10 +18,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 COPY pyproject.toml README.md constraints.txt ./
 COPY reconciler ./reconciler
-RUN pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels . \
+# The image carries the `keyless` extra (sigstore-python, ~40 MB): most public images are
+# signed keylessly, and it is imported only when a keyless-gated package is judged.
+RUN pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels '.[keyless]' \
     && python -m venv --without-pip /opt/venv \
     && pip --python /opt/venv/bin/python install --no-cache-dir --no-index \
-       --find-links=/wheels /wheels/gitops_release_reconciler-*.whl
+       --find-links=/wheels 'gitops-release-reconciler[keyless]'
 
 FROM ${PYTHON_IMAGE}
 
