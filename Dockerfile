@@ -20,6 +20,9 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY reconciler ./reconciler
 # The image carries the `keyless` extra (sigstore-python, ~40 MB): most public images are
 # signed keylessly, and it is imported only when a keyless-gated package is judged.
+# DL3013 (pin pip versions) is ignored on purpose: every wheel is pinned by
+# constraints.txt, and the install reads only those wheels (--no-index).
+# hadolint ignore=DL3013
 RUN pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels '.[keyless]' \
     && python -m venv --without-pip /opt/venv \
     && pip --python /opt/venv/bin/python install --no-cache-dir --no-index \
