@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=2, help="shard count to compare (0: off)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile a cold and a warm `once`; print the top"
+        "--profile", action="store_true", help="cProfile a cold and a warm `once` (10x: a warm)"
     )
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results")
     args = parser.parse_args(argv)
@@ -209,6 +209,8 @@ class Bench:
         if args.run_only:
             run_figures = self._run_mode(registry, url, work, fleet, repos)
             self.figures.update(run=run_figures)
+            if args.profile:  # a warm pass of the sidecar's work dir, as a whole process
+                self.figures["profiles"] = {"warm": self._profile_once("warm", url, work)}
             return {
                 "run_warm_ratio": run_figures["run_warm_ratio"],
                 "first_quiet_ratio": run_figures["first_quiet_ratio"],
@@ -366,23 +368,23 @@ class Bench:
         remote, a new work dir) and a warm one (the benchmark's work dir)."""
         remote = self.scratch / "profile.git"
         shutil.copytree(pristine, remote)
-        found = {}
-        for name, repo, work_dir in (
-            ("cold", remote.resolve().as_uri(), self.scratch / "profile-work"),
-            ("warm", url, work),
-        ):
-            out = self.scratch / f"{name}.prof"
-            once = ["once", "--repo", repo, "--work-dir", str(work_dir), "--json"]
-            profiler = [sys.executable, "-m", "cProfile", "-o", str(out)]
-            run = run_process([*profiler, *reconciler_cli(*once)[1:], "--log-level", "warning"])
-            if run.returncode != 0:
-                raise RuntimeError(f"profiled {name} pass failed:\n{run.stderr[-3000:]}")
-            text = io.StringIO()
-            pstats.Stats(str(out), stream=text).sort_stats("cumulative").print_stats(25)
-            found[name] = text.getvalue()
-            print(f"--- cProfile, {name} `once` ({run.seconds:.2f} s under the profiler)")
-            print(text.getvalue().split("\n\n", 1)[-1].strip())
-        return found
+        return {
+            "cold": self._profile_once("cold", remote.resolve().as_uri(), self.scratch / "pw"),
+            "warm": self._profile_once("warm", url, work),
+        }
+
+    def _profile_once(self, name: str, repo: str, work_dir: Path) -> str:
+        out = self.scratch / f"{name}.prof"
+        once = ["once", "--repo", repo, "--work-dir", str(work_dir), "--json"]
+        profiler = [sys.executable, "-m", "cProfile", "-o", str(out)]
+        run = run_process([*profiler, *reconciler_cli(*once)[1:], "--log-level", "warning"])
+        if run.returncode != 0:
+            raise RuntimeError(f"profiled {name} pass failed:\n{run.stderr[-3000:]}")
+        text = io.StringIO()
+        pstats.Stats(str(out), stream=text).sort_stats("cumulative").print_stats(30)
+        print(f"--- cProfile, {name} `once` ({run.seconds:.2f} s under the profiler)")
+        print(text.getvalue().split("\n\n", 1)[-1].strip())
+        return text.getvalue()
 
     def _run_mode(
         self,
