@@ -61,7 +61,7 @@ def render_kustomization(
         return text
     plan = Plan(text, file)
     if _plan_located(plan, artifacts, digest):
-        return plan.result()
+        return plan.result(read=located.plain_documents)
     plan.edits.clear()  # what the event reader planned is redone by the round-trip path
     plan.mutations.clear()
     unmatched: list[Artifact] = []

@@ -13,8 +13,9 @@ text at those offsets before it is trusted.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import (
@@ -29,7 +30,7 @@ from ruamel.yaml.events import (
 from reconciler import yamlio
 from reconciler.rendering.yamlsplice import BREAKS, Span, could_be_other_than_string
 
-__all__ = ["Map", "Node", "Scalar", "Seq", "Undecided", "read"]
+__all__ = ["Map", "Node", "Scalar", "Seq", "Undecided", "plain_documents", "read"]
 
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _STYLES: dict[str | None, Literal["plain", "single", "double", "block"]] = {
@@ -104,10 +105,47 @@ class Seq:
 Node = Scalar | Map | Seq
 
 
+def plain_documents(text: str) -> list[Any] | None:
+    """``read``'s documents as plain data for ``Plan.result`` to compare: strings,
+    None for null, ``("plain", text)`` for a plain scalar that might not be a string."""
+    docs = read(text)
+    return None if docs is None else [_plain(doc) for doc in docs]
+
+
+def _plain(node: Node) -> Any:
+    if isinstance(node, Map):
+        return {key: _plain(value) for key, value in node.items.items()}
+    if isinstance(node, Seq):
+        return [_plain(item) for item in node.items]
+    if node.style != "plain":
+        return node.value
+    if node.is_null():
+        return None
+    return ("plain", node.value) if could_be_other_than_string(node.value) else node.value
+
+
 def read(text: str) -> list[Node] | None:
     """Every non-null document of ``text`` (as the round-trip loader lists them), or
     None where only that loader can decide. Size, alias and depth limits are the
-    caller's to check first (``yamlsplice.check_limits``)."""
+    caller's to check first (``yamlsplice.check_limits``).
+
+    The last few small texts are remembered (callers never change the nodes): a
+    render plans and verifies on the same text, and a pushed pass reads what it
+    rendered. Big ones are not, so hostile files cannot pin memory."""
+    if len(text) > _REMEMBERED_SIZE:
+        return _read(text)
+    return _read_small(text)
+
+
+_REMEMBERED_SIZE = 64 * 1024
+
+
+@functools.lru_cache(maxsize=8)
+def _read_small(text: str) -> list[Node] | None:
+    return _read(text)
+
+
+def _read(text: str) -> list[Node] | None:
     try:
         return _build(text)
     except (Undecided, YAMLError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -448,8 +448,13 @@ class Plan:
 
     # Result ----------------------------------------------------------------------------
 
-    def result(self) -> str:
-        """Apply the edits, re-parse, and check the data changed exactly as planned."""
+    def result(self, read: Callable[[str], list[Any] | None] | None = None) -> str:
+        """Apply the edits, re-parse, and check the data changed exactly as planned.
+
+        ``read``: a cheaper reader of both texts (``located.plain_documents``), used
+        when it can read both; plain scalars that might not be strings come out of it
+        as ``("plain", text)``, so a value edited into one never passes for a string.
+        """
         if not self.edits:
             return self.src.text
         text = self.src.text
@@ -462,7 +467,10 @@ class Plan:
             cursor = edit.end
         pieces.append(text[cursor:])
         new_text = "".join(pieces)
-        before, after = self._read_both(new_text)
+        both = (read(text), read(new_text)) if read is not None else (None, None)
+        if both[0] is None or both[1] is None:
+            both = self._read_both(new_text)
+        before, after = both
         expected = plain_data(before, {})
         for path, value in self.mutations:
             _apply(expected, path, value)

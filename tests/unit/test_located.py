@@ -185,3 +185,25 @@ def test_a_tab_before_a_comment_is_read_as_yaml_says():
     assert new == text.replace("1.0.0", "2.0.0")
     with mock.patch.object(located, "read", return_value=None), pytest.raises(RenderError):
         render_kustomization(text, [Artifact("a", "image", "a", "2.0.0")], digest=False, file="k")
+
+
+def test_the_event_verify_refuses_an_edit_that_would_not_read_as_the_string():
+    """The verify on events has teeth where a YAML 1.2 load has none: a tag ``yes``
+    spliced in plain reads as a string to YAML 1.2 (the C safe load) but as a boolean
+    to YAML 1.1 readers such as Kustomize's, so it is not the string promised."""
+    from reconciler.rendering.yamlsplice import Edit, Plan
+
+    text = "images:\n  - name: a\n    newTag: v1\n"
+    start = text.index("v1")
+
+    def plan_writing(written: str) -> Plan:
+        plan = Plan(text, "k")
+        plan.edits.append(Edit(start, start + 2, written))
+        plan.mutations.append(((0, "images", 0, "newTag"), "yes"))
+        return plan
+
+    assert plan_writing("yes").result() == text.replace("v1", "yes")  # the C load agrees
+    with pytest.raises(RenderError, match="does not read back as intended"):
+        plan_writing("yes").result(read=located.plain_documents)
+    quoted = plan_writing('"yes"').result(read=located.plain_documents)
+    assert quoted == text.replace("v1", '"yes"')
