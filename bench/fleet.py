@@ -685,7 +685,10 @@ def main(argv: list[str] | None = None) -> int:
     print("targets: " + ", ".join(f"{k} <= {v}" for k, v in targets.items()) + verdict)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.no_json:
-        path = write_json_result("fleet", {"args": vars(args), **bench.figures})
+        load = os.getloadavg()
+        path = write_json_result(
+            "fleet", {"args": vars(args), "load_average": load, **bench.figures}
+        )
         print(f"results: {path.relative_to(REPO_ROOT)}")
     print(" ".join(f"{k}={v:.2f}" if k != "rss_mb" else f"{k}={v:.0f}" for k, v in ratios.items()))
     return 0
