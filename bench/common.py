@@ -351,35 +351,49 @@ def python_startup(repeat: int = 5) -> float:
 # -- the floor: the same network work with a plain client --------------------------
 
 
-def list_all_tags(base_url: str, repositories: Sequence[str], concurrency: int) -> dict[str, list]:
-    """Every repository's tags/list with plain httpx at ``concurrency`` parallel requests."""
+def _in_parallel(
+    base_url: str,
+    items: Sequence[Any],
+    concurrency: int,
+    request: Callable[[httpx.Client, Any], Any],
+) -> list[Any]:
+    """``request(client, item)`` for every item, ``concurrency`` at a time on one
+    keep-alive client, as the reconciler polls. A dropped connection is retried once: on
+    this loaded machine the pool now and then lost a socket mid-read (EBADF)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     with httpx.Client(base_url=base_url, limits=limits, timeout=30) as client:
 
-        def one(repo: str) -> tuple[str, list]:
-            response = client.get(f"/v2/{repo}/tags/list", headers={"Accept": "application/json"})
-            response.raise_for_status()
-            return repo, response.json().get("tags") or []
+        def one(item: Any) -> Any:
+            try:
+                return request(client, item)
+            except httpx.TransportError:
+                return request(client, item)
 
         with ThreadPoolExecutor(concurrency) as pool:
-            return dict(pool.map(one, repositories))
+            return list(pool.map(one, items))
+
+
+def list_all_tags(base_url: str, repositories: Sequence[str], concurrency: int) -> dict[str, list]:
+    """Every repository's tags/list with plain httpx at ``concurrency`` parallel requests."""
+
+    def one(client: httpx.Client, repo: str) -> tuple[str, list]:
+        response = client.get(f"/v2/{repo}/tags/list", headers={"Accept": "application/json"})
+        response.raise_for_status()
+        return repo, response.json().get("tags") or []
+
+    return dict(_in_parallel(base_url, repositories, concurrency, one))
 
 
 def head_manifests(base_url: str, refs: Sequence[tuple[str, str]], concurrency: int) -> int:
     """One manifest HEAD per (repository, tag), as digest resolution needs."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    with httpx.Client(base_url=base_url, limits=limits, timeout=30) as client:
 
-        def one(ref: tuple[str, str]) -> int:
-            repo, tag = ref
-            response = client.head(
-                f"/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
-            )
-            response.raise_for_status()
-            return 1
+    def one(client: httpx.Client, ref: tuple[str, str]) -> int:
+        repo, tag = ref
+        response = client.head(f"/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT})
+        response.raise_for_status()
+        return 1
 
-        with ThreadPoolExecutor(concurrency) as pool:
-            return sum(pool.map(one, refs))
+    return sum(_in_parallel(base_url, refs, concurrency, one))
 
 
 def write_json_result(name: str, document: dict[str, Any]) -> Path:
