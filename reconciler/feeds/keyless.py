@@ -243,6 +243,13 @@ def _bundle_verdict(verifier: Any, document: bytes, digest: str, signer: Signer)
         statement = None
     if not isinstance(statement, dict):
         return Verdict.refused("invalid", "a verified bundle without an in-toto statement")
+    if statement.get("predicateType") != SIGN_PREDICATE:
+        # Judged on the verified payload: the unverified look in verify_image_keyless
+        # reads the JSON differently from sigstore (e.g. ``payload_type`` spelled so).
+        return Verdict.refused(
+            "invalid",
+            f"a verified attestation ({statement.get('predicateType')!r}), not a signature",
+        )
     if digest not in _subjects(statement):
         subjects = ", ".join(sorted(_subjects(statement))) or "nothing"
         return Verdict.refused("digest-mismatch", f"a valid keyless signature is for {subjects}")
