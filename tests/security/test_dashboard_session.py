@@ -36,8 +36,8 @@ def test_the_server_answers_a_page_and_a_proposal_with_a_forged_session() -> Non
     with server as app, httpx.Client(timeout=30) as client:
         for value in ("\u00b2.x".encode("latin-1"), b"9" * 5000 + b".x"):
             cookie = b"reconciler_session=" + value
-            page = client.get(f"{app.url}/", headers={"Cookie": cookie})
+            page = client.get(f"{app.url}/", headers={b"Cookie": cookie})
             assert page.status_code == 200
             form = {"project": "p", "environment": "e", "release": "1"}
-            proposed = client.post(f"{app.url}/propose", data=form, headers={"Cookie": cookie})
+            proposed = client.post(f"{app.url}/propose", data=form, headers={b"Cookie": cookie})
             assert proposed.status_code == 401
