@@ -19,9 +19,12 @@ from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
     CollectionStartEvent,
+    DocumentEndEvent,
     DocumentStartEvent,
     MappingStartEvent,
     ScalarEvent,
+    StreamEndEvent,
+    StreamStartEvent,
 )
 
 MAX_FILE_BYTES = 1_000_000
@@ -195,6 +198,34 @@ def dump_new(data: Any, header: str = "") -> str:
         out.write(header if header.endswith("\n") else header + "\n")
     _new_file_dumper().dump(data, out)
     return out.getvalue()
+
+
+def quoted_scalar(value: str, quote_char: str) -> str:
+    """``value`` as one quoted YAML scalar (``'`` or ``"``) on one line, quoted by
+    libyaml's emitter (the pure one where the C extension is missing), never by hand.
+    The emitter may pick double quotes where single ones cannot hold a character (a
+    tab, a control character); a value with a line break always gets double quotes,
+    whose escapes keep it on the one line a splice replaces."""
+    if quote_char == "'" and any(ch in value for ch in "\r\n\x85\u2028\u2029"):
+        quote_char = '"'
+    try:
+        from ruamel.yaml.cyaml import CEmitter as Emitter  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - ruamel.yaml.clib is a dependency
+        from ruamel.yaml.emitter import Emitter
+    out = io.StringIO()
+    emitter = Emitter(out, width=2**30, allow_unicode=True)
+    for event in (
+        StreamStartEvent(),
+        DocumentStartEvent(explicit=False),
+        ScalarEvent(None, None, (True, True), value, style=quote_char),
+        DocumentEndEvent(explicit=False),
+        StreamEndEvent(),
+    ):
+        emitter.emit(event)
+    text = out.getvalue().rstrip("\n")
+    if "\n" in text:  # never seen: the checks above keep quoted scalars on one line
+        raise ValueError(f"a quoted scalar took more than one line: {text[:40]!r}")
+    return text
 
 
 def position(node: Any, key: str | int | None = None) -> int:

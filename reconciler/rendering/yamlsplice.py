@@ -94,9 +94,7 @@ def quote(value: str, style: Style, flow: bool) -> str:
     """``value`` as a YAML scalar in ``style``, quoted when plain would misread it."""
     if style == "plain" and _plain_ok(value, flow):
         return value
-    if style == "single":
-        return "'" + value.replace("'", "''") + "'"
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return yamlio.quoted_scalar(value, "'" if style == "single" else '"')
 
 
 # --- the original text and positions in it -----------------------------------------------
