@@ -152,7 +152,15 @@ def _read(text: str) -> list[Node] | None:
         return None
 
 
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+"""Line breaks to libyaml (YAML 1.1), not to ruamel's round-trip reader (YAML 1.2):
+a file holding one may be structured differently by the two, so it is never decided
+here."""
+
+
 def _build(text: str) -> list[Node]:
+    if any(brk in text for brk in _UNICODE_BREAKS):
+        raise Undecided
     bom = 1 if text.startswith("\ufeff") else 0
     docs: list[Node] = []
     stack: list[Map | Seq] = []
