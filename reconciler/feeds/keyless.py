@@ -152,9 +152,14 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+MAX_BUNDLES = 32
+"""Bundles read per digest at most: a registry (or whoever can push referrers) that
+lists thousands would otherwise cost two requests each, for every candidate tag."""
+
+
 def _bundle_documents(client: RegistryClient, repository: str, digest: str) -> list[bytes]:
     """The Sigstore bundles that refer to ``digest`` (referrers API, else the
-    referrers tag ``sha256-<hex>``)."""
+    referrers tag ``sha256-<hex>``), the first ``MAX_BUNDLES`` of them."""
     entries = client.referrers(repository, digest, BUNDLE_ARTIFACT)
     if entries is None:
         algorithm, _, hex_part = digest.partition(":")
@@ -166,7 +171,7 @@ def _bundle_documents(client: RegistryClient, repository: str, digest: str) -> l
                 if isinstance(e, dict) and e.get("artifactType") == BUNDLE_ARTIFACT
             ]
     found: list[bytes] = []
-    for entry in entries or ():
+    for entry in list(entries or ())[:MAX_BUNDLES]:
         manifest = client.manifest(repository, str(entry.get("digest")))[1]
         for layer in manifest.get("layers") or ():
             if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_ARTIFACT:

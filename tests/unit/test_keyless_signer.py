@@ -84,3 +84,27 @@ def test_kept_verdicts_are_filed_per_identity_policy_and_trusted_root() -> None:
     }
     assert len(names) == 5
     assert keyless_key_set(base, "root1") == keyless_key_set(base, "root1")
+
+
+def test_a_registry_listing_thousands_of_referrers_costs_a_bounded_number_of_reads() -> None:
+    """A hostile registry's referrers list can be as long as it likes; only the first
+    MAX_BUNDLES entries are fetched (a real registry would need thousands of pushes)."""
+    from reconciler.feeds import keyless
+
+    manifests_read: list[str] = []
+
+    class ListsThousands:
+        def referrers(
+            self, repository: str, digest: str, artifact_type: str
+        ) -> list[dict[str, str]]:
+            return [
+                {"digest": f"sha256:{n:064x}", "artifactType": artifact_type} for n in range(5000)
+            ]
+
+        def manifest(self, repository: str, reference: str) -> tuple[str, dict[str, object]]:
+            manifests_read.append(reference)
+            return reference, {"layers": []}
+
+    found = keyless._bundle_documents(ListsThousands(), "app", "sha256:" + "a" * 64)  # type: ignore[arg-type]
+    assert found == []
+    assert len(manifests_read) == keyless.MAX_BUNDLES
