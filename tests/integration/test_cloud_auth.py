@@ -210,6 +210,64 @@ def test_aws_web_identity_to_ecr_token(fakes: list[Fake], tmp_path: Path) -> Non
     _check_with_botocore(ecr, f"http://{aws.host}/ecr")
 
 
+def pod_identity_agent_fake() -> Fake:
+    """The EKS Pod Identity agent (the SDKs' "container credential provider"): ``GET``
+    on ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` with ``Authorization: <the projected
+    token file's text>`` answers ``{AccessKeyId, SecretAccessKey, Token, Expiration}``
+    (AWS SDKs and Tools reference guide, "Container credential provider"; EKS user
+    guide, "EKS Pod Identity")."""
+
+    def credentials(request: Request) -> Answer:
+        if request.headers.get("authorization") != "pod-identity-token":
+            return 401, {}, b"{}"
+        return _json(
+            {
+                "AccessKeyId": "ASIAEXAMPLE",
+                "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY",
+                "Token": "session-token-xyz",
+                "Expiration": "2030-01-01T00:00:00Z",
+            }
+        )
+
+    return Fake({("GET", "/v1/credentials"): credentials})
+
+
+@pytest.mark.parametrize("source", ["pod-identity", "environment"])
+def test_aws_pod_identity_and_environment_keys_to_ecr_token(
+    fakes: list[Fake], tmp_path: Path, source: str
+) -> None:
+    aws = aws_fake("ecr-password-2")
+    agent = pod_identity_agent_fake()
+    registry = Fake(
+        {
+            ("GET", "/v2/app/tags/list"): _registry(
+                lambda auth: auth == _basic("AWS", "ecr-password-2"), 'Basic realm="ecr"'
+            )
+        }
+    )
+    fakes += [aws, agent, registry]
+    env = {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_ECR": f"http://{aws.host}/ecr"}
+    if source == "pod-identity":
+        token_file = tmp_path / "eks-pod-identity-token"
+        token_file.write_text("pod-identity-token\n")
+        env |= {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://{agent.host}/v1/credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+        }
+    else:
+        env |= {
+            "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY",
+            "AWS_SESSION_TOKEN": "session-token-xyz",
+        }
+    with _client(registry, "aws", env) as client:
+        assert client.list_tags("app") == ["1.0.0"]
+    assert len(agent.seen) == (1 if source == "pod-identity" else 0)
+    [ecr] = aws.seen
+    assert ecr.headers["x-amz-security-token"] == "session-token-xyz"
+    _check_with_botocore(ecr, f"http://{aws.host}/ecr")
+
+
 def _check_with_botocore(request: Request, url: str) -> None:
     """An independent SigV4 implementation must compute the same signature."""
     botocore = pytest.importorskip("botocore")
