@@ -22,6 +22,7 @@ Routes:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -514,6 +515,22 @@ class ReconcilerServer:
         )
         self._thread.start()
         log.info("listening on %s", self.url)
+        self._warn_of_a_reachable_proxy_header()
+
+    def _warn_of_a_reachable_proxy_header(self) -> None:
+        """The auth-proxy mode believes a header anyone could send: say so when the
+        socket is reachable from other hosts. Not refused: an oauth2-proxy in another
+        pod, with a NetworkPolicy letting only it in, is a sound setup."""
+        header = self.actions.auth.user_header if self.actions is not None else None
+        host = str(self._httpd.server_address[0])
+        if header is not None and not ipaddress.ip_address(host).is_loopback:
+            log.warning(
+                "dashboard actions trust the %s header from any client that reaches %s: "
+                "listen on 127.0.0.1 behind the auth proxy, or let only the proxy reach "
+                "this port (a NetworkPolicy)",
+                header,
+                self.url,
+            )
 
     def close(self) -> None:
         """Stop accepting requests and release the socket."""

@@ -194,3 +194,15 @@ def test_actions_need_a_git_host_token_and_an_authentication(tmp_path: Path) -> 
     finally:
         with_token.close()
         without.close()
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_a_proxy_header_on_a_reachable_socket_is_warned_of(
+    host: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = Actions(ActionAuth(lambda: None, "x-forwarded-email"), lambda *args: None)  # type: ignore[arg-type,return-value]
+    caplog.set_level("WARNING", logger="reconciler")
+    with ReconcilerServer((host, 0), on_event=lambda e: None, actions=proxy):
+        pass
+    said = [r.getMessage() for r in caplog.records if "x-forwarded-email" in r.getMessage()]
+    assert bool(said) is warned, said
