@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,12 @@ __all__ = [
 CSRF_COOKIE = "reconciler_csrf"
 SESSION_COOKIE = "reconciler_session"
 SESSION_SECONDS = 12 * 3600
+MAX_FAILED_SECRETS = 10
+"""Wrong secrets (sign-in or bearer) one client address may send per
+``FAILURE_WINDOW`` seconds before it gets 429 without its guess being checked."""
+FAILURE_WINDOW = 60.0
+_MAX_CLIENTS_REMEMBERED = 10_000
+BEARER_WRONG = "bearer token wrong"
 USER_HEADER_ENV = "RECONCILER_DASHBOARD_USER_HEADER"
 ORIGIN_ENV = "RECONCILER_DASHBOARD_ORIGIN"
 
@@ -114,6 +121,8 @@ class ActionAuth:
     origin: str | None = None  # the dashboard's public origin, when a proxy rewrites Host
     clock: Callable[[], float] = time.time
     _csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    _failures: dict[str, list[float]] = field(default_factory=dict)
+    _failures_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_environment(
@@ -173,6 +182,26 @@ class ActionAuth:
         fresh = 0 <= self.clock() - int(issued) <= SESSION_SECONDS
         return hmac.compare_digest(signature.encode(), expected.encode()) and fresh
 
+    def throttle(self, client: str) -> None:
+        """429 for a client that sent ``MAX_FAILED_SECRETS`` wrong secrets within the
+        last ``FAILURE_WINDOW`` seconds: guessing the secret stays slow."""
+        now = self.clock()
+        with self._failures_lock:
+            recent = [t for t in self._failures.get(client, ()) if now - t < FAILURE_WINDOW]
+            if recent:
+                self._failures[client] = recent
+            else:
+                self._failures.pop(client, None)
+            if len(recent) >= MAX_FAILED_SECRETS:
+                wait = int(FAILURE_WINDOW - (now - recent[0])) + 1
+                raise ActionRefused(429, f"too many wrong secrets; try again in {wait} s")
+
+    def note_failure(self, client: str) -> None:
+        with self._failures_lock:
+            if len(self._failures) >= _MAX_CLIENTS_REMEMBERED and client not in self._failures:
+                self._failures.pop(next(iter(self._failures)))  # the oldest client
+            self._failures.setdefault(client, []).append(self.clock())
+
     def check_secret(self, given: str) -> bool:
         secret = self.secret()
         # Compare even without a secret, so timing does not tell which case it was.
@@ -187,7 +216,7 @@ class ActionAuth:
         if scheme.lower() == "bearer" and token.strip():
             if self.check_secret(token.strip()):
                 return "dashboard token", False
-            raise ActionRefused(401, "bearer token wrong")
+            raise ActionRefused(401, BEARER_WRONG)
         if self.user_header is not None:
             user = headers.get(self.user_header, "").strip()
             if user:

@@ -38,6 +38,7 @@ from typing import Any
 
 from reconciler.dashboard import Dashboard
 from reconciler.dashboard_actions import (
+    BEARER_WRONG,
     CSRF_COOKIE,
     SESSION_COOKIE,
     ActionRefused,
@@ -346,19 +347,27 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self._read_body(_MAX_FORM)
             except WebhookRejected as rejected:
                 raise ActionRefused(rejected.status, rejected.message) from None
+            client = str(self.client_address[0])
+            auth.throttle(client)
             if path == "/login":
                 fields = form_fields(body, ("token",), ("csrf",))
                 auth.check_origin(headers)
                 auth.check_csrf(cookies, fields.get("csrf", ""))
                 session = auth.session_cookie()
                 if session is None or not auth.check_secret(fields["token"]):
+                    auth.note_failure(client)
                     raise ActionRefused(401, "token wrong")
                 cookie = cookie_header(SESSION_COOKIE, session, secure=self._secure(),
                                        max_age=12 * 3600)  # fmt: skip
                 self._send(303, b"", "text/plain", (("Location", "/"), ("Set-Cookie", cookie)))
                 return
             fields = form_fields(body, ("project", "environment", "release"), ("csrf",))
-            who, ambient = auth.who(headers, cookies)
+            try:
+                who, ambient = auth.who(headers, cookies)
+            except ActionRefused as refused:
+                if refused.message == BEARER_WRONG:
+                    auth.note_failure(client)
+                raise
             if ambient:
                 auth.check_origin(headers)
                 auth.check_csrf(cookies, fields.get("csrf", ""))

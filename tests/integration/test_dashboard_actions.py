@@ -19,7 +19,7 @@ import pytest
 
 from reconciler.commands.demo import run_demo
 from reconciler.dashboard import Dashboard, snapshot_after_pass
-from reconciler.dashboard_actions import ActionAuth, Actions, actions_for
+from reconciler.dashboard_actions import MAX_FAILED_SECRETS, ActionAuth, Actions, actions_for
 from reconciler.grants import OCI_LAYOUT_DIRS_VAR
 from reconciler.pullrequests import host_for
 from reconciler.reconcile import Injected, PassOptions, PassSettings, Reconciler
@@ -206,3 +206,21 @@ def test_a_proxy_header_on_a_reachable_socket_is_warned_of(
         pass
     said = [r.getMessage() for r in caplog.records if "x-forwarded-email" in r.getMessage()]
     assert bool(said) is warned, said
+
+
+def test_guessing_the_secret_is_throttled_per_client(setup: Setup) -> None:
+    """After MAX_FAILED_SECRETS wrong secrets (sign-in or bearer) in a minute, a client
+    gets 429 and even the right secret is not checked until the window passes."""
+    with setup.serve(_token_actions(setup)) as app, httpx.Client(timeout=30) as client:
+        csrf = _csrf(client, app.url)
+        for n in range(MAX_FAILED_SECRETS):
+            if n % 2:
+                wrong = client.post(f"{app.url}/login", data={"token": f"guess{n}", "csrf": csrf})
+            else:
+                wrong = _propose(client, app.url, "", authorization=f"Bearer guess{n}")
+            assert wrong.status_code == 401
+        right = client.post(f"{app.url}/login", data={"token": SECRET, "csrf": csrf})
+        assert right.status_code == 429
+        assert "too many wrong secrets" in right.text
+        assert _propose(client, app.url, "", authorization=f"Bearer {SECRET}").status_code == 429
+    assert setup.github.requests == []

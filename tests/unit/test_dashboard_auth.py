@@ -88,3 +88,17 @@ def test_cookies_forms_and_outcomes() -> None:
     assert proposal_outcome(kept).opened and "#2" in proposal_outcome(kept).message
     failed = PassResult(ok=False, git_error="pull-request mode: 403 Forbidden")
     assert not proposal_outcome(failed).opened
+
+
+def test_wrong_secrets_are_throttled_per_client_for_a_window() -> None:
+    from reconciler.dashboard_actions import FAILURE_WINDOW, MAX_FAILED_SECRETS
+
+    now = [1000.0]
+    guarded = auth(now=now)
+    for _ in range(MAX_FAILED_SECRETS):
+        guarded.throttle("10.0.0.1")
+        guarded.note_failure("10.0.0.1")
+    assert refused(guarded.throttle, "10.0.0.1") == 429
+    guarded.throttle("10.0.0.2")  # another client is not held back
+    now[0] += FAILURE_WINDOW
+    guarded.throttle("10.0.0.1")  # the window passed
