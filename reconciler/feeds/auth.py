@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from reconciler.errors import FeedAuthError
@@ -95,12 +94,21 @@ class _FileCache:
             cached = self._entries.get(path)
             if cached is not None and cached[0] == signature:
                 return cached[1]
-        if stat.st_size > MAX_SECRET_FILE_BYTES:
-            raise OSError(f"file is larger than {MAX_SECRET_FILE_BYTES} bytes")
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_small_file(path).decode("utf-8")
         with self._lock:
             self._entries[path] = (signature, text)
         return text
+
+
+def read_small_file(path: str, limit: int = MAX_SECRET_FILE_BYTES) -> bytes:
+    """A secret, key or identity file's bytes; OSError when it is larger than ``limit``
+    (such files are small, and one named by config must not fill the memory). Reads at
+    most ``limit + 1`` bytes, so a file that grows after a size check is bounded too."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"file is larger than {limit} bytes")
+    return data
 
 
 def normalise_registry_host(key: str) -> str:

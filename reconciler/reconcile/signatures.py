@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import FeedError
-from reconciler.feeds.auth import granted_file_problem
+from reconciler.feeds.auth import granted_file_problem, read_small_file
 from reconciler.feeds.gate import Verdict
 from reconciler.grants import policy_from_env
 from reconciler.model import KeylessPolicy, Package, VersionRule
@@ -93,7 +92,7 @@ def granted_bytes(
         if problem is not None:
             raise FeedError(pkg.feed, f"{what} not granted: {problem}")
         try:
-            data = Path(file).read_bytes()
+            data = read_small_file(file)
         except OSError as exc:
             raise FeedError(pkg.feed, f"{what} {file}: {exc.strerror or exc}") from exc
         contents.append(data)

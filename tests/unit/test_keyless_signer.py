@@ -4,6 +4,7 @@ make, and the name kept keyless verdicts are filed under."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -108,3 +109,24 @@ def test_a_registry_listing_thousands_of_referrers_costs_a_bounded_number_of_rea
     found = keyless._bundle_documents(ListsThousands(), "app", "sha256:" + "a" * 64)  # type: ignore[arg-type]
     assert found == []
     assert len(manifests_read) == keyless.MAX_BUNDLES
+
+
+def test_a_granted_key_file_larger_than_a_secret_is_refused_unread(tmp_path: Path) -> None:
+    """Key files, keyrings and trusted roots are read through feeds.auth.read_small_file:
+    a huge file in a granted directory is a feed error, not a whole read into memory."""
+    import pytest
+
+    from reconciler.errors import FeedError
+    from reconciler.feeds.auth import MAX_SECRET_FILE_BYTES
+    from reconciler.grants import CREDENTIALS_DIR_VAR
+    from reconciler.model import Package
+    from reconciler.reconcile.signatures import granted_bytes
+
+    small, huge = tmp_path / "cosign.pub", tmp_path / "huge.pub"
+    small.write_bytes(b"key")
+    huge.write_bytes(b"k" * (MAX_SECRET_FILE_BYTES + 1))
+    pkg = Package("app", "registry", image="app")
+    env = {CREDENTIALS_DIR_VAR: str(tmp_path)}
+    assert granted_bytes(pkg, (str(small),), "r.test", env, "cosign key")[0] == [b"key"]
+    with pytest.raises(FeedError, match="larger than"):
+        granted_bytes(pkg, (str(huge),), "r.test", env, "cosign key")
