@@ -117,8 +117,15 @@ def sidecar_pass(
         errors=tuple(errors),
         duration=result.duration,
         repo_reachable=result.git_error is None,
-        wake_at=result.wake_at.timestamp() if result.wake_at else None,
+        wake_at=_wake_at(result),
     )
+
+
+def _wake_at(result: Any) -> float | None:
+    """When the loop should run the next pass without an event (None: the interval)."""
+    if result.follow_up and result.pushed:
+        return 0.0  # a later automatic phase just opened: due now (the loop's minimum pause)
+    return result.wake_at.timestamp() if result.wake_at else None
 
 
 def _update_dashboard(dashboard: Dashboard, reconciler: Reconciler, result: Any) -> None:

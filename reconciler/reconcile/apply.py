@@ -202,6 +202,7 @@ def promote(
             verification=verification,
         )
         result.wake_at = earliest(result.wake_at, decision.wake_at)
+        promoted = False
         for wait in decision.waiting:
             pr_mode = project.environments[wait.environment].promotion == "pull-request"
             if pr_mode and wait.reason == MANUAL_APPROVAL_PENDING and wait.release:
@@ -253,6 +254,22 @@ def promote(
                 )
             )
             changed = True
+            promoted = True
+        if promoted:
+            # A deployment recorded just now may complete its phase (no soak, no
+            # verification) and so open the next one: the sidecar runs again at once.
+            again = decide(
+                lifecycle,
+                releases,
+                state.history,
+                now,
+                pins=pins,
+                channels=channels,
+                verification=verification,
+            )
+            planned = {(p.environment, p.release) for p in decision.promotions}
+            if any((p.environment, p.release) not in planned for p in again.promotions):
+                result.follow_up = True
     return changed
 
 

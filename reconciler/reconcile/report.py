@@ -87,6 +87,9 @@ class PassResult:
     verifications: list[Concluded] = field(default_factory=list)  # verdicts reached this pass
     rollbacks: list[tuple[str, str, str, str]] = field(default_factory=list)  # p, env, from, to
     wake_at: datetime | None = None  # when time alone changes a decision (soak, freeze, poll)
+    # A deployment made here opens a later automatic phase: once it is pushed, the
+    # sidecar runs the next pass at once instead of leaving it to the interval.
+    follow_up: bool = False
 
     _PER_PROJECT = ("releases", "promotions", "decisions", "waiting", "files_changed",
                     "adopted", "proposals", "manual", "drift", "deployments", "verifications",
@@ -164,6 +167,7 @@ class PassResult:
                 for p, e, f, t in self.rollbacks
             ],
             "wakeAt": records.iso(self.wake_at) if self.wake_at else None,
+            "followUp": self.follow_up,  # run again now: a later automatic phase opened
             "filesChanged": self.files_changed,
             "durationSeconds": round(self.duration, 3),
         }

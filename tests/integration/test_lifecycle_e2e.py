@@ -35,10 +35,13 @@ def test_release_flows_to_staging_waits_for_prod_then_promote_block_rollback(
     work = tmp_path / "w"
     out = _once(remote, work)
     assert [(p["environment"], p["release"]) for p in out["promotions"]] == [("dev", "1.0.0")]
+    assert out["followUp"] is True  # staging (automatic, no soak) is open now
     out = _once(remote, work)
     assert [(p["environment"], p["release"]) for p in out["promotions"]] == [("staging", "1.0.0")]
+    assert out["followUp"] is False  # prod is manual
     out = _once(remote, work)
     assert out["commit"] is None  # prod is manual: nothing happens by itself
+    assert out["followUp"] is False
     assert {"project": "shop", "environment": "prod", "reason": "manual approval pending"} in out[
         "waiting"
     ]

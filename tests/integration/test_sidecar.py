@@ -93,7 +93,7 @@ class Sidecar:
     def text(self) -> str:
         """The log's tail without the (debug-level) HTTP and git chatter, for failures."""
         lines = self.log_path.read_text(errors="replace").splitlines()
-        noisy = ('"logger": "httpcore', '"logger": "git.cmd"')
+        noisy = ('"logger": "httpcore', '"logger": "git.cmd"', '"logger": "watchdog')
         return "\n".join(line for line in lines if not any(n in line for n in noisy))[-6000:]
 
     def assert_alive(self) -> None:
@@ -200,6 +200,11 @@ def release_on_remote(remote: BareRemote, version: str) -> bool:
     return f"releases/shop/{version}.yaml" in remote.files()
 
 
+def deployed_on_remote(remote: BareRemote, environment: str, tag: str) -> bool:
+    overlay = remote.show(f"deploy/shop/overlays/{environment}/kustomization.yaml")
+    return f"newTag: {tag}" in overlay
+
+
 def distribution_body(registry_host: str, repository: str, tag: str, digest: str) -> bytes:
     """A CNCF distribution notification envelope as docker-registry 2.8 sends it."""
     event = {
@@ -275,16 +280,11 @@ def test_registry_notification_creates_the_release_at_once(
         sidecar = start_sidecar(remote, port=port)
         sidecar.wait_ready()
         assert release_on_remote(remote, "1.0.0")  # the startup pass
+        # Staging (automatic) follows dev in a pass of its own, about a second later.
+        wait_until(lambda: deployed_on_remote(remote, "staging", "1.0.0"), 15, "staging 1.0.0")
         # docker-registry retries the 1.0.0 notification that found nobody listening;
-        # let it arrive (and its no-op pass finish) so the next arrival is 1.1.0's.
+        # let it arrive first, so that the next arrival is 1.1.0's.
         sidecar.wait_for_log("webhook distribution: 1 event", 1, timeout=15)
-        # Its pass, unless it arrived before the startup pass began and was absorbed
-        # by it: either way, wait until every pass that started has finished.
-        wait_until(
-            lambda: sidecar.passes_finished() >= len(sidecar.messages("pass starting")),
-            10,
-            "the passes in flight to finish",
-        )
         head = remote.head()
         arrivals_before = len(sidecar.messages("webhook distribution: 1 event"))
 
@@ -294,13 +294,22 @@ def test_registry_notification_creates_the_release_at_once(
         wait_until(lambda: release_on_remote(remote, "1.0.1"), 15, "release 1.0.1 on the remote")
         seen_at = time.time()
 
-        # The webhook (not a timer: the interval is an hour) caused it.
+        # The webhook (not a timer: the interval is an hour) caused it. The 1.0.0
+        # notification's own pass (nothing new) may still end after 1.1.0's arrival, so
+        # the pass is found by what it did, and by what started it.
         arrival = sidecar.wait_for_log("webhook distribution: 1 event", arrivals_before + 1)
         finished = wait_until(
-            lambda: [e for e in sidecar.messages("pass ok") if _ts(e) >= _ts(arrival)],
+            lambda: [
+                e
+                for e in sidecar.messages("pass ok")
+                if _ts(e) >= _ts(arrival) and "1 release(s)" in e["msg"]
+            ],
             10,
-            "the pass's log line",
+            "the release pass's log line",
         )[0]
+        started = [e for e in sidecar.messages("pass starting") if _ts(e) <= _ts(finished)][-1]
+        assert started["msg"].startswith("pass starting: event"), started
+        assert app.repository in started["msg"]
         latency = _ts(finished) - _ts(arrival)
         # The registry notifies as it stores the manifest, so the webhook may arrive
         # before the pushing client has read its 201: measure from the push's start too.
@@ -310,15 +319,41 @@ def test_registry_notification_creates_the_release_at_once(
         )
         print(f"webhook-to-commit latency: {latency:.2f} s")
         print(f"push-to-commit seen by the test: {seen_at - pushed_at:.2f} s")
-        assert "1 release(s)" in finished["msg"]
         assert 0 <= latency < 15
-        assert remote.log_format("%P")[0] == head  # exactly one new commit
-        assert "Release: shop 1.0.1" in remote.log_format("%(trailers:only,unfold)")[0]
+        # Exactly one new commit carries the release, right on top of the head before:
+        # (staging's follow-up deployment of 1.0.1 may already sit above it).
+        released = [
+            line.split("|")[0]
+            for line in remote.log_format("%P|%(trailers:key=Release,valueonly,separator=%x2C)")
+            if line.endswith("|shop 1.0.1")
+        ]
+        assert released == [head]
         record = yamlio.load_one(remote.show("releases/shop/1.0.1.yaml"))
         assert record["packages"]["api"]["version"] == "1.1.0"
         assert_remote_consistent(remote)
     finally:
         registry.stop()
+
+
+def test_an_automatic_phase_follows_the_one_just_deployed_without_an_event(
+    registry: RegistryServer,
+    start_sidecar: Callable[..., Sidecar],
+    bare_remote: Callable[..., BareRemote],
+) -> None:
+    """dev gets 1.0.0 at start-up; staging (automatic, no soak) gets it from a pass the
+    sidecar runs by itself right after, not an hour later; prod (manual) waits."""
+    app, files = shop(registry.url)
+    registry.push(app.repository, "1.0.0")
+    remote = bare_remote(seed=files)
+    sidecar = start_sidecar(remote)
+    wait_until(lambda: deployed_on_remote(remote, "staging", "1.0.0"), 15, "staging 1.0.0")
+    sidecar.wait_passes(2)
+    starts = [e["msg"] for e in sidecar.messages("pass starting")]
+    assert starts[0].startswith("pass starting: startup"), starts
+    assert starts[1].startswith("pass starting: wake"), starts
+    subjects = remote.log_format("%(trailers:key=Deployed,valueonly,separator=%x2C)")
+    assert subjects[:2] == ["shop 1.0.0 staging", "shop 1.0.0 dev"]  # one commit each
+    assert deployed_on_remote(remote, "prod", "0.0.0")  # manual: never by itself
 
 
 # ------------------------------------------------------------ 2. hostile webhooks
@@ -343,6 +378,9 @@ def test_rejected_webhooks_start_no_pass_and_the_sidecar_keeps_serving(
     remote = bare_remote(seed=files)
     sidecar = start_sidecar(remote)
     sidecar.wait_ready()
+    # The startup pass deploys 1.0.0 to dev and a follow-up pass of its own to staging.
+    wait_until(lambda: deployed_on_remote(remote, "staging", "1.0.0"), 15, "staging 1.0.0")
+    sidecar.wait_passes(2)
     digest = registry.push(app.repository, "1.1.0")  # a pass now WOULD make a commit
     head = remote.head()
     body = distribution_body(registry.host, app.repository, "1.1.0", digest)
@@ -361,7 +399,7 @@ def test_rejected_webhooks_start_no_pass_and_the_sidecar_keeps_serving(
 
     time.sleep(1.0)  # well past the 0.15 s debounce: a queued event would have run by now
     assert sidecar.client.get(f"{sidecar.url}/healthz").status_code == 200
-    assert len(sidecar.messages("pass starting")) == 1  # the startup pass only
+    assert len(sidecar.messages("pass starting")) == 2  # the startup pass and its follow-up
     assert remote.head() == head
     metrics = scrape(sidecar)
     webhooks = {
@@ -380,7 +418,7 @@ def test_rejected_webhooks_start_no_pass_and_the_sidecar_keeps_serving(
     # only thing standing between it and a release.
     assert sidecar.post_distribution(body).status_code == 202
     wait_until(lambda: release_on_remote(remote, "1.0.1"), 15, "release 1.0.1 after a good hook")
-    assert sidecar.messages("pass starting")[1]["msg"].startswith("pass starting: event")
+    assert sidecar.messages("pass starting")[2]["msg"].startswith("pass starting: event")
 
 
 # --------------------------------------------------------------- 3. SIGTERM mid-pass
@@ -758,8 +796,16 @@ def test_a_push_to_a_repository_on_this_machine_starts_a_pass_without_a_webhook(
     woken = sidecar.messages("pass starting")[1]["msg"]
     assert woken.startswith("pass starting: event, full=True"), woken
     sidecar.wait_passes(2)
-    time.sleep(2)  # the release commit moved the branch too: that must not wake a pass
-    assert sidecar.passes_finished() == 2, sidecar.text()
+    # staging (automatic) follows in a pass of the sidecar's own, woken by no event
+    wait_until(lambda: deployed_on_remote(remote, "staging", "1.0.0"), 15, "staging 1.0.0")
+    sidecar.wait_passes(3)
+    time.sleep(2)  # the reconciler's two commits moved the branch too: neither wakes a pass
+    starts = [e["msg"].split(",")[0] for e in sidecar.messages("pass starting")]
+    assert starts == [
+        "pass starting: startup",
+        "pass starting: event",
+        "pass starting: wake",
+    ], sidecar.text()
 
 
 def test_healthz_answers_while_the_first_clone_hangs(

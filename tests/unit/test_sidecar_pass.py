@@ -37,6 +37,7 @@ class _Result:
     pushed: bool = False
     duration: float = 0.0
     wake_at: Any = None
+    follow_up: bool = False
 
 
 @pytest.mark.parametrize(
