@@ -9,8 +9,9 @@ subscriptions"): RS256, ``iss`` ``accounts.google.com`` or
 ``GOOGLE_CERTS_URL``.
 
 The operator enables it for ``/hooks/artifactregistry`` with
-``RECONCILER_WEBHOOK_PUBSUB_AUDIENCE`` (and optionally
-``RECONCILER_WEBHOOK_PUBSUB_EMAIL`` and ``RECONCILER_WEBHOOK_PUBSUB_JWKS_URL``). The
+``RECONCILER_WEBHOOK_PUBSUB_AUDIENCE`` and ``RECONCILER_WEBHOOK_PUBSUB_EMAIL`` (and
+optionally ``RECONCILER_WEBHOOK_PUBSUB_JWKS_URL``); without the email a token is
+accepted only together with the endpoint's path secret (the server's rule). The
 keys are fetched from the operator's URL only, kept for ``KEYS_LIFETIME`` seconds, and
 fetched again for an unknown ``kid`` at most once per ``REFRESH_INTERVAL``, so
 deliveries with made-up key ids cannot turn the sidecar into a request amplifier.
@@ -19,6 +20,7 @@ PyJWT (and cryptography behind it) is imported on the first verified delivery on
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -152,10 +154,15 @@ class PushTokenVerifier:
         """kid -> public key, from the operator's JWKS URL."""
         import jwt
 
-        with httpx.Client(timeout=HTTP_TIMEOUT, transport=self._transport) as client:
-            answer = client.get(self.rules.jwks_url)
+        body = bytearray()
+        with (
+            httpx.Client(timeout=HTTP_TIMEOUT, transport=self._transport) as client,
+            client.stream("GET", self.rules.jwks_url) as answer,
+        ):
             answer.raise_for_status()
-        if len(answer.content) > MAX_JWKS_BYTES:
-            raise ValueError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
-        keys = jwt.PyJWKSet.from_dict(answer.json()).keys
+            for chunk in answer.iter_bytes():  # stop reading at the cap, not after it
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
+        keys = jwt.PyJWKSet.from_dict(json.loads(body)).keys
         return {key.key_id: key.key for key in keys if key.key_id}

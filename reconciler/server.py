@@ -50,7 +50,7 @@ from reconciler.dashboard_actions import (
 from reconciler.errors import WebhookRejected
 from reconciler.logs import register_secret
 from reconciler.metrics import Metrics
-from reconciler.pubsubpush import PushTokenRules, PushTokenVerifier
+from reconciler.pubsubpush import AUDIENCE_VAR, EMAIL_VAR, PushTokenRules, PushTokenVerifier
 from reconciler.webhooks import (
     PATH_TOKEN_ENDPOINTS,
     ReplayGuard,
@@ -308,6 +308,10 @@ class _Handler(BaseHTTPRequestHandler):
             push_tokens = app.push_tokens() if endpoint == PUBSUB_ENDPOINT else None
             if secret is None and push_tokens is None:
                 raise WebhookRejected(404, f"webhook endpoint {endpoint!r} is not enabled")
+            if secret is None and push_tokens is not None and push_tokens.rules.email is None:
+                # Any Google account can mint a token for any audience: the token alone
+                # proves nothing until the pushing service account is pinned too.
+                raise WebhookRejected(404, f"webhook endpoint {endpoint!r} is not enabled")
             if push_tokens is not None:
                 push_tokens.verify(self.headers.get("Authorization"))
             events, replayed = receive_webhook(
@@ -525,6 +529,22 @@ class ReconcilerServer:
         self._thread.start()
         log.info("listening on %s", self.url)
         self._warn_of_a_reachable_proxy_header()
+        self._warn_of_an_unpinned_push_audience()
+
+    def _warn_of_an_unpinned_push_audience(self) -> None:
+        """An audience without the pushing account (and no path secret) leaves the
+        Pub/Sub endpoint off: say why, rather than 404 every delivery silently."""
+        rules = PushTokenRules.from_env(self.secrets.environ)
+        unpinned = rules is not None and rules.email is None
+        if unpinned and self.secrets.secret_for(PUBSUB_ENDPOINT) is None:
+            log.warning(
+                "%s is set without %s: /hooks/%s stays off, since any Google account "
+                "can mint a token for an audience; set the service account the "
+                "subscription pushes as (or also a path secret)",
+                AUDIENCE_VAR,
+                EMAIL_VAR,
+                PUBSUB_ENDPOINT,
+            )
 
     def _warn_of_a_reachable_proxy_header(self) -> None:
         """The auth-proxy mode believes a header anyone could send: say so when the

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reconciler.errors import WebhookRejected
-from reconciler.pubsubpush import PushTokenRules, PushTokenVerifier
+from reconciler.pubsubpush import MAX_JWKS_BYTES, PushTokenRules, PushTokenVerifier
 from reconciler.server import ReconcilerServer, WebhookSecrets
 from reconciler.webhooks import WebhookEvent
 from tests.unit.test_registry_webhooks import ARTIFACT_REGISTRY
@@ -253,3 +253,44 @@ def test_keys_survive_an_outage_of_the_certs_endpoint(certs: GoogleCerts) -> Non
     with pytest.raises(WebhookRejected) as info:
         cold.verify(f"Bearer {push_token(certs)}")
     assert info.value.status == 503  # Pub/Sub retries the delivery later
+
+
+def test_an_audience_without_the_pushing_account_leaves_the_endpoint_off(
+    certs: GoogleCerts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any Google account can mint a token for any audience: a valid token alone proves
+    nothing until the pushing service account is pinned, or a path secret is also set."""
+    queued: list[WebhookEvent] = []
+    unpinned = {
+        "RECONCILER_WEBHOOK_PUBSUB_AUDIENCE": AUDIENCE,
+        "RECONCILER_WEBHOOK_PUBSUB_JWKS_URL": certs.url,
+    }
+    stranger = push_token(certs, email="anyone@some-other-project.iam.gserviceaccount.com")
+    with caplog.at_level("WARNING", logger="reconciler.server"), _sidecar(unpinned, queued) as app:
+        alone = _deliver(app, stranger)
+    assert alone.status_code == 404 and queued == []
+    assert "RECONCILER_WEBHOOK_PUBSUB_EMAIL" in caplog.text  # the operator is told why
+    with _sidecar({**unpinned, "RECONCILER_WEBHOOK_SECRET": SECRET}, queued) as app:
+        with_secret = _deliver(app, push_token(certs), f"/{SECRET}")
+    assert with_secret.status_code == 202 and len(queued) == 1
+
+
+def test_a_huge_jwks_answer_is_not_read_past_the_cap() -> None:
+    """The keys endpoint is the operator's, but a broken or hijacked one must not make
+    every delivery buffer an endless body: reading stops at MAX_JWKS_BYTES."""
+    sent = [0]
+
+    def endless() -> Iterator[bytes]:
+        chunk = b" " * 65536
+        for _ in range(16 * 1024):  # 1 GiB if nobody stops reading
+            sent[0] += len(chunk)
+            yield chunk
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=endless()))
+    verifier = PushTokenVerifier(
+        PushTokenRules(AUDIENCE, PUSHER, "https://keys.example/certs"), transport=transport
+    )
+    with pytest.raises(WebhookRejected) as info:
+        verifier.verify("Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln")
+    assert info.value.status == 503
+    assert sent[0] <= MAX_JWKS_BYTES + 2 * 65536
