@@ -322,6 +322,19 @@ class WorkTree:
         output = self._run(args).stdout
         return [parse_commit(record) for record in output.split("\0") if record.strip()]
 
+    def changed_paths(self, old: str, new: str) -> list[str] | None:
+        """The paths that differ between commits ``old`` and ``new`` (no rename
+        detection: a rename lists both paths); None when git cannot tell (an unknown
+        or pruned commit), which callers must treat as "anything may have changed"."""
+        if old == new:
+            return []
+        if not (SHA.fullmatch(old) and SHA.fullmatch(new)):
+            return None
+        diff = self._run(["diff", "--no-renames", "--name-only", "-z", old, new], check=False)
+        if diff.status != 0:
+            return None
+        return [path for path in diff.stdout.split("\0") if path]
+
     def last_commit_time(self, path: str) -> datetime | None:
         """When ``path`` was last changed on this branch (committer date), or None."""
         commits = self.log(paths=[path], max_count=1)

@@ -17,7 +17,7 @@ Modules, in the order a load runs them:
 from __future__ import annotations
 
 from reconciler.config.build import parse_duration
-from reconciler.config.cache import load_config_cached
+from reconciler.config.cache import grants_stamp, load_config_cached
 from reconciler.config.loading import load_config
 from reconciler.config.read import (
     CONFIG_DIRS,
@@ -32,6 +32,7 @@ __all__ = [
     "SETTINGS_FILE",
     "WRITTEN_DIRS",
     "brief",
+    "grants_stamp",
     "load_config",
     "load_config_cached",
     "parse_duration",

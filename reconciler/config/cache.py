@@ -18,7 +18,7 @@ from reconciler.errors import UnsafePathError
 from reconciler.grants import OCI_LAYOUT_DIRS_VAR, CredentialPolicy, policy_from_env
 from reconciler.model import Config
 
-__all__ = ["CONFIG_MODULES", "load_config_cached"]
+__all__ = ["CONFIG_MODULES", "grants_stamp", "load_config_cached"]
 
 CONFIG_MODULES = (
     "config.__init__",
@@ -35,6 +35,12 @@ CONFIG_MODULES = (
 def _grants() -> tuple[CredentialPolicy, str]:
     """The operator grants validation depends on: a change revalidates."""
     return policy_from_env(os.environ), os.environ.get(OCI_LAYOUT_DIRS_VAR, "")
+
+
+def grants_stamp() -> tuple[CredentialPolicy, str]:
+    """What besides the files a valid config depends on (the operator's grants):
+    equal stamps and equal files give an equal config."""
+    return _grants()
 
 
 def _checked_paths(config: Config) -> list[str]:

@@ -27,6 +27,7 @@ from reconciler.model import (
 from reconciler.operations import read_pins, release_states
 from reconciler.planning import PackageChoice, plan_release
 from reconciler.reconcile import drift
+from reconciler.reconcile.memo import ProjectMemo
 from reconciler.reconcile.report import (
     AutomaticDeployment,
     PassResult,
@@ -62,16 +63,28 @@ def apply_all(
     write: bool,
     promoting: bool = True,
     verifier: Callable[[], Verifier] | None = None,
+    memo: ProjectMemo | None = None,
 ) -> bool:
     """Plan releases and promotions on the current tree; write files. True if changed.
     ``promoting``: run lifecycle promotions after creating releases; ``verifier``:
-    gives the verifier of environments with ``verify`` (made when first needed)."""
+    gives the verifier of environments with ``verify`` (made when first needed);
+    ``memo``: the sidecar's memory of projects with nothing to do (reconcile/memo.py),
+    whose unchanged ones are replayed instead of decided again."""
     changed = False
+    if memo is not None:
+        memo.begin()
     with records.journal() as journal:
         for project in projects:
+            inputs = None
+            if memo is not None:
+                inputs = memo.inputs(ws, config, project, choices, promoting=promoting)
+                if memo.replay(inputs, now, result):
+                    continue
+                memo.forget(project.name)
             mark, written = result.mark(), journal.mark()
+            wake_before, result.wake_at = result.wake_at, None
             try:
-                changed |= apply_project(
+                project_changed = apply_project(
                     ws,
                     config,
                     project,
@@ -82,6 +95,9 @@ def apply_all(
                     promoting=promoting,
                     verifier=verifier,
                 )
+                changed |= project_changed
+                if memo is not None and not project_changed:
+                    memo.note(inputs, result, mark, result.wake_at)
             except GitError:
                 raise  # the repository, not the project: the whole pass fails
             except ReconcilerError as error:
@@ -93,6 +109,8 @@ def apply_all(
                 result.project_errors[project.name] = str(error)
                 log.error("project %s skipped: %s", project.name, error,
                           extra={"project": project.name})  # fmt: skip
+            finally:
+                result.wake_at = earliest(wake_before, result.wake_at)
     return changed
 
 

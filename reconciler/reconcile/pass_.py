@@ -32,7 +32,7 @@ import httpx
 
 from reconciler import records
 from reconciler.announce import announce, remember_refusals
-from reconciler.config import load_config_cached
+from reconciler.config import grants_stamp, load_config_cached
 from reconciler.errors import ConfigError, GitError
 from reconciler.feeds import FeedClient
 from reconciler.gitrepo import WorkTree
@@ -44,6 +44,7 @@ from reconciler.pullrequests import host_for
 from reconciler.pullrequests.client import DEFAULT_TOKEN_ENV
 from reconciler.reconcile import drift
 from reconciler.reconcile.apply import apply_all
+from reconciler.reconcile.memo import ProjectMemo
 from reconciler.reconcile.polling import Poller
 from reconciler.reconcile.proposals import propose
 from reconciler.reconcile.report import PassResult, commit_message
@@ -159,6 +160,11 @@ class Reconciler:
             wall=lambda: options.injected.clock().timestamp(),
         )
         self.last_config: Config | None = None
+        self._head = ""  # the commit the work tree was last synced to
+        self._config_key: tuple[str, Any] | None = None  # (head, grants) of last_config
+        # Projects whose last pass changed nothing, replayed while nothing they
+        # depend on moved (issue 22): ``run`` keeps one Reconciler between passes.
+        self.memo = ProjectMemo()
         # Held by a pass and by a dashboard proposal: one at a time uses the work tree.
         self.work_lock = threading.Lock()
         self._notifier: Any = None
@@ -295,6 +301,7 @@ class Reconciler:
         if loaded is None:
             return
         config = self.last_config = loaded
+        self.memo.advance(self._head, config, self.tree.changed_paths)
         projects = self._projects(config, only_projects)
         # 3. poll the feeds the triggers watch
         choices = self.poller.poll(config, projects, channels_polled(config, projects), recheck)
@@ -320,6 +327,7 @@ class Reconciler:
                     stop = True
                     return None
                 config, projects = reloaded, self._projects(reloaded, only_projects)
+                self.memo.advance(self._head, config, self.tree.changed_paths)
             now = self.options.injected.clock()
             changed = apply_all(
                 self.workspace,
@@ -331,6 +339,7 @@ class Reconciler:
                 write=not dry_run,
                 promoting=self.options.settings.promote,
                 verifier=self._verifier,
+                memo=None if dry_run else self.memo,
             )
             if not changed or dry_run:
                 return None
@@ -360,6 +369,8 @@ class Reconciler:
             )
             return
         result.pushed = published.outcome == "pushed"
+        if not dry_run:
+            self.memo.commit()
         # 7. propose pull-request promotions; keep what this pass decided
         if published.outcome != "empty" and not dry_run:
             self._propose(config, result, now)
@@ -372,7 +383,8 @@ class Reconciler:
     def _sync(self) -> None:
         """Sync the work tree; a remote without the branch is an error, not an empty
         config: a mistyped ``--branch`` or an empty repository must not look "ok"."""
-        if not self.tree.sync():
+        self._head = self.tree.sync()
+        if not self._head:
             raise GitError(
                 f"{self.tree.url} has no branch {self.tree.branch!r}: nothing to reconcile"
                 " (check --branch, or push the config first)"
@@ -390,6 +402,15 @@ class Reconciler:
 
     def _load(self, result: PassResult, *, quiet: bool = False) -> Config | None:
         """The config at the current head (None, recorded in ``result``, when invalid)."""
+        key = (self._head, grants_stamp())
+        if self.last_config is not None and self._config_key == key:
+            # The tree is the very commit the last valid config was read from (a sync
+            # leaves nothing else in it) and the operator's grants are the same: the
+            # cache below would find every file unchanged, after reading them all.
+            config: Config = self.last_config
+            self.configure_tree(config)
+            return config
+        self._config_key = None
         try:
             config = load_config_cached(self.tree.root, self.cache_dir / "config.pickle")
         except ConfigError as exc:
@@ -398,6 +419,7 @@ class Reconciler:
             if not quiet:
                 log.error("config invalid:\n%s", exc)
             return None
+        self._config_key = key
         self.configure_tree(config)
         return config
 
