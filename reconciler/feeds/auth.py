@@ -31,6 +31,7 @@ from typing import Any
 
 from reconciler.errors import FeedAuthError
 from reconciler.feeds.cloud import CloudTokens
+from reconciler.feeds.secretfiles import read_small_file
 from reconciler.grants import DOCKER_HUB_ALIASES, CredentialPolicy, policy_from_env
 from reconciler.model import Credentials
 
@@ -43,9 +44,6 @@ DOCKER_HUB_HOSTS = DOCKER_HUB_ALIASES
 
 DEFAULT_DOCKER_CONFIG = "default"
 """``docker_config: default`` means ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""
-
-MAX_SECRET_FILE_BYTES = 1_000_000
-"""A password file or docker config bigger than this is a mistake, not a secret."""
 
 
 @dataclass(frozen=True)
@@ -98,17 +96,6 @@ class _FileCache:
         with self._lock:
             self._entries[path] = (signature, text)
         return text
-
-
-def read_small_file(path: str, limit: int = MAX_SECRET_FILE_BYTES) -> bytes:
-    """A secret, key or identity file's bytes; OSError when it is larger than ``limit``
-    (such files are small, and one named by config must not fill the memory). Reads at
-    most ``limit + 1`` bytes, so a file that grows after a size check is bounded too."""
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(f"file is larger than {limit} bytes")
-    return data
 
 
 def normalise_registry_host(key: str) -> str:

@@ -50,6 +50,7 @@ from xml.etree import ElementTree
 import httpx
 
 from reconciler.errors import FeedAuthError
+from reconciler.feeds.secretfiles import FileTooLarge, read_small_file
 from reconciler.grants import provider_host_problem
 
 __all__ = ["PROVIDERS", "CloudTokens", "sigv4_headers"]
@@ -100,7 +101,7 @@ class CloudTokens:
             now = self._clock()
             try:
                 secret, expires_at = _FETCH[provider](host, env, now, scheme, identity_file)
-            except CredentialFileRefused as exc:
+            except (CredentialFileRefused, FileTooLarge) as exc:
                 raise FeedAuthError(
                     feed, f"{provider} credentials refused: {exc}", retry_after=3600.0
                 ) from None
@@ -271,18 +272,11 @@ a federated subject token and an STS token must only ever reach Google."""
 IDENTITY_HOSTS = ("metadata.google.internal", "localhost")
 """Besides loopback and link-local addresses, the hosts ``credential_source.url`` may
 name: the node-local identity endpoints (GCE/Azure IMDS, a sidecar)."""
-MAX_IDENTITY_FILE_BYTES = 1_000_000
 
 
 class CredentialFileRefused(ValueError):
     """A Google credential file asks for something the reconciler will not do; the
     message says what (it names keys and hosts, never secrets)."""
-
-
-def _read_small(path: str) -> str:
-    if Path(path).stat().st_size > MAX_IDENTITY_FILE_BYTES:
-        raise CredentialFileRefused(f"{path} is larger than {MAX_IDENTITY_FILE_BYTES} bytes")
-    return Path(path).read_text(encoding="utf-8")
 
 
 def _operator_origins(env: Mapping[str, str]) -> set[tuple[str, str, int | None]]:
@@ -346,7 +340,7 @@ def _subject_token(source: Mapping[str, Any], env: Mapping[str, str]) -> str:
     if "file" in source:
         if not Path(str(source["file"])).is_absolute():
             raise CredentialFileRefused("credential_source.file must be an absolute path")
-        text = _read_small(str(source["file"]))
+        text = read_small_file(str(source["file"])).decode("utf-8")
     elif "url" in source:
         headers = {str(k): str(v) for k, v in (source.get("headers") or {}).items()}
         with httpx.Client(timeout=HTTP_TIMEOUT) as client:
@@ -440,7 +434,7 @@ def _gcp(
 ) -> tuple[tuple[str, str], float]:
     path = identity_file or env.get("GOOGLE_APPLICATION_CREDENTIALS")
     if path:
-        document = json.loads(_read_small(path))
+        document = json.loads(read_small_file(path))
         kind = document.get("type") if isinstance(document, dict) else None
         if kind == "service_account":
             token, expires_at = _gcp_service_account(document, env, now)

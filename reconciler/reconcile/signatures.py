@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import FeedError
-from reconciler.feeds.auth import granted_file_problem, read_small_file
+from reconciler.feeds.auth import granted_file_problem
 from reconciler.feeds.gate import Verdict
+from reconciler.feeds.secretfiles import read_small_file
 from reconciler.grants import policy_from_env
 from reconciler.model import KeylessPolicy, Package, VersionRule
 from reconciler.planning import Refusal

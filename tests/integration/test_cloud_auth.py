@@ -809,6 +809,31 @@ def test_gcp_service_account_key_token_uri_must_be_google(tmp_path: Path) -> Non
         CloudTokens().get("f", "gcp", "r.test", env, identity_file=str(key_file))
 
 
+@pytest.mark.parametrize("which", ["identity file", "subject token file"])
+def test_gcp_files_larger_than_the_cap_are_not_read_whole(
+    fakes: list[Fake], tmp_path: Path, which: str
+) -> None:
+    """An identity file, or the subject-token file it names, is read up to the cap and
+    refused past it (a config-named file must not fill the memory); nothing is sent."""
+    from reconciler.feeds.secretfiles import MAX_SECRET_FILE_BYTES
+
+    google = google_sts_iam_fake()
+    fakes.append(google)
+    subject = tmp_path / "token"
+    subject.write_text(
+        SUBJECT_JWT if which == "identity file" else "x" * (MAX_SECRET_FILE_BYTES + 1)
+    )
+    identity = tmp_path / "federation.json"
+    account = json.dumps(external_account(google, {"file": str(subject)}))
+    if which == "identity file":
+        account += " " * MAX_SECRET_FILE_BYTES  # still valid JSON, only too big
+    identity.write_text(account)
+    env = {"RECONCILER_CLOUD_REGISTRIES": "gcp=r.test", **_google_env(google)}
+    with pytest.raises(FeedAuthError, match=f"larger than {MAX_SECRET_FILE_BYTES} bytes"):
+        CloudTokens().get("f", "gcp", "r.test", env, identity_file=str(identity))
+    assert google.seen == []
+
+
 def test_identity_file_must_be_granted(fakes: list[Fake], tmp_path: Path) -> None:
     """``identityFile`` comes from the untrusted config: the operator's grants decide
     which files a feed may name, at validate time and again before reading."""

@@ -112,12 +112,12 @@ def test_a_registry_listing_thousands_of_referrers_costs_a_bounded_number_of_rea
 
 
 def test_a_granted_key_file_larger_than_a_secret_is_refused_unread(tmp_path: Path) -> None:
-    """Key files, keyrings and trusted roots are read through feeds.auth.read_small_file:
+    """Key files, keyrings and trusted roots are read through feeds.secretfiles.read_small_file:
     a huge file in a granted directory is a feed error, not a whole read into memory."""
     import pytest
 
     from reconciler.errors import FeedError
-    from reconciler.feeds.auth import MAX_SECRET_FILE_BYTES
+    from reconciler.feeds.secretfiles import MAX_SECRET_FILE_BYTES
     from reconciler.grants import CREDENTIALS_DIR_VAR
     from reconciler.model import Package
     from reconciler.reconcile.signatures import granted_bytes
