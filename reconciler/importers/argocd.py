@@ -173,7 +173,7 @@ def _application(app: dict[str, Any], imported: Imported) -> ImportedProject | N
 def import_argocd_image_updater(root: Path) -> Imported:
     """Read every Argo CD Application under ``root`` that Image Updater manages."""
     imported = Imported("Argo CD Image Updater", [])
-    for _, doc in documents(root):
+    for _, doc in documents(root, imported.notes):
         if doc.get("kind") == "Application" and str(doc.get("apiVersion", "")).startswith(
             "argoproj.io/"
         ):

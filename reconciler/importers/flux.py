@@ -138,7 +138,8 @@ def import_flux(root: Path) -> Imported:
     repositories: dict[tuple[str, str], dict[str, Any]] = {}
     policies: list[dict[str, Any]] = []
     automations: list[dict[str, Any]] = []
-    for _, doc in documents(root):
+    imported = Imported("Flux", [])
+    for _, doc in documents(root, imported.notes):
         if not str(doc.get("apiVersion", "")).startswith(FLUX_IMAGE_API):
             continue
         kind = doc.get("kind")
@@ -148,7 +149,6 @@ def import_flux(root: Path) -> Imported:
             policies.append(doc)
         elif kind == "ImageUpdateAutomation":
             automations.append(doc)
-    imported = Imported("Flux", [])
     for automation in automations or [{"metadata": {"name": "flux-images"}, "spec": {}}]:
         _automation_settings(imported, automation)
         namespace, name = _key(automation)

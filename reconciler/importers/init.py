@@ -120,7 +120,7 @@ def scaffold(root: Path) -> Imported:
         )
         name = safe_name(project_dir.name if project_dir != root else root.name)
         imported.projects.append(ImportedProject(name, packages, environments))
-    charts = [chart for _, doc in documents(root) for chart in _charts_in(doc)]
+    charts = [chart for _, doc in documents(root, imported.notes) for chart in _charts_in(doc)]
     imported.notes += [f"{c}: add a helm feed and a chart package" for c in dict.fromkeys(charts)]
     imported.manual = {
         env for project in imported.projects for env, _ in project.environments if is_manual(env)

@@ -32,18 +32,28 @@ def _bounded_text(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def documents(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """(file, document) for every mapping document under ``root``; unreadable files are
-    skipped (a GitOps repository holds templates that are not plain YAML)."""
+def documents(
+    root: Path, refused: list[str] | None = None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(file, document) for every mapping document under ``root``. Files that are not
+    YAML are skipped quietly (a GitOps repository holds Helm templates and the like);
+    files past the size, alias, expansion or depth bounds are skipped too, and named
+    in ``refused`` (as a note for the import's ``# NOT TRANSLATED`` comments): what
+    they held is missing from the import, and the person running it must know."""
     for path in yaml_files(root):
+        # The scanned repository is as untrusted as a config repository: the same
+        # size, alias, expansion and depth bounds as the config loader.
+        text = _bounded_text(path)
         try:
-            text = _bounded_text(path)
-            # The scanned repository is as untrusted as a config repository: the same
-            # size, alias, expansion and depth bounds as the config loader.
-            if text is None or yamlio.limit_problem(text) is not None:
-                continue
-            docs = yamlio.load_all(text)
+            limit = None if text is None else yamlio.limit_problem(text)
+            docs = [] if text is None or limit is not None else yamlio.load_all(text)
         except Exception:  # noqa: S112 - Helm templates and the like are not YAML
+            continue
+        if text is None or limit is not None:
+            if refused is not None:
+                size = f"larger than {yamlio.MAX_FILE_BYTES} bytes"
+                why = f"line {limit[0]}: {limit[1]}" if limit else size
+                refused.append(f"{str(path.relative_to(root))!r} was not read: {why}")
             continue
         for doc in docs:
             if isinstance(doc, dict):

@@ -39,3 +39,33 @@ def test_the_overlay_search_skips_oversized_files(tmp_path: Path) -> None:
     assert overlays_mentioning(tmp_path, tmp_path, ["ghcr.io/acme/api"]) == []
     (overlay / "app.yaml").write_text("image: ghcr.io/acme/api\n")
     assert overlays_mentioning(tmp_path, tmp_path, ["ghcr.io/acme/api"]) == [Path("deploy/dev")]
+
+
+def test_refused_files_are_named_and_the_import_says_so(tmp_path: Path) -> None:
+    """What a refused file held is missing from the import: the person running it sees
+    which file and why (a ``# NOT TRANSLATED`` comment and the count on stderr), while
+    templates that are simply not YAML stay quiet."""
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    repo = tmp_path / "gitops"
+    (repo / "apps").mkdir(parents=True)
+    (repo / "apps/policy.yaml").write_text(
+        "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\n"
+        "metadata: {name: api, namespace: flux-system}\n"
+        "spec: {imageRepositoryRef: {name: api}, policy: {semver: {range: '>=1.0.0'}}}\n"
+        "---\n"
+        "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\n"
+        "metadata: {name: api, namespace: flux-system}\nspec: {image: ghcr.io/acme/api}\n"
+    )
+    (repo / "apps/bomb.yaml").write_text(_bomb())
+    (repo / "apps/template.yaml").write_text("{{ .Values.image }}: [\n")  # not YAML
+    refused: list[str] = []
+    assert [p.name for p, _ in documents(repo, refused)] == ["policy.yaml", "policy.yaml"]
+    assert len(refused) == 1 and refused[0].startswith("'apps/bomb.yaml' was not read: line ")
+
+    result = CliRunner().invoke(main, ["import", "flux", str(repo), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "# NOT TRANSLATED: 'apps/bomb.yaml' was not read: line " in result.stdout
+    assert "item(s) not translated" in result.stderr
