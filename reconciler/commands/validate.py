@@ -16,13 +16,14 @@ if TYPE_CHECKING:
 
 def check(path: Path) -> tuple[list[Problem], dict[str, int] | None]:
     """Every problem of the config repository at ``path``, and what it holds."""
-    from reconciler.config import load_config
+    from reconciler.config import load_config, manifest_problems
     from reconciler.errors import ConfigError, Problem
 
     try:
         config = load_config(path)
     except ConfigError as exc:
         return exc.problems, None
+    problems = manifest_problems(path, config)
     counts = {
         "feeds": len(config.feeds),
         "lifecycles": len(config.lifecycles),
@@ -30,7 +31,7 @@ def check(path: Path) -> tuple[list[Problem], dict[str, int] | None]:
         "triggers": len(config.triggers),
     }
     if counts["projects"]:
-        return [], counts
+        return problems, counts
     # An empty or unrelated directory is no config repository: saying "ok" there
     # would let a CI job that checks out the wrong path pass.
     why = "not a config repository: no projects/<name>/project.yaml found"

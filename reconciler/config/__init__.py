@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from reconciler.config.build import parse_duration
 from reconciler.config.cache import grants_stamp, load_config_cached
-from reconciler.config.loading import load_config
+from reconciler.config.loading import load_config, manifest_problems
 from reconciler.config.read import (
     CONFIG_DIRS,
     SETTINGS_FILE,
@@ -35,6 +35,7 @@ __all__ = [
     "grants_stamp",
     "load_config",
     "load_config_cached",
+    "manifest_problems",
     "parse_duration",
     "path_problem",
 ]

@@ -25,6 +25,7 @@ from reconciler.config.read import (
     Doc,
     brief,
 )
+from reconciler.errors import UnsafePathError
 from reconciler.feeds.keyless import KEYLESS_NOT_INSTALLED
 from reconciler.grants import (
     CredentialPolicy,
@@ -449,6 +450,35 @@ def _check_overlays(project: Project, doc: Doc, config_root: Path, out: Collecto
                     [*_env_path(env.name), "targets", ti, "file"],
                     f"file {target.file!r} does not exist",
                 )
+
+
+def check_marker_targets(project: Project, doc: Doc, config_root: Path, out: Collector) -> None:
+    """A ``markers`` or ``flux-imagepolicy`` target names at least one of the project's
+    packages: otherwise every pass would fail to render it. Only ``validate`` runs this
+    (it reads manifests, which passes do not validate: there the project's render
+    reports the same, and only that project stops)."""
+    from reconciler.rendering import marker_packages
+    from reconciler.rendering.markers import FLUX, RECONCILER
+
+    for env in project.environments.values():
+        for ti, target in enumerate(env.targets):
+            if target.kind not in ("markers", "flux-imagepolicy"):
+                continue
+            dialect = FLUX if target.kind == "flux-imagepolicy" else RECONCILER
+            try:
+                data = safepaths.read_bytes(config_root, target.file, limit=yamlio.MAX_FILE_BYTES)
+                text = data.decode("utf-8")
+            except (OSError, UnicodeDecodeError, UnsafePathError):
+                continue  # a missing or unsafe file is reported by the checks above
+            if marker_packages(text, project.name, dialect):
+                continue
+            example = dialect.example(project.name, min(p.name for p in project.packages))
+            out.at(
+                doc,
+                [*_env_path(env.name), "targets", ti, "file"],
+                f"{target.file} has no marker for a package of project "
+                f"{project.name} (such as {example}), so nothing would be rendered",
+            )
 
 
 def _check_phases_mapped(

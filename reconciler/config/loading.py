@@ -10,11 +10,11 @@ from typing import Any
 from reconciler import schema, templates
 from reconciler.config import build, checks, discover
 from reconciler.config.read import Collector, Doc, check_schema, read_docs
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, Problem
 from reconciler.grants import policy_from_env, reserved_env_problem
 from reconciler.model import COMMIT_VARIABLES, Config, Feed, Project, Trigger
 
-__all__ = ["load_config"]
+__all__ = ["load_config", "manifest_problems"]
 
 
 def load_config(root: Path) -> Config:
@@ -74,6 +74,18 @@ def _load(root: Path, *, fast: bool) -> Config:
     if out.problems:
         raise ConfigError(out.problems)
     return Config(settings, feeds, lifecycles, projects, triggers)
+
+
+def manifest_problems(root: Path, config: Config) -> list[Problem]:
+    """What a valid ``config`` would still fail on when rendering, found by reading its
+    manifests (``validate`` only: see ``checks.check_marker_targets``)."""
+    out = Collector()
+    for doc in read_docs(root, Collector(), fast=False):
+        data = doc.data if isinstance(doc.data, dict) else {}
+        project = config.projects.get(str(data.get("name")))
+        if data.get("kind") == "Project" and project is not None:
+            checks.check_marker_targets(project, doc, root, out)
+    return out.problems
 
 
 def _check_commit_template(template: str | None, doc: Doc, out: Collector) -> None:

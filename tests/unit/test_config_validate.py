@@ -178,3 +178,37 @@ def test_a_reference_to_a_missing_name_is_still_reported(tmp_path):
 )
 def test_yaml_syntax_errors_are_explained_in_words_with_the_line(tmp_path, text, expected):
     assert _problems(tmp_path, _files(**{"feeds/reg.yaml": text})) == [expected]
+
+
+def _with_marker_target(values: str) -> dict[str, str]:
+    files = _files()
+    files[PROJECT] = files[PROJECT].replace(
+        "  prod:\n    overlay: deploy/shop/overlays/prod\n",
+        "  prod:\n    overlay: deploy/shop/overlays/prod\n    targets:\n"
+        "      - {kind: markers, file: deploy/shop/overlays/prod/values.yaml}\n",
+    )
+    files["deploy/shop/overlays/prod/values.yaml"] = values
+    return files
+
+
+def test_validate_names_a_markers_target_without_a_marker_of_the_project(tmp_path):
+    """Every pass would fail to render it (the project stops there): validate says so
+    first, at the target's own line. Passes load the config without reading manifests."""
+    from reconciler.commands.validate import check
+
+    write_files(tmp_path, _with_marker_target("image:\n  tag: 1.0.0  # set by hand\n"))
+    load_config(tmp_path)  # a valid config: a pass still runs the other projects
+    problems, _ = check(tmp_path)
+    line = (
+        _with_marker_target("")[PROJECT]
+        .splitlines()
+        .index("      - {kind: markers, file: deploy/shop/overlays/prod/values.yaml}")
+    )
+    assert [str(p) for p in problems] == [
+        f"{PROJECT}:{line + 1}: environments.prod.targets[0].file: "
+        "deploy/shop/overlays/prod/values.yaml has no marker for a package of "
+        'project shop (such as # {"$reconciler": "shop:api"}), so nothing would be rendered'
+    ]
+    marked = 'image:\n  tag: 1.0.0  # {"$reconciler": "shop:api:tag"}\n'
+    write_files(tmp_path, _with_marker_target(marked))
+    assert check(tmp_path)[0] == []
