@@ -8,6 +8,7 @@ undone exactly (the write journal) and skipped with its reason, and the others g
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -210,7 +211,10 @@ def promote(
         if not any(r.channel in channels for r in releases):
             continue
         lifecycle = project_lifecycle(config.lifecycles[lc_name], project)
-        decision: Decision = decide(
+        # state.history is the very dict deployments below are recorded in, so a second
+        # call sees them.
+        decide_now = functools.partial(
+            decide,
             lifecycle,
             releases,
             state.history,
@@ -219,6 +223,7 @@ def promote(
             channels=channels,
             verification=verification,
         )
+        decision: Decision = decide_now()
         result.wake_at = earliest(result.wake_at, decision.wake_at)
         promoted = False
         for wait in decision.waiting:
@@ -276,15 +281,7 @@ def promote(
         if promoted:
             # A deployment recorded just now may complete its phase (no soak, no
             # verification) and so open the next one: the sidecar runs again at once.
-            again = decide(
-                lifecycle,
-                releases,
-                state.history,
-                now,
-                pins=pins,
-                channels=channels,
-                verification=verification,
-            )
+            again = decide_now()
             planned = {(p.environment, p.release) for p in decision.promotions}
             if any((p.environment, p.release) not in planned for p in again.promotions):
                 result.follow_up = True
