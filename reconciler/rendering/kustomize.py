@@ -62,8 +62,7 @@ def render_kustomization(
     plan = Plan(text, file)
     if _plan_located(plan, artifacts, digest):
         return plan.result(read=located.plain_documents)
-    plan.edits.clear()  # what the event reader planned is redone by the round-trip path
-    plan.mutations.clear()
+    plan.forget_edits()  # what the event reader planned is redone by the round-trip path
     unmatched: list[Artifact] = []
     for artifact in artifacts:
         if artifact.kind == "image":

@@ -333,6 +333,11 @@ class Plan:
         self.edits: list[Edit] = []
         self.mutations: list[tuple[tuple[Any, ...], Any]] = []
 
+    def forget_edits(self) -> None:
+        """Drop what was planned so far, to plan the same file again another way."""
+        self.edits.clear()
+        self.mutations.clear()
+
     @functools.cached_property
     def docs(self) -> list[Any]:
         """The round-trip documents, parsed when a format module first asks (a render
