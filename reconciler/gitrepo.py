@@ -172,8 +172,13 @@ class WorkTree:
 
     # -- public operations ---------------------------------------------------------
 
-    def sync(self) -> str:
+    def sync(self, *, clean_at: str = "") -> str:
         """Make the work tree equal to the remote branch; return the HEAD sha.
+
+        ``clean_at``: the caller knows that nothing wrote to the work tree, its index
+        or its branch since a sync left it at that commit (a pass that changed and
+        proposed nothing); when the fetch finds the remote still there, the checkout
+        (and the scan for untracked files) is skipped: a sync is one git process.
 
         Clones when there is no usable clone of ``url`` (missing, corrupt, or cloned
         from another URL). Returns ``""`` when the remote has no such branch yet:
@@ -184,8 +189,9 @@ class WorkTree:
         self._remove_stale_state()
         if not self._is_clone_of_url():
             self._recreate("no clone of the remote yet")
+            clean_at = ""
         try:
-            self._update_from_remote()
+            self._update_from_remote(clean_at)
         except _LocalDamage as damage:
             self._recreate(str(damage))
             try:
@@ -374,7 +380,21 @@ class WorkTree:
     def _tracking_sha(self) -> str:
         """The fetched commit (what HEAD is after a sync), read from the ref files;
         "" when it cannot be read that way."""
-        ref = f"refs/remotes/origin/{self.branch}"
+        return self._ref_sha(f"refs/remotes/origin/{self.branch}")
+
+    def _on_branch_at(self, sha: str) -> bool:
+        """Whether HEAD is the branch and the branch is at ``sha`` (from the files)."""
+        try:
+            head = (self.root / ".git" / "HEAD").read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            return False
+        return (
+            head == f"ref: refs/heads/{self.branch}\n"
+            and self._ref_sha(f"refs/heads/{self.branch}") == sha
+        )
+
+    def _ref_sha(self, ref: str) -> str:
+        """The sha of ``ref`` from the loose ref file or packed-refs; "" if unreadable."""
         git_dir = self.root / ".git"
         try:
             loose = (git_dir / ref).read_text(encoding="ascii").strip()
@@ -428,7 +448,7 @@ class WorkTree:
         self._run(["init", "--quiet", f"--initial-branch={self.branch}", str(self.root)])
         self._run(["remote", "add", "-t", self.branch, "origin", self.url])
 
-    def _update_from_remote(self) -> None:
+    def _update_from_remote(self, clean_at: str = "") -> None:
         tracking = f"refs/remotes/origin/{self.branch}"
         fetch = self._run(
             ["fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{self.branch}:{tracking}"],
@@ -444,6 +464,8 @@ class WorkTree:
             if any(marker in message.lower() for marker in REMOTE_FAILURE_MARKERS):
                 raise error
             raise _LocalDamage(str(error))
+        if clean_at and self._tracking_sha() == clean_at and self._on_branch_at(clean_at):
+            return  # the remote did not move and nothing touched the tree (see sync)
         # checkout --force -B already resets the branch, index and tracked files to the
         # remote (a separate reset --hard would scan the whole tree again); clean
         # removes what a killed pass left untracked, and runs only when there is any:

@@ -161,6 +161,9 @@ class Reconciler:
         )
         self.last_config: Config | None = None
         self._head = ""  # the commit the work tree was last synced to
+        # The commit the work tree is known to be at, untouched since its sync (the
+        # last pass changed and proposed nothing): the next sync need not check out.
+        self._clean_at = ""
         self._config_key: tuple[str, Any] | None = None  # (head, grants) of last_config
         # Projects whose last pass changed nothing, replayed while nothing they
         # depend on moved (issue 22): ``run`` keeps one Reconciler between passes.
@@ -371,6 +374,10 @@ class Reconciler:
         result.pushed = published.outcome == "pushed"
         if not dry_run:
             self.memo.commit()
+        if published.outcome == "unchanged" and not result.proposals:
+            # Nothing was written, committed or proposed (``_propose`` does nothing
+            # without proposals): the tree is still the commit it was synced to.
+            self._clean_at = self._head if not result.project_errors else ""
         # 7. propose pull-request promotions; keep what this pass decided
         if published.outcome != "empty" and not dry_run:
             self._propose(config, result, now)
@@ -383,7 +390,8 @@ class Reconciler:
     def _sync(self) -> None:
         """Sync the work tree; a remote without the branch is an error, not an empty
         config: a mistyped ``--branch`` or an empty repository must not look "ok"."""
-        self._head = self.tree.sync()
+        clean_at, self._clean_at = self._clean_at, ""
+        self._head = self.tree.sync(clean_at=clean_at)
         if not self._head:
             raise GitError(
                 f"{self.tree.url} has no branch {self.tree.branch!r}: nothing to reconcile"

@@ -339,3 +339,32 @@ def test_a_project_that_failed_is_decided_again(registry, bare_remote, tmp_path,
         assert _report(again) == _report(steady)
     finally:
         sidecar.close()
+
+
+def test_a_steady_pass_syncs_with_one_fetch(registry, bare_remote, tmp_path):
+    """After a pass that wrote, committed and proposed nothing, the tree is the commit
+    it was synced to: while the remote does not move, a sync is only the fetch."""
+    fleet = _fleet(registry)
+    remote = bare_remote(seed=fleet["files"])
+    sidecar = _sidecar(remote, tmp_path / "w", Clock())
+    ran: list[str] = []
+    real = sidecar.tree._execute
+
+    def execute(command, env, stdin):  # type: ignore[no-untyped-def]
+        ran.append(next(a for a in command[1:] if not a.startswith("-") and "=" not in a))
+        return real(command, env, stdin)
+
+    sidecar.tree._execute = execute  # type: ignore[method-assign]
+    try:
+        _settle(sidecar)
+        ran.clear()
+        _pass(sidecar)
+        assert ran == ["fetch"]
+        overlay = "deploy/beta/overlays/prod/kustomization.yaml"
+        remote.human_commit({overlay: remote.show(overlay) + "# a comment\n"})
+        ran.clear()
+        _pass(sidecar)
+        assert ran[:2] == ["fetch", "checkout"]
+        assert (tmp_path / "w/repo" / overlay).read_text().endswith("# a comment\n")
+    finally:
+        sidecar.close()
