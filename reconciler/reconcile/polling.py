@@ -407,26 +407,36 @@ class Poller:
         (after ``digestRecheck``, a webhook naming the repository, the ``digest``
         strategy, or disagreeing with the release, the registry is asked)."""
 
-        def resolve(job: _DigestJob) -> None:
+        def resolve(job: _DigestJob, *, kept_only: bool = False) -> bool:
             key, name, pkg, tag, released = job
-            client = self._client(config, pkg.feed)
             rule = rule_for(config.projects[key[0]], key[1], name)
             at = f"{pkg.feed}|{pkg.repository}|{tag}"
+            trust = _trusted(pkg, rule, recheck)
+            if kept_only:
+                hit, digest = self._kept("digests", at, trust=trust, expect=released)
+                if hit:
+                    result[key][name] = replace(result[key][name], digest=digest)
+                return hit
+            client = self._client(config, pkg.feed)
             try:
                 digest = self._kept_answer(
                     "digests",
                     at,
                     lambda: fresh[at] if at in fresh else client.digest(pkg.repository, tag),
-                    trust=_trusted(pkg, rule, recheck),
+                    trust=trust,
                     expect=released,
                 )
             except FeedError as exc:
                 result[key][name] = failed_choice(name, exc)
-                return
+                return True
             result[key][name] = replace(result[key][name], digest=digest)
+            return True
 
-        with ThreadPoolExecutor(_workers(jobs), thread_name_prefix="digest") as pool:
-            list(pool.map(resolve, jobs))
+        # Kept answers first, in this thread: a warm pass then starts no thread at all.
+        asking = [job for job in jobs if not resolve(job, kept_only=True)]
+        if asking:
+            with ThreadPoolExecutor(_workers(asking), thread_name_prefix="digest") as pool:
+                list(pool.map(resolve, asking))
 
     def _forget_unneeded(
         self, tags: Mapping[tuple[str, str], list[str] | FeedError], jobs: list[_DigestJob]
@@ -454,19 +464,27 @@ class Poller:
         again after ``digestRecheck`` (a tag can be pushed again), always when not
         ``trust``ed (a webhook named the repository, or the rule follows a moving tag),
         and when it disagrees with ``expect`` (what the repository already records)."""
-        known = self.local.kept(table)
-        wall = self.wall()
-        cached = known.get(key)
+        hit, answer = self._kept(table, key, trust=trust, expect=expect)
+        if hit:
+            return answer
+        wall = self.wall()  # when asked: the answer is as old as the question
+        answer = ask()
+        self.local.kept(table)[key] = [answer, wall]
+        return answer
+
+    def _kept(
+        self, table: KeptTable, key: str, *, trust: bool = True, expect: Any = None
+    ) -> tuple[bool, Any]:
+        """(True, the kept answer) when it holds (see ``_kept_answer``), else (False, None)."""
+        cached = self.local.kept(table).get(key)
         if (
             trust
             and cached is not None
-            and wall - cached[1] < self._recheck_after
+            and self.wall() - cached[1] < self._recheck_after
             and (expect is None or cached[0] == expect)
         ):
-            return cached[0]
-        answer = ask()
-        known[key] = [answer, wall]
-        return answer
+            return True, cached[0]
+        return False, None
 
     def _created(
         self, client: FeedClient, pkg: Any, tag: str, platform: str | None, *, trust: bool
