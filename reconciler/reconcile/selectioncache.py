@@ -13,12 +13,25 @@ from reconciler import source_stamp
 from reconciler.model import VersionRule
 from reconciler.selection import Selection, current_context, select
 
-__all__ = ["SelectionCache"]
+__all__ = ["SelectionCache", "fingerprint"]
 
 
 @functools.cache
 def _selection_stamp() -> str:
     return source_stamp("model", "selection", "userregex", "versions")
+
+
+def fingerprint(tags: list[str]) -> str:
+    """A hash of the tag list that tells any two lists apart (a reordered list is
+    only a cache miss). Tags joined by NUL are unambiguous when no tag holds a NUL
+    (then there are exactly len - 1 of them), and 10x cheaper to make than JSON, a
+    warm pass's largest cost after the network (issue 22); else JSON."""
+    joined = "\0".join(tags)
+    if tags and joined.count("\0") == len(tags) - 1:
+        encoded = b"nul\0" + joined.encode("utf-8", "surrogatepass")
+    else:
+        encoded = b"json\0" + json.dumps(tags, ensure_ascii=True).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 class SelectionCache:
@@ -39,10 +52,7 @@ class SelectionCache:
     def _fingerprint(self, tags: list[str]) -> str:
         known = self._fingerprints.get(id(tags))  # one list per repository per pass
         if known is None:
-            # JSON keeps tag boundaries unambiguous (a joined string would not,
-            # for tags with newlines); a reordered list is only a cache miss.
-            encoded = json.dumps(tags, ensure_ascii=True).encode()
-            known = hashlib.sha256(encoded).hexdigest()
+            known = fingerprint(tags)
             self._fingerprints[id(tags)] = known
         return known
 

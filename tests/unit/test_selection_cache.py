@@ -132,3 +132,23 @@ def test_current_tags_with_the_same_context_select_the_same(
             second.accepted,
             second.rejected,
         )
+
+
+def test_the_tag_list_fingerprint_tells_lists_apart() -> None:
+    """Joined by NUL when that is unambiguous, else JSON: lists that a plain join would
+    confuse (a NUL or newline inside a tag, the empty list and [""]) differ."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from reconciler.reconcile.selectioncache import fingerprint
+
+    confusable = [[], [""], ["", ""], ["a", "b"], ["a\0b"], ["a\0", "b"], ["a", "\0b"],
+                  ["a\nb"], ["a", "b\n"], ["\ud800"], ["b", "a"]]  # fmt: skip
+    prints = [fingerprint(tags) for tags in confusable]
+    assert len(set(prints)) == len(confusable)
+
+    @given(st.lists(st.text(), max_size=5), st.lists(st.text(), max_size=5))
+    def distinct(first: list[str], second: list[str]) -> None:
+        assert (fingerprint(first) == fingerprint(second)) == (first == second)
+
+    distinct()
