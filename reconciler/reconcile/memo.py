@@ -17,6 +17,9 @@ same waiting reasons. This memo keeps, per project, what such a pass appended to
 - time: ``now`` is before the earliest moment the decision said time alone changes it
   (soak or freeze end: ``wake_at``).
 
+Polling also takes from here each project's previous releases (what it read from the
+state file and records at a commit whose diff since does not touch the project).
+
 Only a project that was handled completely, without error, and changed nothing is
 remembered. Never remembered (so always decided afresh): a project with an open
 settle window (its reason counts seconds), with environments that ``verify`` (a
@@ -28,13 +31,13 @@ starts holds nothing: ``once`` and the first pass of ``run`` decide every projec
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from reconciler.environments import KUSTOMIZATION_NAMES
-from reconciler.model import Config, Lifecycle, Project, Trigger
+from reconciler.model import Config, Lifecycle, Project, Release, Trigger
 from reconciler.planning import PackageChoice
 from reconciler.reconcile.report import PassResult, earliest
 from reconciler.reconcile.workstate import Workspace
@@ -107,6 +110,9 @@ class ProjectMemo:
 
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
+        # project -> (commit, channel -> its previous release), what polling read from
+        # the state file and records; valid while the project's files are (``advance``)
+        self._previous: dict[str, tuple[str, dict[str, Release | None]]] = {}
         self._pending: dict[str, _Entry] = {}
         self._head = ""
         self.replayed = 0  # projects replayed by the last ``apply_all`` (tests, benchmarks)
@@ -121,24 +127,43 @@ class ProjectMemo:
         """The work tree is now at ``head``: forget each project whose files may differ
         from the commit it was decided on."""
         self._head = head
-        heads = {e.head for e in self._entries.values() if e.head != head}
+        heads = {e.head for e in self._entries.values()} | {h for h, _ in self._previous.values()}
+        heads.discard(head)
         if not heads:
             return
         projects = list(config.projects.values())
         projects += [e.inputs.project for e in self._entries.values()]
-        stale: set[str] = set()
+        hits = {}
         for old in heads:
             paths = changed_paths(old, head)
-            hit = {_ALL} if paths is None else affected(paths, projects)
-            for name, entry in list(self._entries.items()):
-                if entry.head != old:
-                    continue
-                if _ALL in hit or name in hit:
-                    stale.add(name)
-                else:
-                    entry.head = head  # the same files at ``head``
-        for name in stale:
-            del self._entries[name]
+            hits[old] = {_ALL} if paths is None else affected(paths, projects)
+        for name, entry in list(self._entries.items()):
+            if entry.head == head:
+                continue
+            if _ALL in hits[entry.head] or name in hits[entry.head]:
+                del self._entries[name]
+            else:
+                entry.head = head  # the same files at ``head``
+        for name, (at, previous) in list(self._previous.items()):
+            if at == head:
+                continue
+            if _ALL in hits[at] or name in hits[at]:
+                del self._previous[name]
+            else:
+                self._previous[name] = (head, previous)
+
+    def previous(self, project: str, channels: Collection[str]) -> dict[str, Release | None] | None:
+        """The previous release of each of ``channels`` read at the current commit (or
+        at one whose diff since does not touch the project), or None."""
+        at, previous = self._previous.get(project, ("", {}))
+        if not at or at != self._head or previous.keys() != set(channels):
+            return None
+        return previous
+
+    def keep_previous(self, project: str, previous: dict[str, Release | None]) -> None:
+        """What polling read for ``project`` at the current commit (before any write)."""
+        if self._head:
+            self._previous[project] = (self._head, previous)
 
     def begin(self) -> None:
         """A plan starts: what an earlier plan of this pass noted is void."""

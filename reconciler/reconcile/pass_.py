@@ -168,6 +168,7 @@ class Reconciler:
         # Projects whose last pass changed nothing, replayed while nothing they
         # depend on moved (issue 22): ``run`` keeps one Reconciler between passes.
         self.memo = ProjectMemo()
+        self.poller.memo = self.memo
         # Held by a pass and by a dashboard proposal: one at a time uses the work tree.
         self.work_lock = threading.Lock()
         self._notifier: Any = None

@@ -37,6 +37,7 @@ from reconciler.reconcile.deadlines import (
     live_deadlines,
     rate_limited,
 )
+from reconciler.reconcile.memo import ProjectMemo
 from reconciler.reconcile.selectioncache import SelectionCache
 from reconciler.reconcile.workstate import KeptTable, LocalState
 from reconciler.selection import Candidate, Selection, select
@@ -148,6 +149,8 @@ class Poller:
         self._recheck_after = 3600.0  # reconciler.yaml's digestRecheck, set by each poll
         self._remembered = SelectionCache({})  # this pass's selection cache, set by each poll
         self.feed_polls: dict[str, FeedPoll] = {}  # feed -> its last passes (dashboard)
+        # The sidecar's project memo: previous releases read at an unchanged commit
+        self.memo: ProjectMemo | None = None
 
     def close(self) -> None:
         for _, client in self._clients.values():
@@ -326,15 +329,20 @@ class Poller:
         jobs: list[_DigestJob] = []
         remembered = SelectionCache(self.local.data.setdefault("selections", {}))
         self._remembered = remembered
+        memo = self.memo
         for project in projects:
-            try:
-                state = records.read_state(self.root, project.name)
-                previous_of = {
-                    channel: previous_release(self.root, project, channel, state)
-                    for channel in channel_of[project.name]
-                }
-            except ReconcilerError:
-                continue  # an unreadable record: the project is skipped (and says why) later
+            previous_of = memo.previous(project.name, channel_of[project.name]) if memo else None
+            if previous_of is None:
+                try:
+                    state = records.read_state(self.root, project.name)
+                    previous_of = {
+                        channel: previous_release(self.root, project, channel, state)
+                        for channel in channel_of[project.name]
+                    }
+                except ReconcilerError:
+                    continue  # an unreadable record: the project is skipped (says why) later
+                if memo is not None:
+                    memo.keep_previous(project.name, previous_of)
             for channel in sorted(channel_of[project.name]):
                 previous = previous_of[channel]
                 choices: dict[str, PackageChoice] = {}

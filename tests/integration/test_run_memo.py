@@ -131,6 +131,9 @@ def test_a_new_tag_is_released_by_the_next_pass(registry, bare_remote, tmp_path)
         result = _pass(sidecar)
         assert [(r.project, r.version) for r in result.releases] == [("alpha", "1.0.1")]
         assert sidecar.memo.replayed == 1  # beta: nothing of it moved
+        # The release is alpha's previous one now (its state file moved): not 1.0.0 again
+        result = _pass(sidecar)
+        assert result.releases == [] and ("alpha", "dev", "1.0.1") not in result.promotions
     finally:
         sidecar.close()
 
