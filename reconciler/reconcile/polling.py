@@ -9,6 +9,7 @@ the channel's release holds for that very tag (writers would otherwise flip-flop
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 import time
@@ -262,8 +263,20 @@ class Poller:
 
         for name in feeds:
             self._client(config, name)  # create clients serially (not thread-safe to create)
-        with ThreadPoolExecutor(_workers(wanted), thread_name_prefix="poll") as pool:
-            list(pool.map(fetch, sorted(wanted)))
+        # One pool per feed, as wide as the feed's ``limits.concurrency`` (its client lets
+        # no more requests run at once): no idle threads contending for two cores (issue
+        # 22: 32 threads made the sweep ~6% slower), and a slow feed holds only its own.
+        by_feed: dict[str, list[tuple[str, str]]] = {}
+        for key in sorted(wanted):
+            by_feed.setdefault(key[0], []).append(key)
+        with contextlib.ExitStack() as stack:
+            futures = []
+            for name, keys in sorted(by_feed.items()):
+                width = min(_workers(keys), max(1, config.feeds[name].limits.concurrency))
+                pool = stack.enter_context(ThreadPoolExecutor(width, thread_name_prefix="poll"))
+                futures += [pool.submit(fetch, key) for key in keys]
+            for future in futures:
+                future.result()
         errors: dict[str, str] = {}
         for (feed, _), found in sorted(tags.items()):
             if isinstance(found, FeedError):
