@@ -14,6 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
@@ -43,8 +44,48 @@ MAX_DEPTH = 100
 would exhaust the Python stack."""
 
 
+_LOOKS_LIKE = {
+    "tag:yaml.org,2002:int": "a number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+
+
+def _strict(constructor: Any, looks_like: str) -> Any:
+    """``constructor`` raising a ConstructorError at the scalar's line when the plain
+    scalar the resolver took for ``looks_like`` is not one: ruamel raises bare
+    ValueError or IndexError there (``-_``, ``._``, ``0x_``, ``2026-02-30``), which would
+    escape every caller that handles YAML errors."""
+
+    def construct(self: Any, node: Any) -> Any:
+        try:
+            return constructor(self, node)
+        except (ValueError, IndexError, OverflowError) as exc:
+            why = f" ({exc})" if looks_like == "a date" else ""  # "month must be in 1..12"
+            raise ConstructorError(
+                problem=f"{node.value!r} reads as {looks_like} but is not one{why}; "
+                "quote it to mean the text",
+                problem_mark=node.start_mark,
+            ) from None
+
+    return construct
+
+
+def _with_strict_scalars(cls: Any) -> None:
+    for tag, looks_like in _LOOKS_LIKE.items():
+        cls.add_constructor(tag, _strict(cls.yaml_constructors[tag], looks_like))
+
+
+class _RoundTripConstructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, with :func:`_strict` numbers and dates."""
+
+
+_with_strict_scalars(_RoundTripConstructor)
+
+
 def _round_trip() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Constructor = _RoundTripConstructor
     yaml.allow_duplicate_keys = False
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -91,6 +132,8 @@ try:  # libyaml through ruamel.yaml.clib, as ``YAML(typ="safe")`` uses it
             SafeConstructor.__init__(self, loader=self)
             self.allow_duplicate_keys = False
             VersionedResolver.__init__(self, version=None, loadumper=self)
+
+    _with_strict_scalars(_CSafeLoader)
 
 except ImportError:  # pragma: no cover - the pure-Python parser is the fallback
     _CSafeLoader = None  # type: ignore[assignment,misc]

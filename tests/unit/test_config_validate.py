@@ -173,8 +173,27 @@ def test_a_reference_to_a_missing_name_is_still_reported(tmp_path):
             FEED + 'url: "https://r.example.com\ntimeout: 5s\n',
             "feeds/reg.yaml:5: invalid YAML: the quoted text opened on line 5 is never closed",
         ),
+        (
+            FEED + "url: https://r.example.com\nnote: -_\n",
+            "feeds/reg.yaml:6: invalid YAML: '-_' reads as a number but is not one; quote it "
+            "to mean the text",
+        ),
+        (
+            FEED + "url: https://r.example.com\nnote: 2026-02-30\n",
+            "feeds/reg.yaml:6: invalid YAML: '2026-02-30' reads as a date but is not one (day "
+            "is out of range for month); quote it to mean the text",
+        ),
     ],
-    ids=["dedent", "indented-key", "tab", "missing-colon", "unclosed-flow", "unclosed-quote"],
+    ids=[
+        "dedent",
+        "indented-key",
+        "tab",
+        "missing-colon",
+        "unclosed-flow",
+        "unclosed-quote",
+        "not-a-number",  # ruamel raised a bare ValueError/IndexError: a crash, not a problem
+        "not-a-date",
+    ],
 )
 def test_yaml_syntax_errors_are_explained_in_words_with_the_line(tmp_path, text, expected):
     assert _problems(tmp_path, _files(**{"feeds/reg.yaml": text})) == [expected]

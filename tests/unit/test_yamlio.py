@@ -1,10 +1,12 @@
 """yamlio.load_one_fast (records, state, pins) reads what ruamel's safe loader reads."""
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler import yamlio
 
@@ -88,3 +90,19 @@ def test_limit_problem(text, problem):
 def test_limit_problem_lets_syntax_errors_through():
     with pytest.raises(YAMLError):
         yamlio.limit_problem("a: [\n")
+
+
+@pytest.mark.parametrize(
+    "text", ["-_", "+_", "._", "0x_", "0b_", "0o_", "2026-02-30", "2026-13-01"]
+)
+@pytest.mark.parametrize("load", [yamlio.load_all, yamlio.load_all_fast])
+def test_a_plain_scalar_that_only_looks_like_a_number_or_date_is_a_yaml_error(
+    load: Any, text: str
+) -> None:
+    """ruamel's resolver takes these for ints, floats or timestamps, and its constructors
+    then raise bare ValueError or IndexError, which no caller expects from YAML (the
+    config fuzzer found ``-_``). They are MarkedYAMLErrors naming the line now."""
+    with pytest.raises(MarkedYAMLError) as info:
+        load(f"ok: 1\nbad: {text}\n")
+    assert info.value.problem_mark.line == 1
+    assert f"{text!r} reads as a" in str(info.value.problem)
