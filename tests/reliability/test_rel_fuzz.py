@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -194,6 +195,9 @@ def _mutated_valid_files() -> None:
     run()
 
 
+# 3,000 examples of each loader property take ~11 min alone on 2 cores: past the
+# suite's 300 s timeout, which is meant for the CI size.
+@pytest.mark.timeout(scaled(300, 3600))
 def test_fuzz_config_loader():
     _arbitrary_text()
     _generated_documents()
