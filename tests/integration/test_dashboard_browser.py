@@ -93,6 +93,16 @@ def shot(driver: Any, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"dashboard-{name}.png"))
 
 
+def after_click(driver: Any, css: str) -> Any:
+    """The element ``css`` names on the page a click navigates to. ``click()`` may return
+    before the next page has loaded, and the old page would then be searched."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    located = expected_conditions.presence_of_element_located(("css selector", css))
+    return WebDriverWait(driver, 10).until(located)
+
+
 def cell_text(driver: Any, row: int, column: int) -> str:
     from selenium.webdriver.common.by import By
 
@@ -132,11 +142,15 @@ def test_the_page_refreshes_itself_when_a_pass_ends(
     app, dashboard = served
     browser.get(f"{app.url}/")
     assert "1.0.1" in cell_text(browser, 1, 1)
-    time.sleep(0.5)  # the EventSource connects
-    dashboard.update(matrix(Cell("dev", "1.0.2", "verified")))
     deadline = time.monotonic() + 15
+    tries = 0
     while "1.0.2" not in _text_while_reloading(browser):
         assert time.monotonic() < deadline, "the page did not refresh"
+        if tries % 10 == 0:
+            # A pass ends. Again each second: the page's EventSource may connect after
+            # the first one (a loaded machine), and a missed event only waits for the next.
+            dashboard.update(matrix(Cell("dev", "1.0.2", "verified")))
+        tries += 1
         time.sleep(0.1)
     shot(browser, "refreshed")
 
@@ -211,6 +225,7 @@ def test_the_release_page_from_a_matrix_cell(
     dashboard.update(replace(dashboard.snapshot, releases={("shop", "1.0.1"): release}))
     browser.get(f"{app.url}/")
     browser.find_element(By.CSS_SELECTOR, "#matrix a.release").click()
+    after_click(browser, "#packages")
     assert browser.current_url == f"{app.url}/releases/shop/1.0.1"
     assert browser.title == "shop 1.0.1 · reconciler"
     rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#packages tbody tr")]
@@ -274,12 +289,12 @@ def test_signing_in_and_proposing_a_promotion_in_the_browser(browser: Any) -> No
         browser.get(f"{app.url}/")
         browser.find_element(By.CSS_SELECTOR, "#login input[name=token]").send_keys("s3cret")
         browser.find_element(By.CSS_SELECTOR, "#login button").click()
-        button = browser.find_element(By.CSS_SELECTOR, "form.propose button")
+        button = after_click(browser, "form.propose button")
         assert button.text == "Propose 1.0.0"
         assert browser.find_elements(By.ID, "login") == []  # signed in
         shot(browser, "propose")
         button.click()
-        link = browser.find_element(By.CSS_SELECTOR, "#proposed a")
+        link = after_click(browser, "#proposed a")
         assert link.text == "pull request #7 opened"
         assert "pull request #7 opened" in cell_text(browser, 1, 3)
         assert browser.find_elements(By.CSS_SELECTOR, "form.propose") == []
